@@ -1,0 +1,253 @@
+//! From a checked configuration to a runnable graph: each component config builds its
+//! component; wiring is checked (inputs exist, kinds match) with every problem reported.
+
+use std::collections::BTreeMap;
+
+use trendflow_connectors::file_sink::Layout;
+use trendflow_connectors::{CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource, FileSourceOptions, MemorySink};
+use trendflow_core::batch::OutputMode;
+use trendflow_core::metrics::Metrics;
+use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
+use trendflow_ops::{JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount};
+use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, Trigger};
+use trendflow_sql::MemoryTables;
+
+use crate::model::*;
+
+/// A pipeline ready to start, with the handles the binary needs around it.
+pub struct BuiltPipeline {
+    pub name: String,
+    pub graph: PipelineGraph,
+    pub tables: MemoryTables,
+    pub metrics: Metrics,
+    pub api: ApiConfig,
+    pub trigger: TriggerConfig,
+    /// Memory tables the sinks write, by sink name.
+    pub memory_tables: BTreeMap<String, String>,
+}
+
+fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)> {
+    // name -> (output kind, expected input kind)
+    let mut m = BTreeMap::new();
+    for name in config.sources.keys() {
+        m.insert(name.as_str(), (DataKind::Raw, None));
+    }
+    for (name, t) in &config.transforms {
+        let k = match t {
+            TransformConfig::ParseJson(_) => (DataKind::Posts, Some(DataKind::Raw)),
+            TransformConfig::Tokenize(_) => (DataKind::Tokens, Some(DataKind::Posts)),
+            TransformConfig::WindowCount(_) | TransformConfig::Count(_) => (DataKind::Rows, Some(DataKind::Tokens)),
+        };
+        m.insert(name.as_str(), k);
+    }
+    m
+}
+
+/// Checks the wiring and builds every component. Returns every problem found.
+pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
+    let mut errors = Vec::new();
+    let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
+    let metrics = Metrics::new();
+    let tables = MemoryTables::new();
+    let kinds = kinds(config);
+
+    // Names are unique across sections: `inputs:` refers to them.
+    let mut seen = BTreeMap::new();
+    for (section, names) in [
+        ("sources", config.sources.keys().collect::<Vec<_>>()),
+        ("transforms", config.transforms.keys().collect()),
+        ("sinks", config.sinks.keys().collect()),
+    ] {
+        for n in names {
+            if let Some(other) = seen.insert(n.clone(), section) {
+                errors.push(format!("`{n}` is both in {other} and in {section}: component names must be unique"));
+            }
+        }
+    }
+    if config.sources.is_empty() {
+        errors.push("the pipeline has no source".into());
+    }
+    if config.sinks.is_empty() {
+        errors.push("the pipeline has no sink".into());
+    }
+    let check_inputs = |section: &str, node: &str, inputs: &[String], want: DataKind, errors: &mut Vec<String>| {
+        if inputs.is_empty() {
+            errors.push(format!("{section}.{node}: `inputs` is empty"));
+        }
+        for i in inputs {
+            match kinds.get(i.as_str()) {
+                None => {
+                    let hint = if config.sinks.contains_key(i) { " (it is a sink: sinks feed nothing)" } else { "" };
+                    errors.push(format!("{section}.{node}: input `{i}` does not exist{hint}"));
+                }
+                Some((out, _)) if *out != want => {
+                    errors.push(format!("{section}.{node}: takes {want}, but `{i}` produces {out}"));
+                }
+                _ => {}
+            }
+        }
+    };
+    for (n, t) in &config.transforms {
+        let (_, want) = kinds[n.as_str()];
+        check_inputs("transforms", n, t.inputs(), want.unwrap(), &mut errors);
+    }
+    for (n, s) in &config.sinks {
+        check_inputs("sinks", n, s.inputs(), DataKind::Rows, &mut errors);
+    }
+
+    let trigger = match config.trigger {
+        TriggerConfig::AvailableNow => Trigger::AvailableNow,
+        TriggerConfig::ProcessingTime(d) => Trigger::ProcessingTime(d),
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mailbox = config.mailbox_capacity.max(1);
+    let mut nodes = Vec::new();
+
+    for (n, s) in &config.sources {
+        match s {
+            SourceConfig::File(f) => {
+                let mut o = FileSourceOptions::new(&f.path);
+                o.pattern = f.pattern.clone().unwrap_or_default();
+                o.latest_first = f.latest_first;
+                if let Some(a) = f.max_file_age {
+                    o.max_file_age = a.0;
+                }
+                o.max_files_per_trigger = f.max_files_per_trigger;
+                if f.max_files_per_trigger == Some(0) {
+                    errors.push(format!("sources.{n}: max_files_per_trigger must be at least 1"));
+                }
+                o.clean_source = match (f.clean_source, &f.archive_dir) {
+                    (CleanSourceMode::Off, _) => CleanSource::Off,
+                    (CleanSourceMode::Delete, _) => CleanSource::Delete,
+                    (CleanSourceMode::Archive, Some(d)) => {
+                        if d.starts_with(&f.path) && !d.file_name().is_some_and(|x| x.to_string_lossy().starts_with(['.', '_'])) {
+                            errors.push(format!("sources.{n}: archive_dir must not be inside the source path (or must be hidden, like `.archive`)"));
+                        }
+                        CleanSource::Archive(d.clone())
+                    }
+                    (CleanSourceMode::Archive, None) => {
+                        errors.push(format!("sources.{n}: clean_source: archive needs archive_dir"));
+                        CleanSource::Off
+                    }
+                };
+                if let Some(s) = f.settle_time {
+                    o.settle_time = s.0;
+                }
+                if let Some(b) = f.batch_bytes {
+                    o.batch_bytes = b.max(1);
+                }
+                o.bounded = trigger == Trigger::AvailableNow;
+                match FileSource::local(o, n, &metrics) {
+                    Ok(src) => nodes.push(NodeSpec {
+                        name: n.clone(),
+                        body: NodeBody::Source { source: Box::new(src), trigger },
+                        inputs: vec![],
+                        mailbox,
+                    }),
+                    Err(e) => errors.push(format!("sources.{n}: {e}")),
+                }
+            }
+        }
+    }
+
+    for (n, t) in &config.transforms {
+        let m = metrics.clone();
+        let comp = n.clone();
+        let (factory, parallelism): (trendflow_runtime::OperatorFactory, usize) = match t {
+            TransformConfig::ParseJson(c) => {
+                let opts = ParserOptions { max_line_bytes: c.max_line_bytes.unwrap_or(ParserOptions::default().max_line_bytes) };
+                let par = c.parallelism.unwrap_or(cores).max(1);
+                (Box::new(move || Box::new(JsonPostParser::new(&comp, opts.clone(), &m)) as Box<dyn Operator>), par)
+            }
+            TransformConfig::Tokenize(c) => {
+                let mode = match c.mode {
+                    TokenizeMode::Split => TokenizerMode::Split,
+                    TokenizeMode::Words => TokenizerMode::Words,
+                };
+                (Box::new(move || Box::new(Tokenizer::new(mode)) as Box<dyn Operator>), 1)
+            }
+            TransformConfig::WindowCount(c) => {
+                let size = c.window.0.as_millis() as i64;
+                let slide = c.slide.map_or(size, |s| s.0.as_millis() as i64);
+                let windows = match SlidingWindows::new(size, slide) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        errors.push(format!("transforms.{n}: {e}"));
+                        continue;
+                    }
+                };
+                let delay = c.watermark.0.as_millis() as i64;
+                let late = match c.late {
+                    LateConfig::Count => LatePolicy::Count,
+                    LateConfig::DeadLetter => LatePolicy::DeadLetter,
+                };
+                let (mode, key, value) = (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                (
+                    Box::new(move || {
+                        Box::new(WindowedCount::new(&comp, windows, delay, mode, late, &m).with_columns(&key, &value)) as Box<dyn Operator>
+                    }),
+                    1,
+                )
+            }
+            TransformConfig::Count(c) => {
+                if c.output_mode == OutputMode::Append {
+                    errors.push(format!(
+                        "transforms.{n}: output_mode append needs windows and a watermark (a count without them only changes: use complete or update)"
+                    ));
+                }
+                let (mode, key, value) = (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                (Box::new(move || Box::new(KeyCount::new(mode, &key, &value)) as Box<dyn Operator>), 1)
+            }
+        };
+        nodes.push(NodeSpec { name: n.clone(), body: NodeBody::Operator { factory, parallelism }, inputs: t.inputs().to_vec(), mailbox });
+    }
+
+    let mut memory_tables = BTreeMap::new();
+    for (n, s) in &config.sinks {
+        let sink: Box<dyn trendflow_core::Sink> = match s {
+            SinkConfig::File(c) => Box::new(FileSink::new(FileSinkOptions {
+                path: c.path.clone(),
+                format: match c.format {
+                    FileFormatConfig::Csv => FileFormat::Csv,
+                    FileFormatConfig::Jsonl => FileFormat::JsonLines,
+                },
+                layout: match c.layout {
+                    LayoutConfig::Table => Layout::Table,
+                    LayoutConfig::Log => Layout::Log,
+                },
+            })),
+            SinkConfig::Memory(c) => {
+                let table = c.table.clone().unwrap_or_else(|| n.clone());
+                if memory_tables.values().any(|t| t == &table) {
+                    errors.push(format!("sinks.{n}: memory table `{table}` is written by another sink too"));
+                }
+                memory_tables.insert(n.clone(), table.clone());
+                Box::new(MemorySink::new(&table, tables.clone(), c.max_rows, c.sort_by_count))
+            }
+            SinkConfig::Console(c) => Box::new(ConsoleSink::new(c.num_rows, c.truncate)),
+        };
+        nodes.push(NodeSpec { name: n.clone(), body: NodeBody::Sink(sink), inputs: s.inputs().to_vec(), mailbox });
+    }
+
+    let dead_letters: Option<Box<dyn DeadLetterSink>> = match &config.dead_letter {
+        None => None,
+        Some(d) => match DeadLetterFile::open(&d.path) {
+            Ok(f) => Some(Box::new(f)),
+            Err(e) => {
+                errors.push(format!("dead_letter.path {}: {e}", d.path.display()));
+                None
+            }
+        },
+    };
+
+    let graph = PipelineGraph { name: name.clone(), nodes, dead_letters, metrics: metrics.clone() };
+    if errors.is_empty() {
+        if let Err(es) = graph.validate() {
+            errors.extend(es.into_iter().map(|e| e.to_string()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(BuiltPipeline { name, graph, tables, metrics, api: config.api.clone(), trigger: config.trigger, memory_tables })
+}

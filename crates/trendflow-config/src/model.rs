@@ -1,0 +1,354 @@
+//! The configuration model: what a pipeline file may say. Every struct denies unknown
+//! fields, so a typo is an error, not a silently ignored option.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use trendflow_core::batch::OutputMode;
+use trendflow_core::duration::parse_duration;
+
+/// A duration written "10s", "5 minutes", "3h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let text = match &v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => return Err(serde::de::Error::custom(format!("expected a duration like \"10s\", got {other}"))),
+        };
+        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// When epochs run: `trigger: available_now`, `trigger: 10s` (processing time), or
+/// `trigger: {processing_time: 10s}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerConfig {
+    AvailableNow,
+    ProcessingTime(Duration),
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        TriggerConfig::ProcessingTime(Duration::ZERO)
+    }
+}
+
+impl<'de> Deserialize<'de> for TriggerConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let bad = || serde::de::Error::custom("trigger must be `available_now`, a duration such as `10s`, or `{processing_time: 10s}`");
+        match &v {
+            serde_json::Value::String(s) if s == "available_now" || s == "availableNow" => Ok(TriggerConfig::AvailableNow),
+            serde_json::Value::String(s) => parse_duration(s).map(TriggerConfig::ProcessingTime).map_err(|_| bad()),
+            serde_json::Value::Number(n) => parse_duration(&n.to_string()).map(TriggerConfig::ProcessingTime).map_err(|_| bad()),
+            serde_json::Value::Object(m) if m.len() == 1 => {
+                if let Some(p) = m.get("processing_time") {
+                    let s = p.as_str().map(String::from).unwrap_or_else(|| p.to_string());
+                    parse_duration(&s).map(TriggerConfig::ProcessingTime).map_err(|_| bad())
+                } else if m.get("available_now") == Some(&serde_json::Value::Bool(true)) {
+                    Ok(TriggerConfig::AvailableNow)
+                } else {
+                    Err(bad())
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Defaults to the file name.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub trigger: TriggerConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterConfig>,
+    /// Capacity of every mailbox, in batches (a raw batch is about 1 MB of lines).
+    #[serde(default = "default_mailbox")]
+    pub mailbox_capacity: usize,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub transforms: BTreeMap<String, TransformConfig>,
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+fn default_mailbox() -> usize {
+    8
+}
+
+/// The embedded HTTP endpoint (SQL, status, metrics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// host:port; port 0 picks a free port. Binds loopback unless told otherwise.
+    #[serde(default = "default_api_address")]
+    pub address: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { enabled: true, address: default_api_address() }
+    }
+}
+
+fn default_api_address() -> String {
+    "127.0.0.1:4040".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// JSON lines file the records set aside are appended to.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    File(FileSourceConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanSourceMode {
+    #[default]
+    Off,
+    Archive,
+    Delete,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub latest_first: bool,
+    #[serde(default)]
+    pub max_file_age: Option<Dur>,
+    #[serde(default)]
+    pub max_files_per_trigger: Option<usize>,
+    #[serde(default)]
+    pub clean_source: CleanSourceMode,
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub settle_time: Option<Dur>,
+    #[serde(default)]
+    pub batch_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransformConfig {
+    ParseJson(ParseJsonConfig),
+    Tokenize(TokenizeConfig),
+    WindowCount(WindowCountConfig),
+    Count(CountConfig),
+}
+
+impl TransformConfig {
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            TransformConfig::ParseJson(c) => &c.inputs,
+            TransformConfig::Tokenize(c) => &c.inputs,
+            TransformConfig::WindowCount(c) => &c.inputs,
+            TransformConfig::Count(c) => &c.inputs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PostFormat {
+    /// Twitter API v1.1 statuses (`created_at`, `text`).
+    #[default]
+    TwitterV1,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseJsonConfig {
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub format: PostFormat,
+    /// Parser actors running in parallel (default: one per core).
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    #[serde(default)]
+    pub max_line_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizeMode {
+    /// Spark's `split(text, ' ')` keeping words with '#'.
+    #[default]
+    Split,
+    /// Every word.
+    Words,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeConfig {
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub mode: TokenizeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LateConfig {
+    /// Count late rows in metrics only.
+    #[default]
+    Count,
+    /// Count them and write them to the dead-letter output.
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowCountConfig {
+    pub inputs: Vec<String>,
+    /// Window length, e.g. 3h.
+    pub window: Dur,
+    /// Defaults to the window length (tumbling windows).
+    #[serde(default)]
+    pub slide: Option<Dur>,
+    /// Watermark delay, e.g. 1m.
+    pub watermark: Dur,
+    #[serde(default = "default_append")]
+    pub output_mode: OutputMode,
+    #[serde(default)]
+    pub late: LateConfig,
+    #[serde(default = "default_key")]
+    pub key_column: String,
+    #[serde(default = "default_value")]
+    pub value_column: String,
+}
+
+fn default_append() -> OutputMode {
+    OutputMode::Append
+}
+
+fn default_complete() -> OutputMode {
+    OutputMode::Complete
+}
+
+fn default_key() -> String {
+    "word".into()
+}
+
+fn default_value() -> String {
+    "count".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountConfig {
+    pub inputs: Vec<String>,
+    #[serde(default = "default_complete")]
+    pub output_mode: OutputMode,
+    #[serde(default = "default_key")]
+    pub key_column: String,
+    #[serde(default = "default_value")]
+    pub value_column: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    File(FileSinkConfig),
+    Memory(MemorySinkConfig),
+    Console(ConsoleSinkConfig),
+}
+
+impl SinkConfig {
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            SinkConfig::File(c) => &c.inputs,
+            SinkConfig::Memory(c) => &c.inputs,
+            SinkConfig::Console(c) => &c.inputs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormatConfig {
+    #[default]
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutConfig {
+    /// The current result table, rewritten at each commit.
+    #[default]
+    Table,
+    /// Each epoch's rows appended.
+    Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub inputs: Vec<String>,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: FileFormatConfig,
+    #[serde(default)]
+    pub layout: LayoutConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySinkConfig {
+    pub inputs: Vec<String>,
+    /// The table name SQL sees (Spark's query name); defaults to the sink's name.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Oldest rows are dropped past this many.
+    #[serde(default)]
+    pub max_rows: Option<usize>,
+    /// Keep rows sorted by count, largest first.
+    #[serde(default)]
+    pub sort_by_count: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSinkConfig {
+    pub inputs: Vec<String>,
+    #[serde(default = "default_num_rows")]
+    pub num_rows: usize,
+    #[serde(default = "default_true")]
+    pub truncate: bool,
+}
+
+fn default_num_rows() -> usize {
+    20
+}

@@ -1,0 +1,470 @@
+//! The file source: new files of a directory (local, or object storage through
+//! `object_store`), each read once, as Spark's file stream source does, with its options.
+//!
+//! - Files are taken oldest first (modification time, then name), or newest first with
+//!   `latest_first`; at most `max_files_per_trigger` per epoch.
+//! - `max_file_age`: files older than the newest file seen minus this age are ignored and
+//!   forgotten, so the record of seen files stays bounded (Spark's `maxFileAge`, default 7 days;
+//!   ignored with `latest_first` and `max_files_per_trigger`, as in Spark).
+//! - Hidden files (`.name`, `_name`) are skipped, so a writer can write under a hidden name and
+//!   rename; a file modified less than `settle_time` ago is left for a later epoch, so one still
+//!   being written is not read half-way.
+//! - `clean_source`: `archive` moves, `delete` removes a file once every sink has committed the
+//!   epoch that read it.
+//! - With the `available_now` trigger the directory is listed once: exactly what was there at
+//!   start is read, in as many epochs as `max_files_per_trigger` requires.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use trendflow_core::metrics::{names, Counter, Metrics};
+use trendflow_core::{Batch, BatchSender, BoxFuture, Epoch, OperatorError, PollOutcome, RawBatch, Source};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanSource {
+    Off,
+    /// Move processed files into this directory.
+    Archive(PathBuf),
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSourceOptions {
+    /// The directory to watch.
+    pub path: PathBuf,
+    /// File name pattern (`*` and `?` wildcards); empty means every file.
+    pub pattern: String,
+    pub latest_first: bool,
+    pub max_file_age: Duration,
+    pub max_files_per_trigger: Option<usize>,
+    pub clean_source: CleanSource,
+    pub settle_time: Duration,
+    /// List once at start and stop when those files are read (the `available_now` trigger).
+    pub bounded: bool,
+    /// Raw batches are cut at line ends near this size.
+    pub batch_bytes: usize,
+}
+
+impl FileSourceOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileSourceOptions {
+            path: path.into(),
+            pattern: String::new(),
+            latest_first: false,
+            max_file_age: Duration::from_secs(7 * 86_400),
+            max_files_per_trigger: None,
+            clean_source: CleanSource::Off,
+            settle_time: Duration::ZERO,
+            bounded: false,
+            batch_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FileEntry {
+    location: StorePath,
+    mtime_ms: i64,
+    size: u64,
+}
+
+pub struct FileSource {
+    options: FileSourceOptions,
+    /// Opened on first use, so building a pipeline (e.g. `validate`) touches nothing.
+    store: Option<Arc<dyn ObjectStore>>,
+    /// Path -> modification time of every file already taken (pruned by `max_file_age`).
+    seen: HashMap<String, i64>,
+    latest_mtime: i64,
+    listed_once: bool,
+    /// `available_now`: the files found at start, not yet read.
+    snapshot: Option<VecDeque<FileEntry>>,
+    /// Files read per epoch, for `clean_source` after the commit.
+    epoch_files: BTreeMap<Epoch, Vec<StorePath>>,
+    files_read: Counter,
+    files_skipped: Counter,
+    list_requests: Counter,
+    bytes_in: Counter,
+    last_files: usize,
+}
+
+/// Does `name` match a pattern with `*` and `?` wildcards?
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl FileSource {
+    /// A source over a local directory (created, if missing, when first polled).
+    pub fn local(options: FileSourceOptions, component: &str, metrics: &Metrics) -> Result<Self, OperatorError> {
+        Ok(Self::new(options, None, component, metrics))
+    }
+
+    /// A source over any object store; paths are relative to its root.
+    pub fn with_store(options: FileSourceOptions, store: Arc<dyn ObjectStore>, component: &str, metrics: &Metrics) -> Self {
+        Self::new(options, Some(store), component, metrics)
+    }
+
+    fn new(options: FileSourceOptions, store: Option<Arc<dyn ObjectStore>>, component: &str, metrics: &Metrics) -> Self {
+        FileSource {
+            options,
+            store,
+            seen: HashMap::new(),
+            latest_mtime: i64::MIN,
+            listed_once: false,
+            snapshot: None,
+            epoch_files: BTreeMap::new(),
+            files_read: metrics.counter(names::FILES_READ, component),
+            files_skipped: metrics.counter(names::FILES_SKIPPED, component),
+            list_requests: metrics.counter(names::LIST_REQUESTS, component),
+            bytes_in: metrics.counter(names::BYTES_IN, component),
+            last_files: 0,
+        }
+    }
+
+    fn store(&mut self) -> Result<Arc<dyn ObjectStore>, OperatorError> {
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
+        }
+        let dir = &self.options.path;
+        std::fs::create_dir_all(dir).map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?;
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(dir).map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?,
+        );
+        self.store = Some(store.clone());
+        Ok(store)
+    }
+
+    fn eligible_name(&self, location: &StorePath) -> bool {
+        let name = location.filename().unwrap_or("");
+        if name.starts_with('.') || name.starts_with('_') {
+            return false;
+        }
+        // Hidden directories too (e.g. an archive or checkpoint kept inside).
+        if location.parts().any(|p| p.as_ref().starts_with('.') || p.as_ref().starts_with('_')) {
+            return false;
+        }
+        self.options.pattern.is_empty() || glob_match(&self.options.pattern, name)
+    }
+
+    /// New files, in the order they should be read.
+    async fn list_new(&mut self) -> Result<Vec<FileEntry>, OperatorError> {
+        self.list_requests.inc();
+        let mut stream = self.store()?.list(None);
+        let mut found = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(|e| OperatorError::new(format!("listing {}: {e}", self.options.path.display())))?;
+            if !self.eligible_name(&meta.location) || self.seen.contains_key(meta.location.as_ref()) {
+                continue;
+            }
+            found.push(FileEntry { mtime_ms: meta.last_modified.timestamp_millis(), location: meta.location, size: meta.size });
+        }
+        let settle = self.options.settle_time.as_millis() as i64;
+        if settle > 0 {
+            let now = now_ms();
+            found.retain(|f| now - f.mtime_ms >= settle);
+        }
+        // Spark: maxFileAge is relative to the newest file, and ignored with latestFirst +
+        // maxFilesPerTrigger; the first listing takes every file.
+        let age_applies = !(self.options.latest_first && self.options.max_files_per_trigger.is_some());
+        if let Some(m) = found.iter().map(|f| f.mtime_ms).max() {
+            self.latest_mtime = self.latest_mtime.max(m);
+        }
+        if age_applies && self.latest_mtime != i64::MIN {
+            let threshold = self.latest_mtime - self.options.max_file_age.as_millis() as i64;
+            if self.listed_once {
+                let before = found.len();
+                found.retain(|f| f.mtime_ms >= threshold);
+                self.files_skipped.add((before - found.len()) as u64);
+            }
+            self.seen.retain(|_, m| *m >= threshold);
+        }
+        self.listed_once = true;
+        found.sort_by(|a, b| a.mtime_ms.cmp(&b.mtime_ms).then_with(|| a.location.as_ref().cmp(b.location.as_ref())));
+        if self.options.latest_first {
+            found.reverse();
+        }
+        Ok(found)
+    }
+
+    async fn read_file(&mut self, f: &FileEntry, out: &mut dyn BatchSender) -> Result<(), OperatorError> {
+        let origin: Arc<str> = Arc::from(format!("{}/{}", self.options.path.display(), f.location));
+        let data = self
+            .store()?
+            .get(&f.location)
+            .await
+            .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?
+            .bytes()
+            .await
+            .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?;
+        self.bytes_in.add(data.len() as u64);
+        let _ = f.size;
+        let mut line = 1u64;
+        let mut start = 0usize;
+        while start < data.len() {
+            let target = (start + self.options.batch_bytes).min(data.len());
+            let end = if target == data.len() {
+                data.len()
+            } else {
+                match memchr::memchr(b'\n', &data[target..]) {
+                    Some(i) => target + i + 1,
+                    None => data.len(),
+                }
+            };
+            let chunk = &data[start..end];
+            let lines = memchr::memchr_iter(b'\n', chunk).count() + usize::from(!chunk.ends_with(b"\n"));
+            let raw = RawBatch { origin: origin.clone(), first_line: line, lines, data: chunk.to_vec() };
+            line += lines as u64;
+            out.send(Batch::Raw(Arc::new(raw))).await?;
+            start = end;
+        }
+        self.files_read.inc();
+        Ok(())
+    }
+
+    async fn clean(&mut self, files: Vec<StorePath>) -> Result<(), OperatorError> {
+        match &self.options.clean_source {
+            CleanSource::Off => Ok(()),
+            CleanSource::Delete => {
+                let store = self.store()?;
+                for f in files {
+                    store.delete(&f).await.map_err(|e| OperatorError::new(format!("deleting {f}: {e}")))?;
+                }
+                Ok(())
+            }
+            CleanSource::Archive(dir) => {
+                for f in files {
+                    let from = self.options.path.join(f.as_ref());
+                    let to = dir.join(f.as_ref());
+                    if let Some(parent) = to.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| OperatorError::new(format!("archive {}: {e}", parent.display())))?;
+                    }
+                    std::fs::rename(&from, &to)
+                        .map_err(|e| OperatorError::new(format!("archiving {} to {}: {e}", from.display(), to.display())))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Source for FileSource {
+    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+        Box::pin(async move {
+            let limit = self.options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
+            let batch: Vec<FileEntry> = if self.options.bounded {
+                if self.snapshot.is_none() {
+                    let all = self.list_new().await?;
+                    self.snapshot = Some(all.into());
+                }
+                let snap = self.snapshot.as_mut().unwrap();
+                let n = limit.min(snap.len());
+                snap.drain(..n).collect()
+            } else {
+                let mut new = self.list_new().await?;
+                new.truncate(limit);
+                new
+            };
+            if batch.is_empty() {
+                return Ok(if self.options.bounded { PollOutcome::Exhausted } else { PollOutcome::Idle });
+            }
+            for f in &batch {
+                self.seen.insert(f.location.to_string(), f.mtime_ms);
+                self.read_file(f, out).await?;
+            }
+            self.last_files = batch.len();
+            if self.options.clean_source != CleanSource::Off {
+                self.epoch_files.insert(epoch, batch.into_iter().map(|f| f.location).collect());
+            }
+            Ok(PollOutcome::Data)
+        })
+    }
+
+    fn on_commit(&mut self, epoch: Epoch) -> BoxFuture<'_, Result<(), OperatorError>> {
+        Box::pin(async move {
+            let done: Vec<Epoch> = self.epoch_files.range(..=epoch).map(|(e, _)| *e).collect();
+            for e in done {
+                let files = self.epoch_files.remove(&e).unwrap_or_default();
+                self.clean(files).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe_offset(&self) -> String {
+        format!("{} files seen, {} in the last epoch", self.seen.len(), self.last_files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.json", "tweets-000001.json"));
+        assert!(!glob_match("*.json", "tweets-000001.json.tmp"));
+        assert!(glob_match("t?e*", "tweets"));
+        assert!(glob_match("", "") && glob_match("*", "anything"));
+    }
+
+    struct Collect(Vec<Batch>);
+    impl BatchSender for Collect {
+        fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
+            self.0.push(batch);
+            Box::pin(async { Ok(()) })
+        }
+        fn dead_letter(&mut self, _: trendflow_core::DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn write(dir: &std::path::Path, name: &str, body: &str, mtime_s: u64) {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime_s)).unwrap();
+    }
+
+    fn lines_of(batches: &[Batch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| match b {
+                Batch::Raw(r) => String::from_utf8(r.data.clone()).unwrap().lines().map(String::from).collect::<Vec<_>>(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn reads_each_file_once_in_mtime_order_with_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "b.json", "b1\nb2\n", 1_000);
+        write(dir.path(), "a.json", "a1\n", 2_000);
+        write(dir.path(), ".hidden.json", "h\n", 500);
+        write(dir.path(), "c.txt", "c\n", 500);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.pattern = "*.json".into();
+        o.max_files_per_trigger = Some(1);
+        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        assert_eq!(src.poll_epoch(0, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(lines_of(&out.0), vec!["b1", "b2"]);
+        out.0.clear();
+        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(lines_of(&out.0), vec!["a1"]);
+        out.0.clear();
+        assert_eq!(src.poll_epoch(2, &mut out).await.unwrap(), PollOutcome::Idle);
+        // a new file arrives
+        write(dir.path(), "d.json", "d1", 3_000);
+        assert_eq!(src.poll_epoch(2, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(lines_of(&out.0), vec!["d1"]);
+    }
+
+    #[tokio::test]
+    async fn available_now_reads_what_was_there_then_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "1.json", "x\n", 1);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.bounded = true;
+        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        assert_eq!(src.poll_epoch(0, &mut out).await.unwrap(), PollOutcome::Data);
+        write(dir.path(), "2.json", "y\n", 2);
+        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Exhausted);
+        assert_eq!(lines_of(&out.0), vec!["x"]);
+    }
+
+    #[tokio::test]
+    async fn latest_first_and_max_file_age() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "old.json", "old\n", 1_000);
+        write(dir.path(), "new.json", "new\n", 100_000);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.latest_first = true;
+        let mut src = FileSource::local(o.clone(), "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        src.poll_epoch(0, &mut out).await.unwrap();
+        assert_eq!(lines_of(&out.0), vec!["new", "old"]);
+
+        // After the first listing, files older than newest - max_file_age are ignored.
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", "a\n", 100_000);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.max_file_age = Duration::from_secs(60);
+        let metrics = Metrics::new();
+        let mut src = FileSource::local(o, "s", &metrics).unwrap();
+        let mut out = Collect(vec![]);
+        src.poll_epoch(0, &mut out).await.unwrap();
+        write(dir.path(), "too-old.json", "z\n", 1_000);
+        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Idle);
+        assert_eq!(metrics.value(names::FILES_SKIPPED, "s"), 1);
+    }
+
+    #[tokio::test]
+    async fn large_files_are_cut_at_line_ends_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: String = (1..=1000).map(|i| format!("line {i}\n")).collect();
+        write(dir.path(), "big.json", &body, 1);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.batch_bytes = 100;
+        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        src.poll_epoch(0, &mut out).await.unwrap();
+        assert!(out.0.len() > 10);
+        let mut expected_line = 1;
+        for b in &out.0 {
+            let Batch::Raw(r) = b else { panic!() };
+            assert_eq!(r.first_line, expected_line);
+            assert!(r.data.ends_with(b"\n"));
+            expected_line += r.lines as u64;
+        }
+        assert_eq!(lines_of(&out.0).len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn clean_source_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", "a\n", 1);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.clean_source = CleanSource::Archive(archive.path().to_path_buf());
+        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        src.poll_epoch(0, &mut out).await.unwrap();
+        assert!(dir.path().join("a.json").exists());
+        src.on_commit(0).await.unwrap();
+        assert!(!dir.path().join("a.json").exists());
+        assert!(archive.path().join("a.json").exists());
+    }
+}

@@ -1,0 +1,17 @@
+//! Where data comes from and goes to: files (local or object storage) in, result tables out
+//! to files, the console, memory tables; dead letters to a file; and the tweet generator
+//! that stands in for Twitter's stream.
+
+pub mod console_sink;
+pub mod dead_letter_file;
+pub mod file_sink;
+pub mod file_source;
+pub mod generator;
+pub mod memory_sink;
+pub mod table_format;
+
+pub use console_sink::ConsoleSink;
+pub use dead_letter_file::DeadLetterFile;
+pub use file_sink::{FileFormat, FileSink, FileSinkOptions};
+pub use file_source::{CleanSource, FileSource, FileSourceOptions};
+pub use memory_sink::MemorySink;

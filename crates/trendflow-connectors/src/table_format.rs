@@ -1,0 +1,146 @@
+//! Result rows as text: CSV and JSON lines, with windows as UTC ISO-8601 times, the format of
+//! Spark's result tables in the golden cases.
+
+use std::fmt::Write;
+
+use trendflow_core::time::format_iso_utc;
+use trendflow_core::{ResultRow, RowSchema};
+
+/// The header line of a CSV table (without newline).
+pub fn csv_header(schema: &RowSchema) -> String {
+    let mut h = String::new();
+    if schema.windowed {
+        h.push_str("window_start,window_end,");
+    }
+    let _ = write!(h, "{},{}", csv_field(&schema.key_column), csv_field(&schema.value_column));
+    h
+}
+
+/// Quotes a field when it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// One CSV line (with newline).
+pub fn csv_row(out: &mut String, row: &ResultRow) {
+    if let Some(w) = row.window {
+        let _ = write!(out, "{},{},", format_iso_utc(w.start), format_iso_utc(w.end));
+    }
+    let _ = writeln!(out, "{},{}", csv_field(&row.key), row.count);
+}
+
+/// One JSON line (with newline).
+pub fn json_row(out: &mut String, schema: &RowSchema, row: &ResultRow) {
+    let mut obj = serde_json::Map::new();
+    if let Some(w) = row.window {
+        obj.insert("window_start".into(), format_iso_utc(w.start).into());
+        obj.insert("window_end".into(), format_iso_utc(w.end).into());
+    }
+    obj.insert(schema.key_column.to_string(), row.key.to_string().into());
+    obj.insert(schema.value_column.to_string(), row.count.into());
+    out.push_str(&serde_json::Value::Object(obj).to_string());
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::Window;
+
+    #[test]
+    fn csv_quotes_like_rfc4180() {
+        let schema = RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() };
+        assert_eq!(csv_header(&schema), "window_start,window_end,word,count");
+        let mut s = String::new();
+        let w = Some(Window { start: 1_618_463_100_000, end: 1_618_473_900_000 });
+        csv_row(&mut s, &ResultRow { window: w, key: "#revenus,".into(), count: 1 });
+        csv_row(&mut s, &ResultRow { window: w, key: "\n#Europe\"".into(), count: 2 });
+        assert_eq!(
+            s,
+            "2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"#revenus,\",1\n2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"\n#Europe\"\"\",2\n"
+        );
+    }
+}
+
+/// Spark's rendering of a timestamp in `show()`: "2021-04-15 05:05:00".
+fn show_time(t: i64) -> String {
+    let iso = format_iso_utc(t);
+    iso.trim_end_matches('Z').replacen('T', " ", 1)
+}
+
+/// Rows as Spark's `Dataset.show(n, truncate)` prints them: a boxed table, cells cut to 20
+/// characters and right-aligned when `truncate`, left-aligned and whole otherwise.
+pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) -> String {
+    let mut header: Vec<String> = Vec::new();
+    if schema.windowed {
+        header.push("window".into());
+    }
+    header.push(schema.key_column.to_string());
+    header.push(schema.value_column.to_string());
+    let cut = |s: String| -> String {
+        if truncate && s.chars().count() > 20 {
+            let head: String = s.chars().take(17).collect();
+            format!("{head}...")
+        } else {
+            s
+        }
+    };
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    for r in rows.iter().take(n) {
+        let mut line = Vec::new();
+        if let Some(w) = r.window {
+            line.push(cut(format!("{{{}, {}}}", show_time(w.start), show_time(w.end))));
+        } else if schema.windowed {
+            line.push("null".into());
+        }
+        line.push(cut(r.key.to_string()));
+        line.push(r.count.to_string());
+        cells.push(line);
+    }
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h).max(3)).collect();
+    for line in &cells {
+        for (i, c) in line.iter().enumerate() {
+            widths[i] = widths[i].max(width(c));
+        }
+    }
+    let sep: String = {
+        let mut s = String::from("+");
+        for w in &widths {
+            s.push_str(&"-".repeat(*w));
+            s.push('+');
+        }
+        s.push('\n');
+        s
+    };
+    let render = |line: &[String], out: &mut String| {
+        out.push('|');
+        for (i, c) in line.iter().enumerate() {
+            let pad = widths[i] - width(c);
+            if truncate {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(c);
+            } else {
+                out.push_str(c);
+                out.push_str(&" ".repeat(pad));
+            }
+            out.push('|');
+        }
+        out.push('\n');
+    };
+    let mut out = sep.clone();
+    render(&header, &mut out);
+    out.push_str(&sep);
+    for line in &cells {
+        render(line, &mut out);
+    }
+    out.push_str(&sep);
+    if rows.len() > n {
+        let _ = writeln!(out, "only showing top {n} row{}", if n == 1 { "" } else { "s" });
+    }
+    out
+}

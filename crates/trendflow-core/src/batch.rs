@@ -1,0 +1,227 @@
+//! The batches carried by [`crate::StreamMessage::Data`]: raw lines, parsed posts, tokens and
+//! result rows. Batches hold thousands of records in a few flat buffers (one allocation per
+//! column, not per record) and are shared with `Arc` when a stream feeds several branches.
+
+use std::sync::Arc;
+
+use crate::{EventTime, Epoch, Window};
+
+/// What a stage consumes or produces; checked when a pipeline is wired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    Raw,
+    Posts,
+    Tokens,
+    Rows,
+}
+
+impl std::fmt::Display for DataKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataKind::Raw => "raw lines",
+            DataKind::Posts => "posts",
+            DataKind::Tokens => "tokens",
+            DataKind::Rows => "result rows",
+        })
+    }
+}
+
+/// A batch of records of one kind.
+#[derive(Debug, Clone)]
+pub enum Batch {
+    Raw(Arc<RawBatch>),
+    Posts(Arc<PostBatch>),
+    Tokens(Arc<TokenBatch>),
+    Rows(Arc<RowBatch>),
+}
+
+impl Batch {
+    pub fn kind(&self) -> DataKind {
+        match self {
+            Batch::Raw(_) => DataKind::Raw,
+            Batch::Posts(_) => DataKind::Posts,
+            Batch::Tokens(_) => DataKind::Tokens,
+            Batch::Rows(_) => DataKind::Rows,
+        }
+    }
+
+    /// Number of records, the unit mailboxes and rates are measured in.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Raw(b) => b.lines,
+            Batch::Posts(b) => b.len(),
+            Batch::Tokens(b) => b.len(),
+            Batch::Rows(b) => b.rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size in bytes of the payload, for byte rates.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Batch::Raw(b) => b.data.len(),
+            Batch::Posts(b) => b.text.len(),
+            Batch::Tokens(b) => b.text.len(),
+            Batch::Rows(b) => b.rows.iter().map(|r| r.key.len() + 24).sum(),
+        }
+    }
+}
+
+/// Whole lines read from one input (a file, a partition), in order, newline-separated.
+#[derive(Debug, Clone, Default)]
+pub struct RawBatch {
+    /// Where the lines come from (a file path or URL), for dead-letter positions.
+    pub origin: Arc<str>,
+    /// 1-based line number of the first line in `data`.
+    pub first_line: u64,
+    /// Number of lines in `data`.
+    pub lines: usize,
+    /// The bytes of the lines, each ended by '\n' (the last one may lack it).
+    pub data: Vec<u8>,
+}
+
+/// Parsed posts, column by column. Texts live in one string; `text_ends[i]` ends post i.
+#[derive(Debug, Clone, Default)]
+pub struct PostBatch {
+    pub origin: Arc<str>,
+    pub lines: Vec<u64>,
+    pub ids: Vec<Option<u64>>,
+    pub event_times: Vec<Option<EventTime>>,
+    text: String,
+    text_ends: Vec<u32>,
+}
+
+impl PostBatch {
+    pub fn new(origin: Arc<str>) -> Self {
+        PostBatch { origin, ..Default::default() }
+    }
+
+    pub fn push(&mut self, line: u64, id: Option<u64>, event_time: Option<EventTime>, text: &str) {
+        self.lines.push(line);
+        self.ids.push(id);
+        self.event_times.push(event_time);
+        self.text.push_str(text);
+        self.text_ends.push(self.text.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.text_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text_ends.is_empty()
+    }
+
+    pub fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.text_ends[i - 1] as usize };
+        &self.text[start..self.text_ends[i] as usize]
+    }
+}
+
+/// Tokens (hashtags, words) with the event time of the post they come from.
+#[derive(Debug, Clone, Default)]
+pub struct TokenBatch {
+    pub event_times: Vec<Option<EventTime>>,
+    text: String,
+    text_ends: Vec<u32>,
+}
+
+impl TokenBatch {
+    pub fn with_capacity(tokens: usize, bytes: usize) -> Self {
+        TokenBatch {
+            event_times: Vec::with_capacity(tokens),
+            text: String::with_capacity(bytes),
+            text_ends: Vec::with_capacity(tokens),
+        }
+    }
+
+    pub fn push(&mut self, event_time: Option<EventTime>, token: &str) {
+        self.event_times.push(event_time);
+        self.text.push_str(token);
+        self.text_ends.push(self.text.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.text_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text_ends.is_empty()
+    }
+
+    pub fn token(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.text_ends[i - 1] as usize };
+        &self.text[start..self.text_ends[i] as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Option<EventTime>, &str)> + '_ {
+        (0..self.len()).map(move |i| (self.event_times[i], self.token(i)))
+    }
+}
+
+/// How a result table changes with each epoch (Spark's output modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputMode {
+    /// Each row once, final, when its window closes.
+    Append,
+    /// The rows that changed in the epoch.
+    Update,
+    /// The whole table, every epoch.
+    Complete,
+}
+
+/// Names of the columns of a result table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSchema {
+    /// Rows carry a window (`window_start`, `window_end` / Spark's `window` struct).
+    pub windowed: bool,
+    pub key_column: Arc<str>,
+    pub value_column: Arc<str>,
+}
+
+/// One row of a result table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResultRow {
+    pub window: Option<Window>,
+    pub key: Arc<str>,
+    pub count: i64,
+}
+
+/// The result rows an aggregation emits at the end of an epoch.
+#[derive(Debug, Clone)]
+pub struct RowBatch {
+    pub schema: Arc<RowSchema>,
+    pub mode: OutputMode,
+    pub epoch: Epoch,
+    pub rows: Vec<ResultRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_batch_keeps_texts_apart() {
+        let mut b = PostBatch::new("f".into());
+        b.push(1, Some(7), Some(1000), "hello #a");
+        b.push(2, None, None, "");
+        b.push(3, None, None, "L’#emploi");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.text(0), "hello #a");
+        assert_eq!(b.text(1), "");
+        assert_eq!(b.text(2), "L’#emploi");
+    }
+
+    #[test]
+    fn token_batch_iterates_in_order() {
+        let mut b = TokenBatch::default();
+        b.push(Some(1), "#a");
+        b.push(None, "#b");
+        let v: Vec<_> = b.iter().collect();
+        assert_eq!(v, vec![(Some(1), "#a"), (None, "#b")]);
+    }
+}

@@ -1,0 +1,100 @@
+//! Records that could not be used, with where they came from and why. Bad input never stops
+//! a pipeline: it becomes a dead letter, counted by reason.
+
+use std::sync::Arc;
+
+/// Why a record was set aside. The names are stable: they label metrics and dead-letter files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// A blank line (Spark's JSON reader skips them too).
+    EmptyLine,
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not valid JSON (truncated, garbled, lone surrogate escape...).
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// A line longer than the configured maximum.
+    LineTooLong,
+    /// A stream control message (delete, limit, scrub_geo, ...), not a post.
+    ControlMessage,
+    /// A post without text.
+    MissingText,
+    /// A field of the wrong JSON type.
+    WrongType,
+    /// No `created_at`: the post counts where time does not matter, not in windows.
+    MissingEventTime,
+    /// `created_at` could not be parsed: likewise.
+    BadEventTime,
+    /// Too late for some of its windows (their end is at or before the watermark).
+    LateEvent,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::EmptyLine,
+        Reason::InvalidUtf8,
+        Reason::InvalidJson,
+        Reason::NotAnObject,
+        Reason::LineTooLong,
+        Reason::ControlMessage,
+        Reason::MissingText,
+        Reason::WrongType,
+        Reason::MissingEventTime,
+        Reason::BadEventTime,
+        Reason::LateEvent,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::EmptyLine => "empty_line",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::LineTooLong => "line_too_long",
+            Reason::ControlMessage => "control_message",
+            Reason::MissingText => "missing_text",
+            Reason::WrongType => "wrong_type",
+            Reason::MissingEventTime => "missing_event_time",
+            Reason::BadEventTime => "bad_event_time",
+            Reason::LateEvent => "late_event",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The pipeline component that set it aside.
+    pub component: Arc<str>,
+    /// Where the record came from (file path, URL).
+    pub origin: Arc<str>,
+    /// 1-based line number in `origin`, 0 when unknown.
+    pub line: u64,
+    pub reason: Reason,
+    /// What exactly was wrong, in words.
+    pub detail: String,
+    /// The start of the record, lossily decoded, at most 200 bytes.
+    pub excerpt: String,
+}
+
+impl DeadLetter {
+    pub fn excerpt_of(bytes: &[u8]) -> String {
+        let cut = bytes.len().min(200);
+        String::from_utf8_lossy(&bytes[..cut]).into_owned()
+    }
+}
+
+impl Reason {
+    /// Counted, but not worth a line in the dead-letter file: keep-alive blank lines and the
+    /// stream's own control messages are normal traffic.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, Reason::EmptyLine | Reason::ControlMessage)
+    }
+}

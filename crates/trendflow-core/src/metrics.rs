@@ -1,0 +1,137 @@
+//! Metric names, fixed in one place, and the registry of counters and gauges every component
+//! writes to. Counters are atomics: components update them on the hot path without locks.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Every metric name trendflow reports. Labels: `component` (the pipeline name of the
+/// stage), and for some `reason`.
+pub mod names {
+    pub const RECORDS_IN: &str = "trendflow_records_in_total";
+    pub const RECORDS_OUT: &str = "trendflow_records_out_total";
+    pub const BYTES_IN: &str = "trendflow_bytes_in_total";
+    pub const BATCHES_IN: &str = "trendflow_batches_in_total";
+    pub const DEAD_LETTERS: &str = "trendflow_dead_letters_total";
+    pub const LATE_ROWS_DROPPED: &str = "trendflow_late_rows_dropped_total";
+    pub const LATE_ROW_WINDOWS_DROPPED: &str = "trendflow_late_row_windows_dropped_total";
+    pub const FILES_READ: &str = "trendflow_source_files_read_total";
+    pub const FILES_SKIPPED: &str = "trendflow_source_files_skipped_total";
+    pub const LIST_REQUESTS: &str = "trendflow_source_list_requests_total";
+    pub const EPOCHS_COMMITTED: &str = "trendflow_epochs_committed_total";
+    pub const ROWS_EMITTED: &str = "trendflow_result_rows_emitted_total";
+    pub const STATE_ROWS: &str = "trendflow_state_rows";
+    pub const STATE_SLICES: &str = "trendflow_state_slices";
+    pub const WATERMARK_MS: &str = "trendflow_watermark_milliseconds";
+    pub const MAILBOX_FULL_WAITS: &str = "trendflow_mailbox_full_waits_total";
+    pub const ACTOR_RESTARTS: &str = "trendflow_actor_restarts_total";
+    pub const BUSY_NANOS: &str = "trendflow_busy_nanoseconds_total";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetricKey {
+    pub name: &'static str,
+    pub component: String,
+    pub label: Option<(&'static str, String)>,
+}
+
+/// A monotonically increasing count.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    #[inline]
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Metric {
+    Counter(Counter),
+    Gauge(Gauge),
+}
+
+/// All metrics of one pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Mutex<BTreeMap<MetricKey, Metric>>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counter `name{component=...}`, created at zero on first use.
+    pub fn counter(&self, name: &'static str, component: &str) -> Counter {
+        self.counter_labeled(name, component, None)
+    }
+
+    pub fn counter_labeled(&self, name: &'static str, component: &str, label: Option<(&'static str, String)>) -> Counter {
+        let key = MetricKey { name, component: component.to_string(), label };
+        let mut m = self.inner.lock().unwrap();
+        match m.entry(key).or_insert_with(|| Metric::Counter(Counter::default())) {
+            Metric::Counter(c) => c.clone(),
+            Metric::Gauge(_) => panic!("metric {name} is a gauge"),
+        }
+    }
+
+    pub fn gauge(&self, name: &'static str, component: &str) -> Gauge {
+        let key = MetricKey { name, component: component.to_string(), label: None };
+        let mut m = self.inner.lock().unwrap();
+        match m.entry(key).or_insert_with(|| Metric::Gauge(Gauge::default())) {
+            Metric::Gauge(g) => g.clone(),
+            Metric::Counter(_) => panic!("metric {name} is a counter"),
+        }
+    }
+
+    /// Every metric and its current value.
+    pub fn snapshot(&self) -> Vec<(MetricKey, i64)> {
+        let m = self.inner.lock().unwrap();
+        m.iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Metric::Counter(c) => c.get() as i64,
+                    Metric::Gauge(g) => g.get(),
+                };
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    /// Sum of a metric over every component and label.
+    pub fn total(&self, name: &str) -> i64 {
+        self.snapshot().into_iter().filter(|(k, _)| k.name == name).map(|(_, v)| v).sum()
+    }
+
+    /// Value of a metric for one component, summed over labels.
+    pub fn value(&self, name: &str, component: &str) -> i64 {
+        self.snapshot()
+            .into_iter()
+            .filter(|(k, _)| k.name == name && k.component == component)
+            .map(|(_, v)| v)
+            .sum()
+    }
+}

@@ -1,0 +1,163 @@
+//! The traits components implement. Only [`Operator::process_batch`] is required; control
+//! signals have default behaviour, so a stateless map needs one method.
+
+use crate::{Batch, DeadLetter, Epoch, EventTime};
+
+/// A failure of a component. The runtime stops (or restarts) the stage that returned it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OperatorError(pub String);
+
+impl OperatorError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        OperatorError(msg.into())
+    }
+}
+
+impl From<std::io::Error> for OperatorError {
+    fn from(e: std::io::Error) -> Self {
+        OperatorError(e.to_string())
+    }
+}
+
+/// Where an operator puts what it produces while handling one message.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    pub batches: Vec<Batch>,
+    pub watermark: Option<EventTime>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Emitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends a batch downstream.
+    pub fn emit(&mut self, batch: Batch) {
+        if !batch.is_empty() {
+            self.batches.push(batch);
+        }
+    }
+
+    /// Announces a watermark downstream (after the batches emitted so far).
+    pub fn watermark(&mut self, t: EventTime) {
+        self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
+    }
+
+    /// Sets a record aside with its reason.
+    pub fn dead_letter(&mut self, d: DeadLetter) {
+        self.dead_letters.push(d);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.watermark.is_none() && self.dead_letters.is_empty()
+    }
+}
+
+/// A pipeline stage between sources and sinks: parser, tokenizer, aggregation...
+///
+/// ```
+/// use trendflow_core::{Batch, Emitter, Operator, OperatorError};
+///
+/// /// Passes batches through unchanged.
+/// struct Identity;
+/// impl Operator for Identity {
+///     fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
+///         out.emit(batch);
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Operator: Send + 'static {
+    /// Handles one batch of records.
+    fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError>;
+
+    /// All of epoch `epoch`'s input has been processed. Stateful operators emit what the
+    /// epoch completes here. The runtime forwards the barrier afterwards.
+    fn on_barrier(&mut self, _epoch: Epoch, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// A watermark from upstream. By default it is passed on.
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Emitter) -> Result<(), OperatorError> {
+        out.watermark(watermark);
+        Ok(())
+    }
+
+    /// The input ended. The runtime forwards the end afterwards.
+    fn on_end(&mut self, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// Figures to show about this operator's state (rows, bytes...), for progress reports.
+    fn state_rows(&self) -> usize {
+        0
+    }
+}
+
+/// The end of a branch: writes batches somewhere.
+pub trait Sink: Send + 'static {
+    /// Receives a batch of the current epoch.
+    fn write(&mut self, batch: &Batch) -> Result<(), OperatorError>;
+
+    /// Epoch `epoch` is complete: make its output visible.
+    fn commit(&mut self, _epoch: Epoch) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// A watermark reached the sink.
+    fn on_watermark(&mut self, _watermark: EventTime) {}
+
+    /// The stream ended: flush and close.
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// A boxed future, as returned by the async methods of [`Source`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a source sends its batches. Sending waits while the next stage's mailbox is full:
+/// that wait is the pipeline's backpressure.
+pub trait BatchSender: Send {
+    fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>>;
+    /// Sets records aside (unreadable input).
+    fn dead_letter(&mut self, letter: DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>>;
+}
+
+/// What one poll of a source produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// The epoch carried data.
+    Data,
+    /// Nothing new this time; the stream goes on.
+    Idle,
+    /// A bounded source has nothing more to read.
+    Exhausted,
+}
+
+/// The start of a pipeline: reads input one epoch at a time.
+pub trait Source: Send + 'static {
+    /// Reads the next epoch's input and sends it. Called once per trigger.
+    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>>;
+
+    /// Every sink has committed `epoch`: input of that epoch may now be cleaned up.
+    fn on_commit(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<(), OperatorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A short description of the input position, for progress reports.
+    fn describe_offset(&self) -> String {
+        String::new()
+    }
+}
+
+/// Where dead letters end up (a file, a topic). Only real failures are written; blank lines and
+/// stream control messages are counted only.
+pub trait DeadLetterSink: Send + 'static {
+    fn write(&mut self, letters: &[DeadLetter]) -> Result<(), OperatorError>;
+    fn flush(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}

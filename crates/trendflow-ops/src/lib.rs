@@ -1,0 +1,15 @@
+//! The operators of a trendflow pipeline: parsing lines into posts, splitting posts into
+//! tokens, and counting tokens, globally or per sliding event-time window.
+//!
+//! Each is a plain [`trendflow_core::Operator`]: call it directly in a test, or let the
+//! runtime run it in an actor.
+
+pub mod count;
+pub mod parser;
+pub mod tokenizer;
+pub mod window_count;
+
+pub use count::KeyCount;
+pub use parser::{JsonPostParser, ParserOptions};
+pub use tokenizer::{Tokenizer, TokenizerMode};
+pub use window_count::{LatePolicy, WindowedCount};

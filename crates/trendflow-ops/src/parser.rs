@@ -1,0 +1,241 @@
+//! Turns JSON lines (Twitter API v1.1 statuses) into posts.
+//!
+//! Each line is parsed completely with simd-json into a tape (buffers reused across lines):
+//! a truncated or garbled line must be rejected as a whole, as Spark's reader does, even if the
+//! fields we need were readable. Lines that are not posts become dead letters with a reason.
+
+use std::sync::Arc;
+
+use simd_json::prelude::*;
+use simd_json::{Buffers, Tape};
+use trendflow_core::metrics::{names, Counter, Metrics};
+use trendflow_core::time::parse_created_at;
+use trendflow_core::{Batch, DeadLetter, Emitter, Operator, OperatorError, PostBatch, Reason};
+
+/// Keys whose presence (without `text`) marks a Twitter stream control message.
+const CONTROL_KEYS: [&str; 8] = ["delete", "limit", "scrub_geo", "status_withheld", "user_withheld", "warning", "disconnect", "friends"];
+
+#[derive(Debug, Clone)]
+pub struct ParserOptions {
+    /// Lines longer than this are set aside unparsed (bounded memory).
+    pub max_line_bytes: usize,
+}
+
+impl Default for ParserOptions {
+    fn default() -> Self {
+        ParserOptions { max_line_bytes: 1 << 20 }
+    }
+}
+
+/// The parser operator: [`trendflow_core::RawBatch`] in, [`PostBatch`] out.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trendflow_core::{Batch, Emitter, Operator, RawBatch, metrics::Metrics};
+/// use trendflow_ops::{JsonPostParser, ParserOptions};
+///
+/// let mut parser = JsonPostParser::new("parse", ParserOptions::default(), &Metrics::new());
+/// let data = b"{\"created_at\":\"Thu Apr 15 08:00:05 +0000 2021\",\"text\":\"#Insee rocks\"}\nnot json\n".to_vec();
+/// let raw = RawBatch { origin: "f.json".into(), first_line: 1, lines: 2, data };
+/// let mut out = Emitter::new();
+/// parser.process_batch(Batch::Raw(Arc::new(raw)), &mut out).unwrap();
+/// let Batch::Posts(posts) = &out.batches[0] else { panic!() };
+/// assert_eq!(posts.text(0), "#Insee rocks");
+/// assert_eq!(out.dead_letters[0].line, 2);
+/// ```
+pub struct JsonPostParser {
+    component: Arc<str>,
+    options: ParserOptions,
+    buffers: Buffers,
+    tape: Option<Tape<'static>>,
+    scratch: Vec<u8>,
+    posts_out: Counter,
+}
+
+/// What became of one line.
+enum LineOutcome {
+    /// A post was added; the error says why it has no event time.
+    Post(Option<(Reason, String)>),
+    Rejected(Reason, String),
+}
+
+impl JsonPostParser {
+    pub fn new(component: &str, options: ParserOptions, metrics: &Metrics) -> Self {
+        JsonPostParser {
+            component: component.into(),
+            options,
+            buffers: Buffers::new(8192),
+            tape: Some(Tape::null().reset()),
+            scratch: Vec::with_capacity(8192),
+            posts_out: metrics.counter(names::RECORDS_OUT, component),
+        }
+    }
+
+    /// Parses one line (without its newline); a post is appended to `posts`.
+    fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> LineOutcome {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(line);
+        // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
+        let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let outcome = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
+            Err(e) => {
+                let reason = if std::str::from_utf8(line).is_err() { Reason::InvalidUtf8 } else { Reason::InvalidJson };
+                LineOutcome::Rejected(reason, e.to_string())
+            }
+            Ok(()) => Self::extract(&tape, line_no, posts),
+        };
+        self.tape = Some(tape.reset());
+        outcome
+    }
+
+    fn extract(tape: &Tape<'_>, line_no: u64, posts: &mut PostBatch) -> LineOutcome {
+        let v = tape.as_value();
+        let Some(obj) = v.as_object() else {
+            return LineOutcome::Rejected(Reason::NotAnObject, format!("a JSON {:?}, not an object", v.value_type()));
+        };
+        let text = match obj.get("text") {
+            Some(t) if t.is_str() => t.into_string().unwrap(),
+            Some(t) if t.is_null() => return LineOutcome::Rejected(Reason::MissingText, "`text` is null".into()),
+            Some(t) => return LineOutcome::Rejected(Reason::WrongType, format!("`text` is a {:?}, not a string", t.value_type())),
+            None => {
+                if let Some(k) = CONTROL_KEYS.iter().find(|k| obj.get(**k).is_some()) {
+                    return LineOutcome::Rejected(Reason::ControlMessage, format!("`{k}` message"));
+                }
+                return LineOutcome::Rejected(Reason::MissingText, "no `text` field".into());
+            }
+        };
+        let event_time = match obj.get("created_at") {
+            None => Err((Reason::MissingEventTime, "no `created_at`".to_string())),
+            Some(c) if c.is_null() => Err((Reason::MissingEventTime, "`created_at` is null".to_string())),
+            Some(c) => match c.into_string() {
+                Some(s) => parse_created_at(s).map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}"))),
+                None => Err((Reason::BadEventTime, format!("`created_at` is a {:?}, not a string", c.value_type()))),
+            },
+        };
+        let id = obj.get("id").and_then(|i| i.as_u64());
+        posts.push(line_no, id, event_time.as_ref().ok().copied(), text);
+        LineOutcome::Post(event_time.err())
+    }
+}
+
+impl Operator for JsonPostParser {
+    fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
+        let Batch::Raw(raw) = batch else {
+            return Err(OperatorError::new(format!("the parser takes raw lines, got {}", batch.kind())));
+        };
+        let mut posts = PostBatch::new(raw.origin.clone());
+        let mut line_no = raw.first_line;
+        let data = &raw.data[..];
+        let mut start = 0;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+            let mut line = &data[start..end];
+            start = end + 1;
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            let this_line = line_no;
+            line_no += 1;
+            if line.iter().all(|c| c.is_ascii_whitespace()) {
+                out.dead_letter(self.dead(raw.origin.clone(), this_line, Reason::EmptyLine, "blank line".into(), line));
+                continue;
+            }
+            if line.len() > self.options.max_line_bytes {
+                let detail = format!("{} bytes, more than max_line_bytes = {}", line.len(), self.options.max_line_bytes);
+                out.dead_letter(self.dead(raw.origin.clone(), this_line, Reason::LineTooLong, detail, line));
+                continue;
+            }
+            match self.parse_line(line, this_line, &mut posts) {
+                LineOutcome::Rejected(reason, detail) => out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line)),
+                LineOutcome::Post(None) => {}
+                LineOutcome::Post(Some((reason, detail))) => {
+                    let detail = format!("{detail}; the post counts only where time does not matter");
+                    out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line));
+                }
+            }
+        }
+        self.posts_out.add(posts.len() as u64);
+        out.emit(Batch::Posts(Arc::new(posts)));
+        Ok(())
+    }
+}
+
+impl JsonPostParser {
+    fn dead(&self, origin: Arc<str>, line: u64, reason: Reason, detail: String, bytes: &[u8]) -> DeadLetter {
+        DeadLetter { component: self.component.clone(), origin, line, reason, detail, excerpt: DeadLetter::excerpt_of(bytes) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::RawBatch;
+
+    fn parse(lines: &[&[u8]]) -> (Vec<(Option<i64>, String)>, Vec<(u64, Reason)>) {
+        let mut data = Vec::new();
+        for l in lines {
+            data.extend_from_slice(l);
+            data.push(b'\n');
+        }
+        let mut p = JsonPostParser::new("p", ParserOptions { max_line_bytes: 10_000 }, &Metrics::new());
+        let mut out = Emitter::new();
+        let raw = RawBatch { origin: "f".into(), first_line: 1, lines: lines.len(), data };
+        p.process_batch(Batch::Raw(Arc::new(raw)), &mut out).unwrap();
+        let posts = match out.batches.first() {
+            Some(Batch::Posts(b)) => (0..b.len()).map(|i| (b.event_times[i], b.text(i).to_string())).collect(),
+            _ => vec![],
+        };
+        (posts, out.dead_letters.iter().map(|d| (d.line, d.reason)).collect())
+    }
+
+    #[test]
+    fn good_tweets_and_escapes() {
+        let (posts, dead) = parse(&[
+            br##"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","id":5,"text":"L\u2019#emploi \ud83d\udc49 #Insee\/x","user":{"a":[1,2,{"b":null}]}}"##,
+        ]);
+        assert!(dead.is_empty(), "{dead:?}");
+        assert_eq!(posts, vec![(Some(1_618_473_605_000), "L’#emploi 👉 #Insee/x".to_string())]);
+    }
+
+    #[test]
+    fn bad_lines_get_reasons_and_good_ones_survive() {
+        let (posts, dead) = parse(&[
+            b"",
+            br#"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":"trunc"#,
+            b"{\"created_at\":\"Thu Apr 15 08:00:05 +0000 2021\",\"text\":\"bad \xff utf8\"}",
+            br#"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":"lone \ud83d surrogate"}"#,
+            br#"{"delete":{"status":{"id":1}}}"#,
+            br#"[1,2]"#,
+            br##"{"created_at":"nope","text":"#kept"}"##,
+            br##"{"text":"#kept too"}"##,
+            br#"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":12}"#,
+            br##"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":"ok #a"}"##,
+        ]);
+        assert_eq!(
+            dead,
+            vec![
+                (1, Reason::EmptyLine),
+                (2, Reason::InvalidJson),
+                (3, Reason::InvalidUtf8),
+                (4, Reason::InvalidJson),
+                (5, Reason::ControlMessage),
+                (6, Reason::NotAnObject),
+                (7, Reason::BadEventTime),
+                (8, Reason::MissingEventTime),
+                (9, Reason::WrongType),
+            ]
+        );
+        assert_eq!(
+            posts,
+            vec![(None, "#kept".into()), (None, "#kept too".into()), (Some(1_618_473_605_000), "ok #a".into())]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_set_aside() {
+        let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(20_000));
+        let (posts, dead) = parse(&[long.as_bytes(), br#"{"text":"a","created_at":null}"#]);
+        assert_eq!(dead[0], (1, Reason::LineTooLong));
+        assert_eq!(posts.len(), 1);
+    }
+}

@@ -1,0 +1,97 @@
+//! Splits post texts into the tokens that are counted.
+
+use std::sync::Arc;
+
+use trendflow_core::{Batch, Emitter, Operator, OperatorError, TokenBatch};
+
+/// How tokens are found in a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerMode {
+    /// The tutorial's Spark query: `explode(split(text, ' '))` keeping words that contain
+    /// `#`. Punctuation stays attached (`L’#emploi`, `#loyers,`), as in Spark.
+    Split,
+    /// Every word, split on ' ' (for word counts).
+    Words,
+}
+
+/// The tokenizer operator: [`trendflow_core::PostBatch`] in, [`TokenBatch`] out.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trendflow_core::{Batch, Emitter, Operator, PostBatch};
+/// use trendflow_ops::{Tokenizer, TokenizerMode};
+///
+/// let mut posts = PostBatch::new("f".into());
+/// posts.push(1, None, Some(0), "RT L’#emploi et #loyers, en hausse #Insee");
+/// let mut out = Emitter::new();
+/// Tokenizer::new(TokenizerMode::Split).process_batch(Batch::Posts(Arc::new(posts)), &mut out).unwrap();
+/// let Batch::Tokens(t) = &out.batches[0] else { panic!() };
+/// let words: Vec<_> = t.iter().map(|(_, w)| w).collect();
+/// assert_eq!(words, ["L’#emploi", "#loyers,", "#Insee"]);
+/// ```
+pub struct Tokenizer {
+    mode: TokenizerMode,
+}
+
+impl Tokenizer {
+    pub fn new(mode: TokenizerMode) -> Self {
+        Tokenizer { mode }
+    }
+}
+
+impl Operator for Tokenizer {
+    fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
+        let Batch::Posts(posts) = batch else {
+            return Err(OperatorError::new(format!("the tokenizer takes posts, got {}", batch.kind())));
+        };
+        let mut tokens = TokenBatch::with_capacity(posts.len() * 2, posts.len() * 24);
+        for i in 0..posts.len() {
+            let t = posts.event_times[i];
+            let text = posts.text(i);
+            match self.mode {
+                TokenizerMode::Split => {
+                    // Fast reject: most words have no '#'; only texts with one are split.
+                    if memchr::memchr(b'#', text.as_bytes()).is_none() {
+                        continue;
+                    }
+                    for w in text.split(' ') {
+                        if w.as_bytes().contains(&b'#') {
+                            tokens.push(t, w);
+                        }
+                    }
+                }
+                TokenizerMode::Words => {
+                    for w in text.split(' ').filter(|w| !w.is_empty()) {
+                        tokens.push(t, w);
+                    }
+                }
+            }
+        }
+        out.emit(Batch::Tokens(Arc::new(tokens)));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::PostBatch;
+
+    fn split(text: &str) -> Vec<String> {
+        let mut posts = PostBatch::new("f".into());
+        posts.push(1, None, None, text);
+        let mut out = Emitter::new();
+        Tokenizer::new(TokenizerMode::Split).process_batch(Batch::Posts(Arc::new(posts)), &mut out).unwrap();
+        match out.batches.first() {
+            Some(Batch::Tokens(t)) => t.iter().map(|(_, w)| w.to_string()).collect(),
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn splits_on_single_spaces_only_as_spark() {
+        assert_eq!(split("a\n#b  #c\t#d ##"), vec!["a\n#b", "#c\t#d", "##"]);
+        assert_eq!(split("no tags here"), Vec::<String>::new());
+        assert_eq!(split("#fin "), vec!["#fin"]);
+    }
+}

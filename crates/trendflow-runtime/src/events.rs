@@ -1,0 +1,29 @@
+//! What actors report to the pipeline runner: epochs read and committed, ends and failures.
+
+use trendflow_core::{Epoch, EventTime};
+
+#[derive(Debug, Clone)]
+pub enum RuntimeEvent {
+    /// A source finished sending an epoch.
+    EpochRead { source: String, epoch: Epoch, records: u64, bytes: u64, read_ms: f64, offset: String },
+    /// An operator announced a watermark.
+    Watermark { component: String, watermark: EventTime },
+    /// A sink made an epoch's output visible.
+    SinkCommitted { sink: String, epoch: Epoch },
+    /// A sink received the end of its stream and closed.
+    SinkFinished { sink: String },
+    /// A source ended (bounded input exhausted, or stopped).
+    SourceFinished { source: String },
+    /// A component failed; the pipeline stops.
+    Failed { component: String, error: String },
+}
+
+/// One committed epoch, as the runner logs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSummary {
+    pub epoch: Epoch,
+    pub records: u64,
+    pub bytes: u64,
+    pub duration_ms: f64,
+    pub watermark: Option<EventTime>,
+}

@@ -1,0 +1,244 @@
+//! The actor that runs one operator or sink instance: aligns barriers across its inputs,
+//! takes the minimum of their watermarks, and passes control signals on after its own hook.
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use kameo::actor::{ActorRef, WeakActorRef};
+use kameo::error::{ActorStopReason, PanicError};
+use kameo::message::{Context, Message};
+use kameo::Actor;
+use tokio::sync::mpsc::UnboundedSender;
+use trendflow_core::metrics::Counter;
+use trendflow_core::{Batch, Emitter, Epoch, EventTime, Operator, Sink, StreamMessage};
+
+use crate::dead_letters::DeadLetterOut;
+use crate::events::RuntimeEvent;
+use crate::outputs::Outputs;
+
+/// A message on one input channel of a stage.
+pub(crate) struct Envelope {
+    pub channel: usize,
+    pub msg: StreamMessage,
+}
+
+pub(crate) enum Body {
+    Operator(Box<dyn Operator>),
+    Sink(Box<dyn Sink>),
+}
+
+pub(crate) struct StageMetrics {
+    pub records_in: Counter,
+    pub batches_in: Counter,
+    pub busy_nanos: Counter,
+}
+
+pub(crate) struct StageActor {
+    pub name: String,
+    pub body: Body,
+    pub outputs: Outputs,
+    pub dead: DeadLetterOut,
+    pub events: UnboundedSender<RuntimeEvent>,
+    pub metrics: StageMetrics,
+    /// Per input channel: a barrier arrived and we wait for the others.
+    pub blocked: Vec<bool>,
+    pub ended: Vec<bool>,
+    pub watermarks: Vec<Option<EventTime>>,
+    pub last_watermark: Option<EventTime>,
+    pub buffered: VecDeque<Envelope>,
+    pub pending_barrier: Option<Epoch>,
+    pub failed: bool,
+}
+
+impl StageActor {
+    pub fn new(
+        name: String,
+        body: Body,
+        outputs: Outputs,
+        dead: DeadLetterOut,
+        events: UnboundedSender<RuntimeEvent>,
+        metrics: StageMetrics,
+        channels: usize,
+    ) -> Self {
+        StageActor {
+            name,
+            body,
+            outputs,
+            dead,
+            events,
+            metrics,
+            blocked: vec![false; channels],
+            ended: vec![false; channels],
+            watermarks: vec![None; channels],
+            last_watermark: None,
+            buffered: VecDeque::new(),
+            pending_barrier: None,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failed = true;
+        let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error });
+    }
+
+    /// Sends what the operator emitted: batches, then dead letters, then its watermark.
+    async fn flush(&mut self, out: Emitter) -> Result<(), String> {
+        for b in out.batches {
+            self.outputs.send_data(b).await?;
+        }
+        self.dead.send(out.dead_letters).await;
+        if let Some(w) = out.watermark {
+            let _ = self.events.send(RuntimeEvent::Watermark { component: self.name.clone(), watermark: w });
+            self.outputs.broadcast(StreamMessage::Watermark(w)).await?;
+        }
+        Ok(())
+    }
+
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Body) -> T) -> T {
+        let start = Instant::now();
+        let r = f(&mut self.body);
+        self.metrics.busy_nanos.add(start.elapsed().as_nanos() as u64);
+        r
+    }
+
+    async fn on_data(&mut self, batch: Batch) -> Result<(), String> {
+        self.metrics.records_in.add(batch.len() as u64);
+        self.metrics.batches_in.inc();
+        let mut out = Emitter::new();
+        self.timed(|body| match body {
+            Body::Operator(op) => op.process_batch(batch, &mut out),
+            Body::Sink(s) => s.write(&batch),
+        })
+        .map_err(|e| e.to_string())?;
+        self.flush(out).await
+    }
+
+    async fn on_watermark(&mut self, channel: usize, t: EventTime) -> Result<(), String> {
+        self.watermarks[channel] = Some(self.watermarks[channel].map_or(t, |w| w.max(t)));
+        let live: Vec<Option<EventTime>> = (0..self.watermarks.len()).filter(|&c| !self.ended[c]).map(|c| self.watermarks[c]).collect();
+        let Some(min) = live.iter().copied().collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min()) else {
+            return Ok(());
+        };
+        if self.last_watermark.is_some_and(|w| w >= min) {
+            return Ok(());
+        }
+        self.last_watermark = Some(min);
+        let mut out = Emitter::new();
+        match &mut self.body {
+            Body::Operator(op) => op.on_watermark(min, &mut out).map_err(|e| e.to_string())?,
+            Body::Sink(s) => s.on_watermark(min),
+        }
+        self.flush(out).await
+    }
+
+    /// Completes a barrier once every live channel delivered it.
+    async fn try_complete_barrier(&mut self) -> Result<bool, String> {
+        let Some(epoch) = self.pending_barrier else { return Ok(false) };
+        if !(0..self.blocked.len()).all(|c| self.blocked[c] || self.ended[c]) {
+            return Ok(false);
+        }
+        self.pending_barrier = None;
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        let mut out = Emitter::new();
+        let res = self.timed(|body| match body {
+            Body::Operator(op) => op.on_barrier(epoch, &mut out),
+            Body::Sink(s) => s.commit(epoch),
+        });
+        res.map_err(|e| e.to_string())?;
+        self.flush(out).await?;
+        match self.body {
+            Body::Operator(_) => self.outputs.broadcast(StreamMessage::Barrier(epoch)).await?,
+            Body::Sink(_) => {
+                let _ = self.events.send(RuntimeEvent::SinkCommitted { sink: self.name.clone(), epoch });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Handles one message; returns true when an alignment completed (buffered input may
+    /// now proceed) and whether the stream ended.
+    async fn dispatch(&mut self, env: Envelope) -> Result<(bool, bool), String> {
+        match env.msg {
+            StreamMessage::Data(b) => self.on_data(b).await.map(|_| (false, false)),
+            StreamMessage::Watermark(t) => self.on_watermark(env.channel, t).await.map(|_| (false, false)),
+            StreamMessage::Barrier(e) => {
+                self.blocked[env.channel] = true;
+                self.pending_barrier = Some(e);
+                Ok((self.try_complete_barrier().await?, false))
+            }
+            StreamMessage::EndOfStream => {
+                self.ended[env.channel] = true;
+                self.blocked[env.channel] = false;
+                let aligned = self.try_complete_barrier().await?;
+                if self.ended.iter().all(|e| *e) {
+                    let mut out = Emitter::new();
+                    match &mut self.body {
+                        Body::Operator(op) => op.on_end(&mut out).map_err(|e| e.to_string())?,
+                        Body::Sink(s) => s.finish().map_err(|e| e.to_string())?,
+                    }
+                    self.flush(out).await?;
+                    match self.body {
+                        Body::Operator(_) => self.outputs.broadcast(StreamMessage::EndOfStream).await?,
+                        Body::Sink(_) => {
+                            let _ = self.events.send(RuntimeEvent::SinkFinished { sink: self.name.clone() });
+                        }
+                    }
+                    return Ok((aligned, true));
+                }
+                Ok((aligned, false))
+            }
+        }
+    }
+}
+
+impl Actor for StageActor {
+    type Args = Self;
+    type Error = kameo::error::Infallible;
+
+    async fn on_start(args: Self, _: ActorRef<Self>) -> Result<Self, Self::Error> {
+        Ok(args)
+    }
+
+    async fn on_panic(&mut self, _: WeakActorRef<Self>, err: PanicError) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
+        let msg = err.with_str(|s| s.to_string()).unwrap_or_else(|| err.to_string());
+        self.fail(format!("panicked: {msg}"));
+        Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
+    }
+}
+
+impl Message<Envelope> for StageActor {
+    type Reply = ();
+
+    async fn handle(&mut self, env: Envelope, ctx: &mut Context<Self, ()>) {
+        if self.failed {
+            return;
+        }
+        let mut queue = VecDeque::from([env]);
+        while let Some(env) = queue.pop_front() {
+            if self.blocked[env.channel] {
+                // Input of the next epoch from a channel already past the barrier.
+                self.buffered.push_back(env);
+                continue;
+            }
+            match self.dispatch(env).await {
+                Err(e) => {
+                    self.fail(e);
+                    ctx.stop();
+                    return;
+                }
+                Ok((_, true)) => {
+                    ctx.stop();
+                    return;
+                }
+                Ok((true, false)) => {
+                    let mut resumed: VecDeque<Envelope> = std::mem::take(&mut self.buffered);
+                    resumed.extend(queue.drain(..));
+                    queue = resumed;
+                }
+                Ok((false, false)) => {}
+            }
+        }
+    }
+}

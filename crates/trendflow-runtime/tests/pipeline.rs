@@ -1,0 +1,195 @@
+//! The runtime on small graphs: backpressure, barrier alignment across parallel instances,
+//! failures that stop the pipeline instead of hanging it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use trendflow_core::metrics::{names, Metrics};
+use trendflow_core::{Batch, BatchSender, BoxFuture, Emitter, Epoch, Operator, OperatorError, PollOutcome, RawBatch, Sink, Source};
+use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, RunningPipeline, Trigger};
+
+/// Sends `per_epoch` one-line batches tagged with their epoch, for `epochs` epochs.
+struct CountingSource {
+    epochs: u64,
+    per_epoch: u64,
+    sent: Arc<AtomicU64>,
+}
+
+impl Source for CountingSource {
+    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+        Box::pin(async move {
+            if epoch >= self.epochs {
+                return Ok(PollOutcome::Exhausted);
+            }
+            for i in 0..self.per_epoch {
+                let data = format!("{epoch} {i}\n").into_bytes();
+                out.send(Batch::Raw(Arc::new(RawBatch { origin: "t".into(), first_line: 1, lines: 1, data }))).await?;
+                self.sent.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(PollOutcome::Data)
+        })
+    }
+}
+
+struct Identity;
+impl Operator for Identity {
+    fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
+        out.emit(batch);
+        Ok(())
+    }
+}
+
+fn epoch_of(batch: &Batch) -> u64 {
+    let Batch::Raw(r) = batch else { panic!() };
+    String::from_utf8_lossy(&r.data).split(' ').next().unwrap().parse().unwrap()
+}
+
+#[derive(Default)]
+struct Seen {
+    writes: u64,
+    max_in_flight: u64,
+    per_epoch: Vec<(Epoch, Vec<u64>)>,
+    current: Vec<u64>,
+    finished: bool,
+}
+
+struct RecordingSink {
+    sent: Arc<AtomicU64>,
+    seen: Arc<Mutex<Seen>>,
+    delay: Duration,
+}
+
+impl Sink for RecordingSink {
+    fn write(&mut self, batch: &Batch) -> Result<(), OperatorError> {
+        std::thread::sleep(self.delay);
+        let mut s = self.seen.lock().unwrap();
+        s.writes += 1;
+        let in_flight = self.sent.load(Ordering::SeqCst).saturating_sub(s.writes);
+        s.max_in_flight = s.max_in_flight.max(in_flight);
+        s.current.push(epoch_of(batch));
+        Ok(())
+    }
+    fn commit(&mut self, epoch: Epoch) -> Result<(), OperatorError> {
+        let mut s = self.seen.lock().unwrap();
+        let cur = std::mem::take(&mut s.current);
+        s.per_epoch.push((epoch, cur));
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        self.seen.lock().unwrap().finished = true;
+        Ok(())
+    }
+}
+
+fn graph(source: CountingSource, op: fn() -> Box<dyn Operator>, parallelism: usize, sink: RecordingSink, mailbox: usize) -> PipelineGraph {
+    PipelineGraph {
+        name: "test".into(),
+        nodes: vec![
+            NodeSpec { name: "src".into(), body: NodeBody::Source { source: Box::new(source), trigger: Trigger::AvailableNow }, inputs: vec![], mailbox },
+            NodeSpec { name: "op".into(), body: NodeBody::Operator { factory: Box::new(op), parallelism }, inputs: vec!["src".into()], mailbox },
+            NodeSpec { name: "sink".into(), body: NodeBody::Sink(Box::new(sink)), inputs: vec!["op".into()], mailbox },
+        ],
+        dead_letters: None,
+        metrics: Metrics::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_makes_the_source_wait_and_memory_stays_bounded() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mailbox = 2;
+    let g = graph(
+        CountingSource { epochs: 1, per_epoch: 200, sent: sent.clone() },
+        || Box::new(Identity),
+        1,
+        RecordingSink { sent: sent.clone(), seen: seen.clone(), delay: Duration::from_millis(1) },
+        mailbox,
+    );
+    let metrics = g.metrics.clone();
+    let running = RunningPipeline::start(g).unwrap();
+    running.wait(|_| {}).await.unwrap();
+    let s = seen.lock().unwrap();
+    assert_eq!(s.writes, 200);
+    assert!(s.finished);
+    // In flight at most: two mailboxes, one batch in each actor's hands, one being sent.
+    let bound = 2 * mailbox as u64 + 3;
+    assert!(s.max_in_flight <= bound, "{} batches in flight, bound {bound}", s.max_in_flight);
+    assert!(metrics.value(names::MAILBOX_FULL_WAITS, "src") > 0, "the source never waited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barriers_align_across_parallel_instances() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let g = graph(
+        CountingSource { epochs: 20, per_epoch: 25, sent: sent.clone() },
+        || Box::new(Identity),
+        3,
+        RecordingSink { sent, seen: seen.clone(), delay: Duration::ZERO },
+        4,
+    );
+    let running = RunningPipeline::start(g).unwrap();
+    let report = running.wait(|_| {}).await.unwrap();
+    let s = seen.lock().unwrap();
+    // Every data epoch, then the final no-data epoch of an available-now run.
+    assert_eq!(s.per_epoch.len(), 21);
+    for (epoch, tags) in &s.per_epoch[..20] {
+        assert_eq!(tags.len(), 25, "epoch {epoch}");
+        assert!(tags.iter().all(|t| t == epoch), "epoch {epoch} got {tags:?}");
+    }
+    assert!(s.per_epoch[20].1.is_empty());
+    assert_eq!(report.epochs.len(), 21);
+}
+
+struct Failing;
+impl Operator for Failing {
+    fn process_batch(&mut self, _: Batch, _: &mut Emitter) -> Result<(), OperatorError> {
+        Err(OperatorError::new("boom"))
+    }
+}
+
+struct Panicking;
+impl Operator for Panicking {
+    fn process_batch(&mut self, _: Batch, _: &mut Emitter) -> Result<(), OperatorError> {
+        panic!("injected panic")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_operator_stops_the_pipeline_with_its_name() {
+    let cases: [(fn() -> Box<dyn Operator>, &str); 2] =
+        [(|| Box::new(Failing) as Box<dyn Operator>, "boom"), (|| Box::new(Panicking) as Box<dyn Operator>, "injected panic")];
+    for (op, want) in cases {
+        let sent = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let g = graph(
+            CountingSource { epochs: 100, per_epoch: 100, sent: sent.clone() },
+            op,
+            2,
+            RecordingSink { sent, seen, delay: Duration::ZERO },
+            2,
+        );
+        let err = RunningPipeline::start(g).unwrap().wait(|_| {}).await.unwrap_err().to_string();
+        assert!(err.contains("`op`") && err.contains(want), "{err}");
+    }
+}
+
+#[test]
+fn wiring_errors_are_all_reported() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut g = graph(
+        CountingSource { epochs: 1, per_epoch: 1, sent: sent.clone() },
+        || Box::new(Identity),
+        1,
+        RecordingSink { sent, seen, delay: Duration::ZERO },
+        1,
+    );
+    g.nodes[2].inputs = vec!["nope".into()];
+    let errors = g.validate().unwrap_err();
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(text.iter().any(|e| e.contains("`nope`")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("`op` feeds into nothing")), "{text:?}");
+}

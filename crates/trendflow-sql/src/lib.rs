@@ -1,0 +1,8 @@
+//! SQL over a running pipeline's result tables: the memory tables sinks write to, queried with
+//! DataFusion, served over HTTP (and read back by `trendflow sql`).
+
+pub mod client;
+pub mod server;
+pub mod tables;
+
+pub use tables::{MemoryTables, TableMode};

@@ -1,0 +1,226 @@
+//! The pipeline's HTTP endpoint: SQL over the memory tables, status and metrics.
+//!
+//! Binds 127.0.0.1 by default; `POST /sql` takes the query as the body and answers JSON
+//! (default), CSV or a text table (`?format=` or the `Accept` header); a bad query gets
+//! status 400 with DataFusion's message.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde::Deserialize;
+use trendflow_core::metrics::Metrics;
+
+use crate::MemoryTables;
+
+/// Supplies the live status document (`GET /status`).
+pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub tables: MemoryTables,
+    pub metrics: Metrics,
+    pub status: StatusFn,
+}
+
+#[derive(Deserialize)]
+struct SqlParams {
+    format: Option<String>,
+    q: Option<String>,
+}
+
+/// Result formats of `/sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Table,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" | "application/json" => Some(Format::Json),
+            "csv" | "text/csv" => Some(Format::Csv),
+            "table" | "text/plain" => Some(Format::Table),
+            _ => None,
+        }
+    }
+}
+
+/// Starts serving; returns the bound address (port 0 picks a free one).
+pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new()
+        .route("/sql", post(sql_post).get(sql_get))
+        .route("/tables", get(tables))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP endpoint stopped");
+        }
+    });
+    Ok((bound, handle))
+}
+
+async fn sql_post(State(s): State<ApiState>, Query(p): Query<SqlParams>, headers: HeaderMap, body: Bytes) -> Response {
+    let sql = String::from_utf8_lossy(&body).into_owned();
+    run_sql(&s, &sql, p.format.as_deref(), &headers).await
+}
+
+async fn sql_get(State(s): State<ApiState>, Query(p): Query<SqlParams>, headers: HeaderMap) -> Response {
+    let Some(sql) = p.q.clone() else {
+        return (StatusCode::BAD_REQUEST, "give the query as ?q= or POST it as the body\n").into_response();
+    };
+    run_sql(&s, &sql, p.format.as_deref(), &headers).await
+}
+
+async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let format = match format {
+        Some(f) => match Format::parse(f) {
+            Some(f) => f,
+            None => return (StatusCode::BAD_REQUEST, format!("unknown format `{f}`: use json, csv or table\n")).into_response(),
+        },
+        None => Format::parse(accept).unwrap_or(Format::Json),
+    };
+    match s.tables.query(sql).await {
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(batches) => {
+            let (ctype, body) = match format {
+                Format::Json => ("application/json", to_json(&batches).to_string()),
+                Format::Csv => ("text/csv; charset=utf-8", to_csv(&batches)),
+                Format::Table => ("text/plain; charset=utf-8", to_table(&batches)),
+            };
+            ([(header::CONTENT_TYPE, ctype)], body).into_response()
+        }
+    }
+}
+
+async fn tables(State(s): State<ApiState>) -> Response {
+    let v: Vec<_> = s.tables.names().into_iter().map(|n| serde_json::json!({"name": n, "rows": s.tables.row_count(&n)})).collect();
+    axum::Json(v).into_response()
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    axum::Json((s.status)()).into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let mut out = String::new();
+    let mut last = "";
+    for (k, v) in s.metrics.snapshot() {
+        if k.name != last {
+            let kind = if k.name.ends_with("_total") { "counter" } else { "gauge" };
+            out.push_str(&format!("# TYPE {} {}\n", k.name, kind));
+            last = k.name;
+        }
+        let mut labels = format!("component=\"{}\"", escape_label(&k.component));
+        if let Some((n, val)) = &k.label {
+            labels.push_str(&format!(",{n}=\"{}\"", escape_label(val)));
+        }
+        out.push_str(&format!("{}{{{}}} {}\n", k.name, labels, v));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn cell_strings(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
+    let opts = FormatOptions::default();
+    let fmts: Vec<_> = batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+    (0..batch.num_rows())
+        .map(|r| batch.columns().iter().zip(&fmts).map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string())).collect())
+        .collect()
+}
+
+/// Rows as a JSON array of objects; integers stay numbers, structs (Spark's `window`) become
+/// nested objects.
+pub fn to_json(batches: &[RecordBatch]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        for r in 0..b.num_rows() {
+            let mut obj = serde_json::Map::new();
+            for (i, field) in schema.fields().iter().enumerate() {
+                obj.insert(field.name().clone(), json_value(b.column(i).as_ref(), r));
+            }
+            out.push(serde_json::Value::Object(obj));
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+fn json_value(col: &dyn Array, row: usize) -> serde_json::Value {
+    use datafusion::arrow::array::AsArray;
+    if col.is_null(row) {
+        return serde_json::Value::Null;
+    }
+    match col.data_type() {
+        DataType::Int64 => col.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(row).into(),
+        DataType::Int32 => col.as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(row).into(),
+        DataType::UInt64 => col.as_primitive::<datafusion::arrow::datatypes::UInt64Type>().value(row).into(),
+        DataType::Float64 => col.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(row).into(),
+        DataType::Boolean => col.as_boolean().value(row).into(),
+        DataType::Struct(fields) => {
+            let s = col.as_struct();
+            let mut obj = serde_json::Map::new();
+            for (i, f) in fields.iter().enumerate() {
+                obj.insert(f.name().clone(), json_value(s.column(i).as_ref(), row));
+            }
+            serde_json::Value::Object(obj)
+        }
+        _ => {
+            let f = ArrayFormatter::try_new(col, &FormatOptions::default()).unwrap();
+            serde_json::Value::String(f.value(row).to_string())
+        }
+    }
+}
+
+/// RFC 4180 CSV with a header line.
+pub fn to_csv(batches: &[RecordBatch]) -> String {
+    let mut out = String::new();
+    if let Some(b) = batches.first() {
+        let names: Vec<String> = b.schema().fields().iter().map(|f| csv_field(f.name())).collect();
+        out.push_str(&names.join(","));
+        out.push('\n');
+    }
+    for b in batches {
+        for row in cell_strings(b) {
+            let cells: Vec<String> = row.iter().map(|c| c.as_deref().map(csv_field).unwrap_or_default()).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A boxed text table.
+pub fn to_table(batches: &[RecordBatch]) -> String {
+    match datafusion::arrow::util::pretty::pretty_format_batches(batches) {
+        Ok(t) => format!("{t}\n"),
+        Err(e) => format!("{e}\n"),
+    }
+}

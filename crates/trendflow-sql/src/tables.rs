@@ -1,0 +1,170 @@
+//! Memory tables: named Arrow tables, replaced (complete mode) or appended to (append and
+//! update modes) at each epoch commit, queried with DataFusion.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use trendflow_core::{ResultRow, RowSchema};
+
+/// How a commit changes a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMode {
+    Replace,
+    Append,
+}
+
+#[derive(Debug, Clone)]
+struct Table {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    /// Oldest rows are dropped past this many (append mode), so a long run stays bounded.
+    max_rows: Option<usize>,
+}
+
+/// The memory tables of a pipeline. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTables {
+    inner: Arc<RwLock<BTreeMap<String, Table>>>,
+}
+
+/// The Arrow schema of a result table. Windowed tables have Spark's `window` struct
+/// (`start`, `end` timestamps, UTC) before the key and the count.
+pub fn arrow_schema(schema: &RowSchema) -> SchemaRef {
+    let mut fields = Vec::new();
+    if schema.windowed {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        fields.push(Field::new(
+            "window",
+            DataType::Struct(Fields::from(vec![Field::new("start", ts.clone(), true), Field::new("end", ts, true)])),
+            true,
+        ));
+    }
+    fields.push(Field::new(&*schema.key_column, DataType::Utf8, true));
+    fields.push(Field::new(&*schema.value_column, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Converts result rows to an Arrow batch of [`arrow_schema`].
+pub fn to_record_batch(schema: &RowSchema, rows: &[ResultRow]) -> RecordBatch {
+    let arrow = arrow_schema(schema);
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    if schema.windowed {
+        let starts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.window.map_or(0, |w| w.start) * 1000))
+            .with_timezone("UTC");
+        let ends =
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.window.map_or(0, |w| w.end) * 1000)).with_timezone("UTC");
+        let DataType::Struct(fields) = arrow.field(0).data_type().clone() else { unreachable!() };
+        columns.push(Arc::new(StructArray::new(fields, vec![Arc::new(starts), Arc::new(ends)], None)));
+    }
+    columns.push(Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &*r.key))));
+    columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count))));
+    RecordBatch::try_new(arrow, columns).expect("columns match the schema")
+}
+
+impl MemoryTables {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates (or resets) a table.
+    pub fn create(&self, name: &str, schema: SchemaRef, max_rows: Option<usize>) {
+        self.inner.write().unwrap().insert(name.to_string(), Table { schema, batches: Vec::new(), rows: 0, max_rows });
+    }
+
+    /// Applies one epoch's rows to a table.
+    pub fn commit(&self, name: &str, mode: TableMode, batch: RecordBatch) {
+        let mut tables = self.inner.write().unwrap();
+        let t = tables
+            .entry(name.to_string())
+            .or_insert_with(|| Table { schema: batch.schema(), batches: Vec::new(), rows: 0, max_rows: None });
+        if mode == TableMode::Replace {
+            t.batches.clear();
+            t.rows = 0;
+        }
+        if batch.num_rows() > 0 {
+            t.rows += batch.num_rows();
+            t.batches.push(batch);
+        }
+        if let Some(max) = t.max_rows {
+            while t.rows > max {
+                let excess = t.rows - max;
+                let first = &t.batches[0];
+                if first.num_rows() <= excess {
+                    t.rows -= first.num_rows();
+                    t.batches.remove(0);
+                } else {
+                    let rest = first.slice(excess, first.num_rows() - excess);
+                    t.batches[0] = rest;
+                    t.rows -= excess;
+                }
+            }
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.inner.read().unwrap().keys().cloned().collect()
+    }
+
+    pub fn row_count(&self, name: &str) -> Option<usize> {
+        self.inner.read().unwrap().get(name).map(|t| t.rows)
+    }
+
+    /// A DataFusion session with every table registered as it is now.
+    pub fn session(&self) -> datafusion::error::Result<SessionContext> {
+        let ctx = SessionContext::new();
+        let tables = self.inner.read().unwrap().clone();
+        for (name, t) in tables {
+            let mem = MemTable::try_new(t.schema.clone(), vec![t.batches.clone()])?;
+            ctx.register_table(name.as_str(), Arc::new(mem))?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs a query against the tables as they are now.
+    pub async fn query(&self, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+        let ctx = self.session()?;
+        ctx.sql(sql).await?.collect().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::Window;
+
+    fn rows(n: i64) -> Vec<ResultRow> {
+        (0..n).map(|i| ResultRow { window: Some(Window { start: i * 1000, end: i * 1000 + 5000 }), key: format!("#k{i}").into(), count: i }).collect()
+    }
+
+    #[tokio::test]
+    async fn windowed_table_has_sparks_schema_and_answers_sql() {
+        let schema = RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() };
+        let t = MemoryTables::new();
+        t.create("data", arrow_schema(&schema), None);
+        t.commit("data", TableMode::Append, to_record_batch(&schema, &rows(3)));
+        t.commit("data", TableMode::Append, to_record_batch(&schema, &rows(2)));
+        let out = t.query("select word, count, window.start as s from data where count > 0 order by word").await.unwrap();
+        let n: usize = out.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(n, 3);
+        let out = t.query("select sum(count) as c from data").await.unwrap();
+        let c = out[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        assert_eq!(c, 4);
+    }
+
+    #[test]
+    fn replace_and_bound() {
+        let schema = RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() };
+        let t = MemoryTables::new();
+        t.create("q", arrow_schema(&schema), Some(5));
+        t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        assert_eq!(t.row_count("q"), Some(5));
+        t.commit("q", TableMode::Replace, to_record_batch(&schema, &rows(2)));
+        assert_eq!(t.row_count("q"), Some(2));
+    }
+}

@@ -1,0 +1,212 @@
+//! `trendflow bench`: the tutorial's queries on generated tweets, end to end through the
+//! actors, next to the same parsing and counting code run in one plain loop.
+//!
+//! Benchmarks measure; they assert nothing. Figures go to docs/performance.md.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use trendflow_config::{build, load_str, Override};
+use trendflow_connectors::generator::{write_files, GeneratorConfig, TweetGenerator};
+use trendflow_core::batch::OutputMode;
+use trendflow_core::metrics::Metrics;
+use trendflow_core::{Batch, Emitter, Operator, RawBatch, SlidingWindows};
+use trendflow_ops::{JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount};
+use trendflow_runtime::RunningPipeline;
+
+pub const TUTORIAL_Q1: &str = include_str!("../config/tutorial-q1.yaml");
+pub const TUTORIAL_Q2: &str = include_str!("../config/tutorial-q2.yaml");
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Tweets to generate.
+    #[arg(long, default_value_t = 200_000)]
+    pub tweets: u64,
+    /// Queries to run: q1, q2.
+    #[arg(long, value_delimiter = ',', default_value = "q1,q2")]
+    pub queries: Vec<String>,
+    /// Parser actor counts to compare.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub parsers: Vec<usize>,
+    /// Reuse (or keep) generated data in this directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Window and slide of Q2 (to check that sliding cost does not grow with size/slide).
+    #[arg(long, default_value = "3h")]
+    pub window: String,
+    #[arg(long, default_value = "5m")]
+    pub slide: String,
+    /// Print the results as JSON too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn peak_rss_reset() {
+    // Linux: writing 5 resets the peak resident set size (VmHWM) of the process.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The same operators as the pipeline, called in one loop on one thread.
+fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) {
+    let metrics = Metrics::new();
+    let mut parser = JsonPostParser::new("parse", ParserOptions::default(), &metrics);
+    let mut tokenizer = Tokenizer::new(TokenizerMode::Split);
+    let mut agg: Box<dyn Operator> = if q2 {
+        Box::new(WindowedCount::new("w", SlidingWindows::new(size, slide).unwrap(), 60_000, OutputMode::Append, LatePolicy::Count, &metrics))
+    } else {
+        Box::new(KeyCount::new(OutputMode::Complete, "word", "count"))
+    };
+    let started = Instant::now();
+    let mut posts = 0u64;
+    for f in files {
+        let data = std::fs::read(f).unwrap();
+        let mut start = 0;
+        while start < data.len() {
+            let target = (start + (1 << 20)).min(data.len());
+            let end = if target == data.len() { target } else { memchr_next(&data, target) };
+            let chunk = data[start..end].to_vec();
+            let lines = chunk.iter().filter(|&&b| b == b'\n').count();
+            let mut out = Emitter::new();
+            parser.process_batch(Batch::Raw(Arc::new(RawBatch { origin: "f".into(), first_line: 1, lines, data: chunk })), &mut out).unwrap();
+            for b in out.batches.drain(..) {
+                posts += b.len() as u64;
+                let mut t = Emitter::new();
+                tokenizer.process_batch(b, &mut t).unwrap();
+                for tb in t.batches {
+                    agg.process_batch(tb, &mut Emitter::new()).unwrap();
+                }
+            }
+            start = end;
+        }
+    }
+    agg.on_barrier(0, &mut Emitter::new()).unwrap();
+    agg.on_barrier(1, &mut Emitter::new()).unwrap();
+    (posts, started.elapsed().as_secs_f64())
+}
+
+fn memchr_next(data: &[u8], from: usize) -> usize {
+    data[from..].iter().position(|&b| b == b'\n').map_or(data.len(), |i| from + i + 1)
+}
+
+struct Measure {
+    label: String,
+    tweets: u64,
+    seconds: f64,
+    bytes: u64,
+    peak_rss_mb: f64,
+}
+
+async fn run_pipeline(query: &str, dir: &Path, parsers: usize, out: &Path, window: &str, slide: &str) -> Result<Measure, String> {
+    let yaml = if query == "q1" { TUTORIAL_Q1 } else { TUTORIAL_Q2 };
+    let mut set: Vec<Override> = vec![
+        format!("sources.tweets.path={}", dir.display()),
+        format!("sinks.result.path={}", out.display()),
+        "trigger=available_now".into(),
+        format!("transforms.parse.parallelism={parsers}"),
+        "api.enabled=false".into(),
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    if query == "q2" {
+        set.push(format!("transforms.hashtag_counts.window={window}").parse().unwrap());
+        set.push(format!("transforms.hashtag_counts.slide={slide}").parse().unwrap());
+    }
+    let config = load_str(yaml, query, &set).map_err(|e| e.to_string())?;
+    let built = build(&config).map_err(|e| e.join("; "))?;
+    peak_rss_reset();
+    let started = Instant::now();
+    let running = RunningPipeline::start(built.graph).map_err(|e| e.to_string())?;
+    let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let tweets = built.metrics.value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
+    Ok(Measure { label: format!("{query} actors, {parsers} parser{}", if parsers == 1 { "" } else { "s" }), tweets, seconds, bytes: report.bytes, peak_rss_mb: peak_rss_mb() })
+}
+
+pub async fn main(args: BenchArgs) -> i32 {
+    let tmp = tempfile::Builder::new().prefix("trendflow-bench-").tempdir().expect("temp dir");
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().join("input"));
+    let per_file = 1000u64;
+    if data_files(&dir).is_empty() {
+        eprintln!("generating {} tweets into {}", args.tweets, dir.display());
+        let mut g = TweetGenerator::new(GeneratorConfig { seed: 42, rate: 10.0, ..GeneratorConfig::default() });
+        if let Err(e) = write_files(&dir, 0, args.tweets.div_ceil(per_file), per_file, &mut g, &mut |_, _| {}) {
+            eprintln!("trendflow bench: {e}");
+            return 1;
+        }
+    }
+    let files = data_files(&dir);
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let size = trendflow_core::duration::parse_duration(&args.window).map(|d| d.as_millis() as i64).unwrap_or(10_800_000);
+    let slide = trendflow_core::duration::parse_duration(&args.slide).map(|d| d.as_millis() as i64).unwrap_or(300_000);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    println!(
+        "trendflow bench: {} files, {:.1} MB, {} cores ({cpu}), Q2 windows {} every {}",
+        files.len(),
+        bytes as f64 / 1e6,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        args.window,
+        args.slide
+    );
+    let mut results = Vec::new();
+    for q in &args.queries {
+        let q2 = q == "q2";
+        peak_rss_reset();
+        let (tweets, seconds) = plain_loop(&files, q2, size, slide);
+        results.push(Measure { label: format!("{q} plain loop, 1 thread"), tweets, seconds, bytes, peak_rss_mb: peak_rss_mb() });
+        for &p in &args.parsers {
+            let out = tmp.path().join(format!("{q}-{p}.csv"));
+            match run_pipeline(q, &dir, p, &out, &args.window, &args.slide).await {
+                Ok(m) => results.push(m),
+                Err(e) => {
+                    eprintln!("trendflow bench: {q}: {e}");
+                    return 1;
+                }
+            }
+        }
+    }
+    println!("{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}", "run", "tweets", "seconds", "tweets/s", "MB/s", "peak RSS");
+    for m in &results {
+        println!(
+            "{:<32} {:>10} {:>9.3} {:>12.0} {:>9.1} {:>7.0} MB",
+            m.label,
+            m.tweets,
+            m.seconds,
+            m.tweets as f64 / m.seconds,
+            m.bytes as f64 / 1e6 / m.seconds,
+            m.peak_rss_mb
+        );
+    }
+    if args.json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|m| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
+                "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+    }
+    0
+}

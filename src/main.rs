@@ -1,0 +1,82 @@
+//! `trendflow`: streaming analytics for social-media streams.
+//!
+//! Commands: `run` a pipeline file, `validate` one, `generate` a realistic tweet stream,
+//! query a running pipeline with `sql`, `demo` everything on a live generated stream, and
+//! `bench` the tutorial's queries.
+
+mod bench;
+mod demo;
+mod generate;
+mod registry;
+mod run;
+mod sql;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use trendflow_config::Override;
+
+#[derive(Parser)]
+#[command(name = "trendflow", version, about = "Trending hashtags, mentions and more over sliding windows of social-media streams")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline defined in YAML.
+    Run {
+        pipeline: PathBuf,
+        /// Override a config value: --set sources.tweets.path=DIR (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
+    },
+    /// Check a pipeline file and report every problem at once.
+    Validate {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
+    },
+    /// Write a deterministic, realistic stream of Twitter API v1.1 tweets as JSON-lines files.
+    Generate(generate::GenerateArgs),
+    /// Query the memory tables of a running pipeline.
+    Sql(sql::SqlArgs),
+    /// A live generated stream through config/insee-hashtags.yaml, with the top hashtags of the
+    /// last 3 hours shown every few seconds. Ctrl-C stops.
+    Demo(demo::DemoArgs),
+    /// Measure the tutorial's queries on generated tweets.
+    Bench(bench::BenchArgs),
+}
+
+fn init_logs(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TRENDFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logs(&cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Run { pipeline, set } => run::run_file(&pipeline, &set).await,
+            Command::Validate { pipeline, set } => run::validate(&pipeline, &set),
+            Command::Generate(args) => generate::main(args),
+            Command::Sql(args) => sql::main(args).await,
+            Command::Demo(args) => demo::main(args).await,
+            Command::Bench(args) => bench::main(args).await,
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code);
+}

@@ -1,0 +1,111 @@
+//! Helpers shared by the end-to-end tests: the binary, temp dirs, mtimes, CSV tables.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, UNIX_EPOCH};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_trendflow"))
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs trendflow with arguments, from the project root, with an isolated run registry.
+pub fn trendflow(args: &[&str], run_dir: &Path) -> Output {
+    Command::new(bin()).args(args).current_dir(root()).env("TRENDFLOW_RUN_DIR", run_dir).output().expect("run trendflow")
+}
+
+/// Copies a directory's files, giving them increasing modification times in name order
+/// (git keeps no mtimes; the file source reads in mtime order).
+pub fn copy_with_mtimes(from: &Path, to: &Path, first_mtime: u64) {
+    std::fs::create_dir_all(to).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(from).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    for (i, n) in names.iter().enumerate() {
+        let dst = to.join(n);
+        std::fs::copy(from.join(n), &dst).unwrap();
+        let f = std::fs::File::options().write(true).open(&dst).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(first_mtime + i as u64)).unwrap();
+    }
+}
+
+/// Parses an RFC 4180 CSV file (quoted fields may hold commas, quotes and newlines).
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        any = true;
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    field.push('"');
+                } else {
+                    quoted = false;
+                }
+            } else {
+                field.push(c);
+            }
+        } else {
+            match c {
+                '"' => quoted = true,
+                ',' => row.push(std::mem::take(&mut field)),
+                '\n' => {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                    any = false;
+                }
+                '\r' => {}
+                _ => field.push(c),
+            }
+        }
+    }
+    if any {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// A result table: key columns -> count (the last column), header dropped.
+pub fn table(path: &Path) -> (Vec<String>, BTreeMap<Vec<String>, i64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut rows = parse_csv(&text).into_iter();
+    let header = rows.next().unwrap_or_default();
+    let mut m = BTreeMap::new();
+    for r in rows {
+        let (count, key) = r.split_last().unwrap();
+        assert!(m.insert(key.to_vec(), count.parse::<i64>().unwrap()).is_none(), "duplicate row {key:?} in {}", path.display());
+    }
+    (header, m)
+}
+
+/// Describes how two tables differ (empty when equal).
+pub fn diff(a: &BTreeMap<Vec<String>, i64>, b: &BTreeMap<Vec<String>, i64>) -> String {
+    let mut out = String::new();
+    let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).take(10).collect();
+    let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).take(10).collect();
+    let mism: Vec<_> = a.iter().filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v)).take(10).collect();
+    if only_a.is_empty() && only_b.is_empty() && mism.is_empty() {
+        return out;
+    }
+    out.push_str(&format!("rows {} vs {}; sums {} vs {}\n", a.len(), b.len(), a.values().sum::<i64>(), b.values().sum::<i64>()));
+    for k in only_a {
+        out.push_str(&format!("  expected only: {k:?} {}\n", a[k]));
+    }
+    for k in only_b {
+        out.push_str(&format!("  got only: {k:?} {}\n", b[k]));
+    }
+    for (k, v) in mism {
+        out.push_str(&format!("  count differs: {k:?} expected {v} got {}\n", b[k]));
+    }
+    out
+}
