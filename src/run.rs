@@ -49,16 +49,17 @@ pub struct LiveStatus {
     pub records: u64,
 }
 
-/// Starts the HTTP endpoint, trying the next ports when the first is taken (as Spark's UI
-/// does from 4040).
-pub async fn start_api(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) -> Option<SocketAddr> {
+/// What the HTTP endpoint serves, and where (trying the next ports when the first is taken,
+/// as Spark's UI does from 4040).
+fn api_state(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) -> Option<(SocketAddr, ApiState, String)> {
     if !built.api.enabled {
         return None;
     }
-    let Ok(mut addr) = built.api.address.parse::<SocketAddr>() else {
+    let Ok(addr) = built.api.address.parse::<SocketAddr>() else {
         tracing::warn!(address = %built.api.address, "api.address is not host:port; no HTTP endpoint");
         return None;
     };
+    let configured = built.api.address.clone();
     let name = built.name.clone();
     let tables: Vec<String> = built.memory_tables.values().cloned().collect();
     let status_fn: trendflow_sql::server::StatusFn = Arc::new(move || {
@@ -75,6 +76,10 @@ pub async fn start_api(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) ->
         })
     });
     let state = ApiState { tables: built.tables.clone(), metrics: built.metrics.clone(), status: status_fn };
+    Some((addr, state, configured))
+}
+
+async fn serve_on_free_port(mut addr: SocketAddr, state: ApiState, configured: String) -> Option<SocketAddr> {
     for _ in 0..10 {
         match serve(addr, state.clone()).await {
             Ok((bound, _)) => return Some(bound),
@@ -85,7 +90,7 @@ pub async fn start_api(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) ->
             }
         }
     }
-    tracing::warn!("ports {} and the 9 after it are taken: no HTTP endpoint", built.api.address);
+    tracing::warn!("ports {configured} and the 9 after it are taken: no HTTP endpoint");
     None
 }
 
@@ -97,7 +102,10 @@ pub async fn run_built_until(built: BuiltPipeline, stop_after: Option<std::time:
 /// Runs a built pipeline until it ends or a signal stops it. Returns the exit code.
 pub async fn run_built(built: BuiltPipeline, stop_after: Option<std::time::Duration>, on_epoch: impl FnMut(&EpochSummary) + Send) -> i32 {
     let status = Arc::new(Mutex::new(LiveStatus::default()));
-    let addr = start_api(&built, status.clone()).await;
+    let addr = match api_state(&built, status.clone()) {
+        Some((addr, state, configured)) => serve_on_free_port(addr, state, configured).await,
+        None => None,
+    };
     let _registration = addr.map(|a| {
         eprintln!("trendflow: pipeline `{}`: SQL endpoint on http://{a}", built.name);
         crate::registry::register(&built.name, a, built.memory_tables.values().cloned().collect())

@@ -50,6 +50,7 @@ pub struct JsonPostParser {
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
     posts_out: Counter,
+    repaired: Counter,
 }
 
 /// What became of one line.
@@ -68,6 +69,7 @@ impl JsonPostParser {
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(8192),
             posts_out: metrics.counter(names::RECORDS_OUT, component),
+            repaired: metrics.counter_labeled(names::RECORDS_REPAIRED, component, Some(("reason", "lone_surrogate".into()))),
         }
     }
 
@@ -75,17 +77,35 @@ impl JsonPostParser {
     fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> LineOutcome {
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
+        let error = match self.parse_scratch(line_no, posts) {
+            Ok(outcome) => return outcome,
+            Err(e) => e,
+        };
+        // Spark (Jackson, then Java's UTF-8 encoder) reads a lone surrogate escape as '?':
+        // so does trendflow, rather than losing the whole post.
+        if error.0 {
+            if let Some(repaired) = replace_lone_surrogates(line) {
+                self.scratch = repaired;
+                if let Ok(outcome) = self.parse_scratch(line_no, posts) {
+                    self.repaired.inc();
+                    return outcome;
+                }
+            }
+        }
+        let reason = if std::str::from_utf8(line).is_err() { Reason::InvalidUtf8 } else { Reason::InvalidJson };
+        LineOutcome::Rejected(reason, error.1)
+    }
+
+    /// Parses `scratch`; on failure, whether it was a bad Unicode escape, and the message.
+    fn parse_scratch(&mut self, line_no: u64, posts: &mut PostBatch) -> Result<LineOutcome, (bool, String)> {
         // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
-        let outcome = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Err(e) => {
-                let reason = if std::str::from_utf8(line).is_err() { Reason::InvalidUtf8 } else { Reason::InvalidJson };
-                LineOutcome::Rejected(reason, e.to_string())
-            }
-            Ok(()) => Self::extract(&tape, line_no, posts),
+        let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
+            Err(e) => Err((*e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint, e.to_string())),
+            Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
         };
         self.tape = Some(tape.reset());
-        outcome
+        result
     }
 
     fn extract(tape: &Tape<'_>, line_no: u64, posts: &mut PostBatch) -> LineOutcome {
@@ -160,6 +180,57 @@ impl Operator for JsonPostParser {
     }
 }
 
+/// Rewrites every `\uXXXX` escape of an unpaired UTF-16 surrogate as `?`. Returns None when
+/// there is none (the parse failed for another reason).
+fn replace_lone_surrogates(line: &[u8]) -> Option<Vec<u8>> {
+    fn hex4(b: &[u8]) -> Option<u16> {
+        let s = std::str::from_utf8(b.get(..4)?).ok()?;
+        u16::from_str_radix(s, 16).ok().filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()))
+    }
+    let mut out = Vec::with_capacity(line.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] != b'\\' || i + 1 >= line.len() {
+            out.push(line[i]);
+            i += 1;
+            continue;
+        }
+        if line[i + 1] != b'u' {
+            out.extend_from_slice(&line[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        match hex4(&line[i + 2..]) {
+            Some(hi @ 0xD800..=0xDBFF) => {
+                let low = (line.get(i + 6) == Some(&b'\\') && line.get(i + 7) == Some(&b'u'))
+                    .then(|| hex4(&line[i + 8..]))
+                    .flatten()
+                    .filter(|c| (0xDC00..=0xDFFF).contains(c));
+                if low.is_some() {
+                    out.extend_from_slice(&line[i..i + 12]);
+                    i += 12;
+                } else {
+                    let _ = hi;
+                    out.push(b'?');
+                    changed = true;
+                    i += 6;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                out.push(b'?');
+                changed = true;
+                i += 6;
+            }
+            _ => {
+                out.extend_from_slice(&line[i..i + 2]);
+                i += 2;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 impl JsonPostParser {
     fn dead(&self, origin: Arc<str>, line: u64, reason: Reason, detail: String, bytes: &[u8]) -> DeadLetter {
         DeadLetter { component: self.component.clone(), origin, line, reason, detail, excerpt: DeadLetter::excerpt_of(bytes) }
@@ -217,7 +288,6 @@ mod tests {
                 (1, Reason::EmptyLine),
                 (2, Reason::InvalidJson),
                 (3, Reason::InvalidUtf8),
-                (4, Reason::InvalidJson),
                 (5, Reason::ControlMessage),
                 (6, Reason::NotAnObject),
                 (7, Reason::BadEventTime),
@@ -227,8 +297,24 @@ mod tests {
         );
         assert_eq!(
             posts,
-            vec![(None, "#kept".into()), (None, "#kept too".into()), (Some(1_618_473_605_000), "ok #a".into())]
+            vec![
+                (Some(1_618_473_605_000), "lone ? surrogate".into()),
+                (None, "#kept".into()),
+                (None, "#kept too".into()),
+                (Some(1_618_473_605_000), "ok #a".into())
+            ]
         );
+    }
+
+    #[test]
+    fn lone_surrogates_become_question_marks_as_in_spark() {
+        let r = |s: &str| replace_lone_surrogates(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(r(r#"{"t":"a\ud83db \udcca \ud83d\udc49 \\ud83d"}"#).unwrap(), r#"{"t":"a?b ? \ud83d\udc49 \\ud83d"}"#);
+        assert_eq!(r(r#"{"t":"\ud83d\udc49"}"#), None);
+        // An invalid escape stays invalid.
+        let (posts, dead) = parse(&[br#"{"text":"Tr\u0\ud83d0e8s"}"#]);
+        assert!(posts.is_empty());
+        assert_eq!(dead, vec![(1, Reason::InvalidJson)]);
     }
 
     #[test]

@@ -167,10 +167,12 @@ impl RunningPipeline {
                 }
             }
         }
-        // Sources last, so every mailbox they feed exists; they start ticking at once.
+        // Sources last, so every mailbox they feed exists; they start ticking at once. Their
+        // own mailbox only carries ticks, stop and commit notices (one per epoch): unbounded,
+        // so a tick a source sends itself is never lost behind commit notices.
         let source_refs = sources
             .into_iter()
-            .map(|(_, actor)| SourceActor::spawn_with_mailbox(actor, mailbox::bounded(16)))
+            .map(|(_, actor)| SourceActor::spawn_with_mailbox(actor, mailbox::unbounded()))
             .collect();
         Ok(RunningPipeline {
             name,
