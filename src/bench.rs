@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use trendflow_config::{build, load_str, Override};
-use trendflow_connectors::generator::{write_files, GeneratorConfig, TweetGenerator};
+use trendflow_config::{Override, build, load_str};
+use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{Batch, Emitter, Operator, RawBatch, SlidingWindows};
-use trendflow_ops::{JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount};
+use trendflow_ops::{
+    JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
+};
 use trendflow_runtime::RunningPipeline;
 
 pub const TUTORIAL_Q1: &str = include_str!("../config/tutorial-q1.yaml");
@@ -60,7 +62,12 @@ fn peak_rss_mb() -> f64 {
 
 fn data_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -72,7 +79,14 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
     let mut parser = JsonPostParser::new("parse", ParserOptions::default(), &metrics);
     let mut tokenizer = Tokenizer::new(TokenizerMode::Split);
     let mut agg: Box<dyn Operator> = if q2 {
-        Box::new(WindowedCount::new("w", SlidingWindows::new(size, slide).unwrap(), 60_000, OutputMode::Append, LatePolicy::Count, &metrics))
+        Box::new(WindowedCount::new(
+            "w",
+            SlidingWindows::new(size, slide).unwrap(),
+            60_000,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &metrics,
+        ))
     } else {
         Box::new(KeyCount::new(OutputMode::Complete, "word", "count"))
     };
@@ -83,11 +97,25 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
         let mut start = 0;
         while start < data.len() {
             let target = (start + (1 << 20)).min(data.len());
-            let end = if target == data.len() { target } else { memchr_next(&data, target) };
+            let end = if target == data.len() {
+                target
+            } else {
+                memchr_next(&data, target)
+            };
             let chunk = data[start..end].to_vec();
             let lines = chunk.iter().filter(|&&b| b == b'\n').count();
             let mut out = Emitter::new();
-            parser.process_batch(Batch::Raw(Arc::new(RawBatch { origin: "f".into(), first_line: 1, lines, data: chunk })), &mut out).unwrap();
+            parser
+                .process_batch(
+                    Batch::Raw(Arc::new(RawBatch {
+                        origin: "f".into(),
+                        first_line: 1,
+                        lines,
+                        data: chunk,
+                    })),
+                    &mut out,
+                )
+                .unwrap();
             for b in out.batches.drain(..) {
                 posts += b.len() as u64;
                 let mut t = Emitter::new();
@@ -105,7 +133,10 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
 }
 
 fn memchr_next(data: &[u8], from: usize) -> usize {
-    data[from..].iter().position(|&b| b == b'\n').map_or(data.len(), |i| from + i + 1)
+    data[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(data.len(), |i| from + i + 1)
 }
 
 struct Measure {
@@ -116,8 +147,19 @@ struct Measure {
     peak_rss_mb: f64,
 }
 
-async fn run_pipeline(query: &str, dir: &Path, parsers: usize, out: &Path, window: &str, slide: &str) -> Result<Measure, String> {
-    let yaml = if query == "q1" { TUTORIAL_Q1 } else { TUTORIAL_Q2 };
+async fn run_pipeline(
+    query: &str,
+    dir: &Path,
+    parsers: usize,
+    out: &Path,
+    window: &str,
+    slide: &str,
+) -> Result<Measure, String> {
+    let yaml = if query == "q1" {
+        TUTORIAL_Q1
+    } else {
+        TUTORIAL_Q2
+    };
     let mut set: Vec<Override> = vec![
         format!("sources.tweets.path={}", dir.display()),
         format!("sinks.result.path={}", out.display()),
@@ -129,8 +171,16 @@ async fn run_pipeline(query: &str, dir: &Path, parsers: usize, out: &Path, windo
     .map(|s| s.parse().unwrap())
     .collect();
     if query == "q2" {
-        set.push(format!("transforms.hashtag_counts.window={window}").parse().unwrap());
-        set.push(format!("transforms.hashtag_counts.slide={slide}").parse().unwrap());
+        set.push(
+            format!("transforms.hashtag_counts.window={window}")
+                .parse()
+                .unwrap(),
+        );
+        set.push(
+            format!("transforms.hashtag_counts.slide={slide}")
+                .parse()
+                .unwrap(),
+        );
     }
     let config = load_str(yaml, query, &set).map_err(|e| e.to_string())?;
     let built = build(&config).map_err(|e| e.join("; "))?;
@@ -139,35 +189,73 @@ async fn run_pipeline(query: &str, dir: &Path, parsers: usize, out: &Path, windo
     let running = RunningPipeline::start(built.graph).map_err(|e| e.to_string())?;
     let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
-    let tweets = built.metrics.value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
-    Ok(Measure { label: format!("{query} actors, {parsers} parser{}", if parsers == 1 { "" } else { "s" }), tweets, seconds, bytes: report.bytes, peak_rss_mb: peak_rss_mb() })
+    let tweets = built
+        .metrics
+        .value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
+    Ok(Measure {
+        label: format!(
+            "{query} actors, {parsers} parser{}",
+            if parsers == 1 { "" } else { "s" }
+        ),
+        tweets,
+        seconds,
+        bytes: report.bytes,
+        peak_rss_mb: peak_rss_mb(),
+    })
 }
 
 pub async fn main(args: BenchArgs) -> i32 {
-    let tmp = tempfile::Builder::new().prefix("trendflow-bench-").tempdir().expect("temp dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("trendflow-bench-")
+        .tempdir()
+        .expect("temp dir");
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().join("input"));
     let per_file = 1000u64;
     if data_files(&dir).is_empty() {
         eprintln!("generating {} tweets into {}", args.tweets, dir.display());
-        let mut g = TweetGenerator::new(GeneratorConfig { seed: 42, rate: 10.0, ..GeneratorConfig::default() });
-        if let Err(e) = write_files(&dir, 0, args.tweets.div_ceil(per_file), per_file, &mut g, &mut |_, _| {}) {
+        let mut g = TweetGenerator::new(GeneratorConfig {
+            seed: 42,
+            rate: 10.0,
+            ..GeneratorConfig::default()
+        });
+        if let Err(e) = write_files(
+            &dir,
+            0,
+            args.tweets.div_ceil(per_file),
+            per_file,
+            &mut g,
+            &mut |_, _| {},
+        ) {
             eprintln!("trendflow bench: {e}");
             return 1;
         }
     }
     let files = data_files(&dir);
-    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
-    let size = trendflow_core::duration::parse_duration(&args.window).map(|d| d.as_millis() as i64).unwrap_or(10_800_000);
-    let slide = trendflow_core::duration::parse_duration(&args.slide).map(|d| d.as_millis() as i64).unwrap_or(300_000);
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let size = trendflow_core::duration::parse_duration(&args.window)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(10_800_000);
+    let slide = trendflow_core::duration::parse_duration(&args.slide)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(300_000);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     println!(
         "trendflow bench: {} files, {:.1} MB, {} cores ({cpu}), Q2 windows {} every {}",
         files.len(),
         bytes as f64 / 1e6,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         args.window,
         args.slide
     );
@@ -176,7 +264,13 @@ pub async fn main(args: BenchArgs) -> i32 {
         let q2 = q == "q2";
         peak_rss_reset();
         let (tweets, seconds) = plain_loop(&files, q2, size, slide);
-        results.push(Measure { label: format!("{q} plain loop, 1 thread"), tweets, seconds, bytes, peak_rss_mb: peak_rss_mb() });
+        results.push(Measure {
+            label: format!("{q} plain loop, 1 thread"),
+            tweets,
+            seconds,
+            bytes,
+            peak_rss_mb: peak_rss_mb(),
+        });
         for &p in &args.parsers {
             let out = tmp.path().join(format!("{q}-{p}.csv"));
             match run_pipeline(q, &dir, p, &out, &args.window, &args.slide).await {
@@ -188,7 +282,10 @@ pub async fn main(args: BenchArgs) -> i32 {
             }
         }
     }
-    println!("{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}", "run", "tweets", "seconds", "tweets/s", "MB/s", "peak RSS");
+    println!(
+        "{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}",
+        "run", "tweets", "seconds", "tweets/s", "MB/s", "peak RSS"
+    );
     for m in &results {
         println!(
             "{:<32} {:>10} {:>9.3} {:>12.0} {:>9.1} {:>7.0} MB",

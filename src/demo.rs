@@ -5,13 +5,13 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use trendflow_config::{build, load_str, Override};
-use trendflow_connectors::generator::{write_files, GeneratorConfig, TweetGenerator};
+use trendflow_config::{Override, build, load_str};
+use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::metrics::names;
 use trendflow_sql::server::to_table;
 
@@ -38,7 +38,10 @@ pub struct DemoArgs {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub const TOP_QUERY: &str = "select window.start as window_start, window.end as window_end, word, count from hashtags \
@@ -62,17 +65,35 @@ pub async fn main(args: DemoArgs) -> i32 {
     // History: 3 hours and 5 minutes of event time, about 3 tweets per second.
     let backfill_ms = 185 * 60_000;
     let now = now_ms();
-    let mut generator =
-        TweetGenerator::new(GeneratorConfig { seed: now as u64, start_ms: now - backfill_ms, rate: 3.0, ..GeneratorConfig::default() });
+    let mut generator = TweetGenerator::new(GeneratorConfig {
+        seed: now as u64,
+        start_ms: now - backfill_ms,
+        rate: 3.0,
+        ..GeneratorConfig::default()
+    });
     let history_tweets = (backfill_ms / 1000 * 3) as u64;
-    eprintln!("trendflow demo: writing 3 hours of history ({history_tweets} tweets) into {}", dir.display());
-    if let Err(e) = write_files(&dir, 0, history_tweets.div_ceil(1000), 1000, &mut generator, &mut |_, _| {}) {
+    eprintln!(
+        "trendflow demo: writing 3 hours of history ({history_tweets} tweets) into {}",
+        dir.display()
+    );
+    if let Err(e) = write_files(
+        &dir,
+        0,
+        history_tweets.div_ceil(1000),
+        1000,
+        &mut generator,
+        &mut |_, _| {},
+    ) {
         eprintln!("trendflow demo: {}: {e}", dir.display());
         return 1;
     }
     let mut next_index = history_tweets.div_ceil(1000);
 
-    let mut overrides = vec![Override { path: vec!["sources".into(), "tweets".into(), "path".into()], value: dir.display().to_string().into(), text: "demo dir".into() }];
+    let mut overrides = vec![Override {
+        path: vec!["sources".into(), "tweets".into(), "path".into()],
+        value: dir.display().to_string().into(),
+        text: "demo dir".into(),
+    }];
     overrides.extend(args.set.iter().cloned());
     let config = match load_str(INSEE_HASHTAGS, "config/insee-hashtags.yaml", &overrides) {
         Ok(c) => c,
@@ -84,7 +105,9 @@ pub async fn main(args: DemoArgs) -> i32 {
     let built = match build(&config) {
         Ok(b) => b,
         Err(errors) => {
-            errors.iter().for_each(|e| eprintln!("config/insee-hashtags.yaml: {e}"));
+            errors
+                .iter()
+                .for_each(|e| eprintln!("config/insee-hashtags.yaml: {e}"));
             return 2;
         }
     };

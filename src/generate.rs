@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use trendflow_connectors::generator::{write_files, GeneratorConfig, TweetGenerator};
+use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::time::{format_iso_utc, parse_iso8601};
 
 #[derive(Args, Clone)]
@@ -42,8 +42,13 @@ pub struct GenerateArgs {
 impl GenerateArgs {
     pub fn config(&self) -> Result<GeneratorConfig, String> {
         let start_ms = parse_iso8601(&self.start).map_err(|e| format!("--start: {e}"))?;
-        let late_max = trendflow_core::duration::parse_duration(&self.late_max).map_err(|e| format!("--late-max: {e}"))?;
-        for (name, f) in [("late-fraction", self.late_fraction), ("bad-fraction", self.bad_fraction), ("retweet-fraction", self.retweet_fraction)] {
+        let late_max = trendflow_core::duration::parse_duration(&self.late_max)
+            .map_err(|e| format!("--late-max: {e}"))?;
+        for (name, f) in [
+            ("late-fraction", self.late_fraction),
+            ("bad-fraction", self.bad_fraction),
+            ("retweet-fraction", self.retweet_fraction),
+        ] {
             if !(0.0..=1.0).contains(&f) {
                 return Err(format!("--{name} must be between 0 and 1"));
             }
@@ -80,7 +85,14 @@ pub fn main(args: GenerateArgs) -> i32 {
             tracing::debug!(files = done, total, "generated");
         }
     };
-    if let Err(e) = write_files(&args.out, args.first_index, args.files, args.tweets_per_file, &mut generator, &mut on_file) {
+    if let Err(e) = write_files(
+        &args.out,
+        args.first_index,
+        args.files,
+        args.tweets_per_file,
+        &mut generator,
+        &mut on_file,
+    ) {
         eprintln!("trendflow generate: {}: {e}", args.out.display());
         return 1;
     }

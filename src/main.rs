@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use trendflow_config::Override;
 
 #[derive(Parser)]
-#[command(name = "trendflow", version, about = "Trending hashtags, mentions and more over sliding windows of social-media streams")]
+#[command(
+    name = "trendflow",
+    version,
+    about = "Trending hashtags, mentions and more over sliding windows of social-media streams"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -54,7 +58,8 @@ enum Command {
 
 fn init_logs(format: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRENDFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("TRENDFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -71,7 +76,10 @@ fn init_logs(format: &str) {
 fn main() {
     let cli = Cli::parse();
     init_logs(&cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Run { pipeline, set } => run::run_file(&pipeline, &set).await,

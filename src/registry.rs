@@ -43,11 +43,17 @@ pub struct Entry {
 
 /// Registered pipelines whose process is still alive.
 pub fn running() -> Vec<Entry> {
-    let Ok(rd) = std::fs::read_dir(dir()) else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(dir()) else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for e in rd.flatten() {
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         let pid = v["pid"].as_u64().unwrap_or(0);
         if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_file(e.path());
@@ -56,7 +62,14 @@ pub fn running() -> Vec<Entry> {
         out.push(Entry {
             name: v["name"].as_str().unwrap_or("").to_string(),
             address: v["address"].as_str().unwrap_or("").to_string(),
-            tables: v["tables"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect()).unwrap_or_default(),
+            tables: v["tables"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use trendflow_config::{build, load_file, BuiltPipeline, Override};
+use trendflow_config::{BuiltPipeline, Override, build, load_file};
 use trendflow_core::time::format_iso_utc;
 use trendflow_runtime::{EpochSummary, RunningPipeline};
-use trendflow_sql::server::{serve, ApiState};
+use trendflow_sql::server::{ApiState, serve};
 
 /// Loads and builds a pipeline, printing every problem. None if there were any.
 pub fn load(path: &Path, set: &[Override]) -> Option<BuiltPipeline> {
@@ -15,7 +15,12 @@ pub fn load(path: &Path, set: &[Override]) -> Option<BuiltPipeline> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("{} problem{} in {}", e.errors.len(), if e.errors.len() == 1 { "" } else { "s" }, path.display());
+            eprintln!(
+                "{} problem{} in {}",
+                e.errors.len(),
+                if e.errors.len() == 1 { "" } else { "s" },
+                path.display()
+            );
             return None;
         }
     };
@@ -23,9 +28,17 @@ pub fn load(path: &Path, set: &[Override]) -> Option<BuiltPipeline> {
         Ok(b) => Some(b),
         Err(errors) => {
             for e in &errors {
-                eprintln!("{}: {e}", path.display());
+                match config.locate(e) {
+                    Some((line, column)) => eprintln!("{}:{line}:{column}: {e}", path.display()),
+                    None => eprintln!("{}: {e}", path.display()),
+                }
             }
-            eprintln!("{} problem{} in {}", errors.len(), if errors.len() == 1 { "" } else { "s" }, path.display());
+            eprintln!(
+                "{} problem{} in {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                path.display()
+            );
             None
         }
     }
@@ -34,7 +47,11 @@ pub fn load(path: &Path, set: &[Override]) -> Option<BuiltPipeline> {
 pub fn validate(path: &Path, set: &[Override]) -> i32 {
     match load(path, set) {
         Some(b) => {
-            println!("{}: ok ({} components)", path.display(), b.graph.nodes.len());
+            println!(
+                "{}: ok ({} components)",
+                path.display(),
+                b.graph.nodes.len()
+            );
             0
         }
         None => 2,
@@ -51,7 +68,10 @@ pub struct LiveStatus {
 
 /// What the HTTP endpoint serves, and where (trying the next ports when the first is taken,
 /// as Spark's UI does from 4040).
-fn api_state(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) -> Option<(SocketAddr, ApiState, String)> {
+fn api_state(
+    built: &BuiltPipeline,
+    status: Arc<Mutex<LiveStatus>>,
+) -> Option<(SocketAddr, ApiState, String)> {
     if !built.api.enabled {
         return None;
     }
@@ -75,15 +95,25 @@ fn api_state(built: &BuiltPipeline, status: Arc<Mutex<LiveStatus>>) -> Option<(S
             })),
         })
     });
-    let state = ApiState { tables: built.tables.clone(), metrics: built.metrics.clone(), status: status_fn };
+    let state = ApiState {
+        tables: built.tables.clone(),
+        metrics: built.metrics.clone(),
+        status: status_fn,
+    };
     Some((addr, state, configured))
 }
 
-async fn serve_on_free_port(mut addr: SocketAddr, state: ApiState, configured: String) -> Option<SocketAddr> {
+async fn serve_on_free_port(
+    mut addr: SocketAddr,
+    state: ApiState,
+    configured: String,
+) -> Option<SocketAddr> {
     for _ in 0..10 {
         match serve(addr, state.clone()).await {
             Ok((bound, _)) => return Some(bound),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 => addr.set_port(addr.port() + 1),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 => {
+                addr.set_port(addr.port() + 1)
+            }
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "no HTTP endpoint");
                 return None;
@@ -100,15 +130,26 @@ pub async fn run_built_until(built: BuiltPipeline, stop_after: Option<std::time:
 }
 
 /// Runs a built pipeline until it ends or a signal stops it. Returns the exit code.
-pub async fn run_built(built: BuiltPipeline, stop_after: Option<std::time::Duration>, on_epoch: impl FnMut(&EpochSummary) + Send) -> i32 {
+pub async fn run_built(
+    built: BuiltPipeline,
+    stop_after: Option<std::time::Duration>,
+    on_epoch: impl FnMut(&EpochSummary) + Send,
+) -> i32 {
     let status = Arc::new(Mutex::new(LiveStatus::default()));
     let addr = match api_state(&built, status.clone()) {
         Some((addr, state, configured)) => serve_on_free_port(addr, state, configured).await,
         None => None,
     };
     let _registration = addr.map(|a| {
-        eprintln!("trendflow: pipeline `{}`: SQL endpoint on http://{a}", built.name);
-        crate::registry::register(&built.name, a, built.memory_tables.values().cloned().collect())
+        eprintln!(
+            "trendflow: pipeline `{}`: SQL endpoint on http://{a}",
+            built.name
+        );
+        crate::registry::register(
+            &built.name,
+            a,
+            built.memory_tables.values().cloned().collect(),
+        )
     });
     let name = built.name.clone();
     let running = match RunningPipeline::start(built.graph) {
@@ -168,7 +209,7 @@ pub async fn run_built(built: BuiltPipeline, stop_after: Option<std::time::Durat
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -182,6 +223,8 @@ async fn wait_for_signal() {
 }
 
 pub async fn run_file(path: &Path, set: &[Override]) -> i32 {
-    let Some(built) = load(path, set) else { return 2 };
+    let Some(built) = load(path, set) else {
+        return 2;
+    };
     run_built(built, None, |_| {}).await
 }

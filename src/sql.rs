@@ -21,7 +21,9 @@ pub async fn main(args: SqlArgs) -> i32 {
         None => {
             let running = crate::registry::running();
             if running.is_empty() {
-                eprintln!("trendflow sql: no running pipeline found (start one with `trendflow run`, or give --addr)");
+                eprintln!(
+                    "trendflow sql: no running pipeline found (start one with `trendflow run`, or give --addr)"
+                );
                 return 2;
             }
             // Pipelines owning a table named in the query first.

@@ -23,8 +23,16 @@ fn validate_reports_every_error_with_its_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     let file = bad.display().to_string();
     assert!(err.contains(&format!("{file}:1:")), "{err}");
-    assert!(err.contains(&format!("{file}:5:5: sources.tweets: unknown field `pathh`")), "{err}");
-    assert!(err.contains(&format!("{file}:11:5: transforms.counts: watermark")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:5:5: sources.tweets: unknown field `pathh`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:11:5: transforms.counts: watermark")),
+        "{err}"
+    );
     assert!(err.contains("3 problems"), "{err}");
 
     // Wiring problems too, all at once.
@@ -37,13 +45,27 @@ fn validate_reports_every_error_with_its_line() {
     let o = trendflow(&["validate", wiring.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    for want in ["takes posts, but `tweets` produces raw lines", "input `nothing` does not exist", "output_mode append needs windows", "takes result rows, but `words` produces tokens"] {
-        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    let file = wiring.display().to_string();
+    for want in [
+        format!("{file}:4:10: transforms.words: takes posts, but `tweets` produces raw lines"),
+        format!("{file}:5:6: transforms.c: input `nothing` does not exist"),
+        "output_mode append needs windows".to_string(),
+        format!("{file}:7:8: sinks.out: takes result rows, but `words` produces tokens"),
+    ] {
+        assert!(err.contains(&want), "missing `{want}` in:\n{err}");
     }
 
-    for f in ["config/tutorial-q1.yaml", "config/tutorial-q2.yaml", "config/insee-hashtags.yaml"] {
+    for f in [
+        "config/tutorial-q1.yaml",
+        "config/tutorial-q2.yaml",
+        "config/insee-hashtags.yaml",
+    ] {
         let o = trendflow(&["validate", f], tmp.path());
-        assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -53,14 +75,39 @@ fn generate_is_deterministic_and_realistic() {
     let run = |dir: &str, seed: &str| {
         let out = tmp.path().join(dir);
         let o = trendflow(
-            &["generate", "--out", out.to_str().unwrap(), "--files", "3", "--tweets-per-file", "200", "--seed", seed, "--bad-fraction", "0.02"],
+            &[
+                "generate",
+                "--out",
+                out.to_str().unwrap(),
+                "--files",
+                "3",
+                "--tweets-per-file",
+                "200",
+                "--seed",
+                seed,
+                "--bad-fraction",
+                "0.02",
+            ],
             tmp.path(),
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let mut names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
-        assert_eq!(names, vec!["tweets-000000.json", "tweets-000001.json", "tweets-000002.json"]);
-        names.iter().map(|n| std::fs::read(out.join(n)).unwrap()).collect::<Vec<_>>()
+        assert_eq!(
+            names,
+            vec![
+                "tweets-000000.json",
+                "tweets-000001.json",
+                "tweets-000002.json"
+            ]
+        );
+        names
+            .iter()
+            .map(|n| std::fs::read(out.join(n)).unwrap())
+            .collect::<Vec<_>>()
     };
     let a = run("a", "7");
     let b = run("b", "7");
@@ -68,7 +115,10 @@ fn generate_is_deterministic_and_realistic() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     let bytes: usize = a.iter().map(|f| f.len()).sum();
-    let lines: usize = a.iter().map(|f| f.iter().filter(|&&x| x == b'\n').count()).sum();
+    let lines: usize = a
+        .iter()
+        .map(|f| f.iter().filter(|&&x| x == b'\n').count())
+        .sum();
     assert_eq!(lines, 600);
     let avg = bytes / lines;
     assert!((2500..6000).contains(&avg), "average line {avg} bytes");
@@ -87,7 +137,10 @@ fn start(args: &[&str], run_dir: &std::path::Path) -> (std::process::Child, Stri
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("pipeline exited before announcing its endpoint").unwrap();
+        let line = lines
+            .next()
+            .expect("pipeline exited before announcing its endpoint")
+            .unwrap();
         if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
             break rest.trim().to_string();
         }
@@ -109,11 +162,28 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input");
-    copy_with_mtimes(&root().join("tests/fixtures/golden/tiny/input"), &input, 1_618_466_400);
+    copy_with_mtimes(
+        &root().join("tests/fixtures/golden/tiny/input"),
+        &input,
+        1_618_466_400,
+    );
     let src = format!("sources.tweets.path={}", input.display());
     let sink = format!("sinks.result.path={}", tmp.path().join("q1.csv").display());
-    let (mut child, addr) =
-        start(&["run", "config/tutorial-q1.yaml", "--set", &src, "--set", &sink, "--set", "trigger=200ms", "--set", "api.address=127.0.0.1:0"], tmp.path());
+    let (mut child, addr) = start(
+        &[
+            "run",
+            "config/tutorial-q1.yaml",
+            "--set",
+            &src,
+            "--set",
+            &sink,
+            "--set",
+            "trigger=200ms",
+            "--set",
+            "api.address=127.0.0.1:0",
+        ],
+        tmp.path(),
+    );
 
     // Spark's answer for the same input: the top words by count.
     let (_, spark) = table(&root().join("tests/fixtures/golden/tiny/spark/q1.csv"));
@@ -121,33 +191,67 @@ fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     want.sort();
     let total: i64 = spark.values().sum();
 
-    let query = "select word, count from tweetquery_group_hashtag order by count desc, word limit 5";
+    let query =
+        "select word, count from tweetquery_group_hashtag order by count desc, word limit 5";
     let mut got = Vec::new();
     wait_until("the memory table to hold the whole input", || {
         // No --addr: the pipeline is found through its registration.
-        let o = trendflow(&["sql", "select sum(count) as n from tweetquery_group_hashtag", "--format", "csv"], tmp.path());
-        o.status.success() && String::from_utf8_lossy(&o.stdout).lines().nth(1) == Some(total.to_string().as_str())
+        let o = trendflow(
+            &[
+                "sql",
+                "select sum(count) as n from tweetquery_group_hashtag",
+                "--format",
+                "csv",
+            ],
+            tmp.path(),
+        );
+        o.status.success()
+            && String::from_utf8_lossy(&o.stdout).lines().nth(1) == Some(total.to_string().as_str())
     });
-    let o = trendflow(&["sql", "--addr", &addr, query, "--format", "csv"], tmp.path());
+    let o = trendflow(
+        &["sql", "--addr", &addr, query, "--format", "csv"],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for row in parse_csv(&String::from_utf8_lossy(&o.stdout)).into_iter().skip(1) {
+    for row in parse_csv(&String::from_utf8_lossy(&o.stdout))
+        .into_iter()
+        .skip(1)
+    {
         got.push((-row[1].parse::<i64>().unwrap(), row[0].clone()));
     }
     assert_eq!(got, want[..5].to_vec());
 
     // JSON and a boxed table too; bad SQL is an error, not a crash.
-    let o = trendflow(&["sql", "--addr", &addr, query, "--format", "json"], tmp.path());
+    let o = trendflow(
+        &["sql", "--addr", &addr, query, "--format", "json"],
+        tmp.path(),
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 5);
     assert_eq!(v[0]["word"], serde_json::Value::String(want[0].1.clone()));
     let o = trendflow(&["sql", "--addr", &addr, query], tmp.path());
     assert!(String::from_utf8_lossy(&o.stdout).contains("| word"));
-    let o = trendflow(&["sql", "--addr", &addr, "select nope from tweetquery_group_hashtag"], tmp.path());
+    let o = trendflow(
+        &[
+            "sql",
+            "--addr",
+            &addr,
+            "select nope from tweetquery_group_hashtag",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nope"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // SIGTERM: the current epoch finishes, the sinks close, exit 0.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let (_, file) = table(&tmp.path().join("q1.csv"));
@@ -158,7 +262,11 @@ fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
 fn bad_lines_go_to_the_dead_letter_file_with_reasons() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input");
-    copy_with_mtimes(&root().join("tests/fixtures/golden/bad/input"), &input, 1_618_466_400);
+    copy_with_mtimes(
+        &root().join("tests/fixtures/golden/bad/input"),
+        &input,
+        1_618_466_400,
+    );
     let dead = tmp.path().join("dead.jsonl");
     let args = [
         "run".to_string(),
@@ -179,13 +287,25 @@ fn bad_lines_go_to_the_dead_letter_file_with_reasons() {
     for line in std::fs::read_to_string(&dead).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(v["line"].as_u64().unwrap() >= 1, "{line}");
-        assert!(v["origin"].as_str().unwrap().contains("tweets-0000"), "{line}");
-        *reasons.entry(v["reason"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        assert!(
+            v["origin"].as_str().unwrap().contains("tweets-0000"),
+            "{line}"
+        );
+        *reasons
+            .entry(v["reason"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
-    // From the case's manifest: 7 truncated + 8 lone surrogates are invalid JSON, 4 invalid
+    // From the case's manifest: 7 truncated and 2 lone surrogates in a broken escape are invalid JSON (the 6 other
+    // lone surrogates are read as Spark reads them), 4 invalid
     // UTF-8, 17 bad or missing created_at; blank lines are counted but not written.
-    assert_eq!(reasons.get("invalid_json"), Some(&15), "{reasons:?}");
+    assert_eq!(reasons.get("invalid_json"), Some(&9), "{reasons:?}");
     assert_eq!(reasons.get("invalid_utf8"), Some(&4), "{reasons:?}");
-    assert_eq!(reasons.get("bad_event_time").unwrap_or(&0) + reasons.get("missing_event_time").unwrap_or(&0), 17, "{reasons:?}");
+    // Two of the 17 bad created_at are read as Spark reads them (an offset, lower-case names).
+    assert_eq!(
+        reasons.get("bad_event_time").unwrap_or(&0)
+            + reasons.get("missing_event_time").unwrap_or(&0),
+        15,
+        "{reasons:?}"
+    );
     assert!(!reasons.contains_key("empty_line"));
 }

@@ -16,20 +16,29 @@ pub fn root() -> PathBuf {
 
 /// Runs trendflow with arguments, from the project root, with an isolated run registry.
 pub fn trendflow(args: &[&str], run_dir: &Path) -> Output {
-    Command::new(bin()).args(args).current_dir(root()).env("TRENDFLOW_RUN_DIR", run_dir).output().expect("run trendflow")
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .env("TRENDFLOW_RUN_DIR", run_dir)
+        .output()
+        .expect("run trendflow")
 }
 
 /// Copies a directory's files, giving them increasing modification times in name order
 /// (git keeps no mtimes; the file source reads in mtime order).
 pub fn copy_with_mtimes(from: &Path, to: &Path, first_mtime: u64) {
     std::fs::create_dir_all(to).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(from).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(from)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     for (i, n) in names.iter().enumerate() {
         let dst = to.join(n);
         std::fs::copy(from.join(n), &dst).unwrap();
         let f = std::fs::File::options().write(true).open(&dst).unwrap();
-        f.set_modified(UNIX_EPOCH + Duration::from_secs(first_mtime + i as u64)).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(first_mtime + i as u64))
+            .unwrap();
     }
 }
 
@@ -83,7 +92,12 @@ pub fn table(path: &Path) -> (Vec<String>, BTreeMap<Vec<String>, i64>) {
     let mut m = BTreeMap::new();
     for r in rows {
         let (count, key) = r.split_last().unwrap();
-        assert!(m.insert(key.to_vec(), count.parse::<i64>().unwrap()).is_none(), "duplicate row {key:?} in {}", path.display());
+        assert!(
+            m.insert(key.to_vec(), count.parse::<i64>().unwrap())
+                .is_none(),
+            "duplicate row {key:?} in {}",
+            path.display()
+        );
     }
     (header, m)
 }
@@ -93,11 +107,21 @@ pub fn diff(a: &BTreeMap<Vec<String>, i64>, b: &BTreeMap<Vec<String>, i64>) -> S
     let mut out = String::new();
     let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).take(10).collect();
     let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).take(10).collect();
-    let mism: Vec<_> = a.iter().filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v)).take(10).collect();
+    let mism: Vec<_> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v))
+        .take(10)
+        .collect();
     if only_a.is_empty() && only_b.is_empty() && mism.is_empty() {
         return out;
     }
-    out.push_str(&format!("rows {} vs {}; sums {} vs {}\n", a.len(), b.len(), a.values().sum::<i64>(), b.values().sum::<i64>()));
+    out.push_str(&format!(
+        "rows {} vs {}; sums {} vs {}\n",
+        a.len(),
+        b.len(),
+        a.values().sum::<i64>(),
+        b.values().sum::<i64>()
+    ));
     for k in only_a {
         out.push_str(&format!("  expected only: {k:?} {}\n", a[k]));
     }
@@ -105,7 +129,10 @@ pub fn diff(a: &BTreeMap<Vec<String>, i64>, b: &BTreeMap<Vec<String>, i64>) -> S
         out.push_str(&format!("  got only: {k:?} {}\n", b[k]));
     }
     for (k, v) in mism {
-        out.push_str(&format!("  count differs: {k:?} expected {v} got {}\n", b[k]));
+        out.push_str(&format!(
+            "  count differs: {k:?} expected {v} got {}\n",
+            b[k]
+        ));
     }
     out
 }

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn run_case(case_dir: &Path, query: &str, max_files_per_trigger: Option<usize>) -> Result<(), String> {
+fn run_case(
+    case_dir: &Path,
+    query: &str,
+    max_files_per_trigger: Option<usize>,
+) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input");
     copy_with_mtimes(&case_dir.join("input"), &input, 1_618_466_400);
@@ -16,7 +20,16 @@ fn run_case(case_dir: &Path, query: &str, max_files_per_trigger: Option<usize>) 
     let config = format!("config/tutorial-{query}.yaml");
     let src = format!("sources.tweets.path={}", input.display());
     let sink = format!("sinks.result.path={}", out.display());
-    let mut args = vec!["run", config.as_str(), "--set", src.as_str(), "--set", sink.as_str(), "--set", "trigger=available_now"];
+    let mut args = vec![
+        "run",
+        config.as_str(),
+        "--set",
+        src.as_str(),
+        "--set",
+        sink.as_str(),
+        "--set",
+        "trigger=available_now",
+    ];
     let limit;
     if let Some(n) = max_files_per_trigger {
         limit = format!("sources.tweets.max_files_per_trigger={n}");
@@ -24,7 +37,10 @@ fn run_case(case_dir: &Path, query: &str, max_files_per_trigger: Option<usize>) 
     }
     let o = trendflow(&args, tmp.path());
     if !o.status.success() {
-        return Err(format!("run failed: {}", String::from_utf8_lossy(&o.stderr)));
+        return Err(format!(
+            "run failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     let (want_header, want) = table(&case_dir.join("spark").join(format!("{query}.csv")));
     let (got_header, got) = table(&out);
@@ -70,7 +86,11 @@ fn shared_golden_cases_equal_spark() {
         eprintln!("no ../shared/golden next to the project: only the vendored cases were checked");
         return;
     };
-    let mut cases: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.join("spark").is_dir()).collect();
+    let mut cases: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("spark").is_dir())
+        .collect();
     cases.sort();
     assert!(!cases.is_empty(), "../shared/golden has no case");
     for c in cases {

@@ -4,11 +4,16 @@
 use std::collections::BTreeMap;
 
 use trendflow_connectors::file_sink::Layout;
-use trendflow_connectors::{CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource, FileSourceOptions, MemorySink};
+use trendflow_connectors::{
+    CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource,
+    FileSourceOptions, MemorySink,
+};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
-use trendflow_ops::{JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount};
+use trendflow_ops::{
+    JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
+};
 use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, Trigger};
 use trendflow_sql::MemoryTables;
 
@@ -36,7 +41,9 @@ fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)
         let k = match t {
             TransformConfig::ParseJson(_) => (DataKind::Posts, Some(DataKind::Raw)),
             TransformConfig::Tokenize(_) => (DataKind::Tokens, Some(DataKind::Posts)),
-            TransformConfig::WindowCount(_) | TransformConfig::Count(_) => (DataKind::Rows, Some(DataKind::Tokens)),
+            TransformConfig::WindowCount(_) | TransformConfig::Count(_) => {
+                (DataKind::Rows, Some(DataKind::Tokens))
+            }
         };
         m.insert(name.as_str(), k);
     }
@@ -60,7 +67,9 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     ] {
         for n in names {
             if let Some(other) = seen.insert(n.clone(), section) {
-                errors.push(format!("`{n}` is both in {other} and in {section}: component names must be unique"));
+                errors.push(format!(
+                    "`{n}` is both in {other} and in {section}: component names must be unique"
+                ));
             }
         }
     }
@@ -70,23 +79,32 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     if config.sinks.is_empty() {
         errors.push("the pipeline has no sink".into());
     }
-    let check_inputs = |section: &str, node: &str, inputs: &[String], want: DataKind, errors: &mut Vec<String>| {
-        if inputs.is_empty() {
-            errors.push(format!("{section}.{node}: `inputs` is empty"));
-        }
-        for i in inputs {
-            match kinds.get(i.as_str()) {
-                None => {
-                    let hint = if config.sinks.contains_key(i) { " (it is a sink: sinks feed nothing)" } else { "" };
-                    errors.push(format!("{section}.{node}: input `{i}` does not exist{hint}"));
-                }
-                Some((out, _)) if *out != want => {
-                    errors.push(format!("{section}.{node}: takes {want}, but `{i}` produces {out}"));
-                }
-                _ => {}
+    let check_inputs =
+        |section: &str, node: &str, inputs: &[String], want: DataKind, errors: &mut Vec<String>| {
+            if inputs.is_empty() {
+                errors.push(format!("{section}.{node}: `inputs` is empty"));
             }
-        }
-    };
+            for i in inputs {
+                match kinds.get(i.as_str()) {
+                    None => {
+                        let hint = if config.sinks.contains_key(i) {
+                            " (it is a sink: sinks feed nothing)"
+                        } else {
+                            ""
+                        };
+                        errors.push(format!(
+                            "{section}.{node}: input `{i}` does not exist{hint}"
+                        ));
+                    }
+                    Some((out, _)) if *out != want => {
+                        errors.push(format!(
+                            "{section}.{node}: takes {want}, but `{i}` produces {out}"
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        };
     for (n, t) in &config.transforms {
         let (_, want) = kinds[n.as_str()];
         check_inputs("transforms", n, t.inputs(), want.unwrap(), &mut errors);
@@ -99,7 +117,9 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
         TriggerConfig::AvailableNow => Trigger::AvailableNow,
         TriggerConfig::ProcessingTime(d) => Trigger::ProcessingTime(d),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let mailbox = config.mailbox_capacity.max(1);
     let mut nodes = Vec::new();
 
@@ -114,19 +134,27 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                 }
                 o.max_files_per_trigger = f.max_files_per_trigger;
                 if f.max_files_per_trigger == Some(0) {
-                    errors.push(format!("sources.{n}: max_files_per_trigger must be at least 1"));
+                    errors.push(format!(
+                        "sources.{n}: max_files_per_trigger must be at least 1"
+                    ));
                 }
                 o.clean_source = match (f.clean_source, &f.archive_dir) {
                     (CleanSourceMode::Off, _) => CleanSource::Off,
                     (CleanSourceMode::Delete, _) => CleanSource::Delete,
                     (CleanSourceMode::Archive, Some(d)) => {
-                        if d.starts_with(&f.path) && !d.file_name().is_some_and(|x| x.to_string_lossy().starts_with(['.', '_'])) {
+                        if d.starts_with(&f.path)
+                            && !d
+                                .file_name()
+                                .is_some_and(|x| x.to_string_lossy().starts_with(['.', '_']))
+                        {
                             errors.push(format!("sources.{n}: archive_dir must not be inside the source path (or must be hidden, like `.archive`)"));
                         }
                         CleanSource::Archive(d.clone())
                     }
                     (CleanSourceMode::Archive, None) => {
-                        errors.push(format!("sources.{n}: clean_source: archive needs archive_dir"));
+                        errors.push(format!(
+                            "sources.{n}: clean_source: archive needs archive_dir"
+                        ));
                         CleanSource::Off
                     }
                 };
@@ -140,7 +168,10 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                 match FileSource::local(o, n, &metrics) {
                     Ok(src) => nodes.push(NodeSpec {
                         name: n.clone(),
-                        body: NodeBody::Source { source: Box::new(src), trigger },
+                        body: NodeBody::Source {
+                            source: Box::new(src),
+                            trigger,
+                        },
                         inputs: vec![],
                         mailbox,
                     }),
@@ -155,16 +186,28 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
         let comp = n.clone();
         let (factory, parallelism): (trendflow_runtime::OperatorFactory, usize) = match t {
             TransformConfig::ParseJson(c) => {
-                let opts = ParserOptions { max_line_bytes: c.max_line_bytes.unwrap_or(ParserOptions::default().max_line_bytes) };
+                let opts = ParserOptions {
+                    max_line_bytes: c
+                        .max_line_bytes
+                        .unwrap_or(ParserOptions::default().max_line_bytes),
+                };
                 let par = c.parallelism.unwrap_or(cores).max(1);
-                (Box::new(move || Box::new(JsonPostParser::new(&comp, opts.clone(), &m)) as Box<dyn Operator>), par)
+                (
+                    Box::new(move || {
+                        Box::new(JsonPostParser::new(&comp, opts.clone(), &m)) as Box<dyn Operator>
+                    }),
+                    par,
+                )
             }
             TransformConfig::Tokenize(c) => {
                 let mode = match c.mode {
                     TokenizeMode::Split => TokenizerMode::Split,
                     TokenizeMode::Words => TokenizerMode::Words,
                 };
-                (Box::new(move || Box::new(Tokenizer::new(mode)) as Box<dyn Operator>), 1)
+                (
+                    Box::new(move || Box::new(Tokenizer::new(mode)) as Box<dyn Operator>),
+                    1,
+                )
             }
             TransformConfig::WindowCount(c) => {
                 let size = c.window.0.as_millis() as i64;
@@ -181,10 +224,14 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                     LateConfig::Count => LatePolicy::Count,
                     LateConfig::DeadLetter => LatePolicy::DeadLetter,
                 };
-                let (mode, key, value) = (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                let (mode, key, value) =
+                    (c.output_mode, c.key_column.clone(), c.value_column.clone());
                 (
                     Box::new(move || {
-                        Box::new(WindowedCount::new(&comp, windows, delay, mode, late, &m).with_columns(&key, &value)) as Box<dyn Operator>
+                        Box::new(
+                            WindowedCount::new(&comp, windows, delay, mode, late, &m)
+                                .with_columns(&key, &value),
+                        ) as Box<dyn Operator>
                     }),
                     1,
                 )
@@ -195,11 +242,25 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                         "transforms.{n}: output_mode append needs windows and a watermark (a count without them only changes: use complete or update)"
                     ));
                 }
-                let (mode, key, value) = (c.output_mode, c.key_column.clone(), c.value_column.clone());
-                (Box::new(move || Box::new(KeyCount::new(mode, &key, &value)) as Box<dyn Operator>), 1)
+                let (mode, key, value) =
+                    (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                (
+                    Box::new(move || {
+                        Box::new(KeyCount::new(mode, &key, &value)) as Box<dyn Operator>
+                    }),
+                    1,
+                )
             }
         };
-        nodes.push(NodeSpec { name: n.clone(), body: NodeBody::Operator { factory, parallelism }, inputs: t.inputs().to_vec(), mailbox });
+        nodes.push(NodeSpec {
+            name: n.clone(),
+            body: NodeBody::Operator {
+                factory,
+                parallelism,
+            },
+            inputs: t.inputs().to_vec(),
+            mailbox,
+        });
     }
 
     let mut memory_tables = BTreeMap::new();
@@ -219,14 +280,26 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
             SinkConfig::Memory(c) => {
                 let table = c.table.clone().unwrap_or_else(|| n.clone());
                 if memory_tables.values().any(|t| t == &table) {
-                    errors.push(format!("sinks.{n}: memory table `{table}` is written by another sink too"));
+                    errors.push(format!(
+                        "sinks.{n}: memory table `{table}` is written by another sink too"
+                    ));
                 }
                 memory_tables.insert(n.clone(), table.clone());
-                Box::new(MemorySink::new(&table, tables.clone(), c.max_rows, c.sort_by_count))
+                Box::new(MemorySink::new(
+                    &table,
+                    tables.clone(),
+                    c.max_rows,
+                    c.sort_by_count,
+                ))
             }
             SinkConfig::Console(c) => Box::new(ConsoleSink::new(c.num_rows, c.truncate)),
         };
-        nodes.push(NodeSpec { name: n.clone(), body: NodeBody::Sink(sink), inputs: s.inputs().to_vec(), mailbox });
+        nodes.push(NodeSpec {
+            name: n.clone(),
+            body: NodeBody::Sink(sink),
+            inputs: s.inputs().to_vec(),
+            mailbox,
+        });
     }
 
     let dead_letters: Option<Box<dyn DeadLetterSink>> = match &config.dead_letter {
@@ -240,7 +313,12 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
         },
     };
 
-    let graph = PipelineGraph { name: name.clone(), nodes, dead_letters, metrics: metrics.clone() };
+    let graph = PipelineGraph {
+        name: name.clone(),
+        nodes,
+        dead_letters,
+        metrics: metrics.clone(),
+    };
     if errors.is_empty() {
         if let Err(es) = graph.validate() {
             errors.extend(es.into_iter().map(|e| e.to_string()));
@@ -249,5 +327,13 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(BuiltPipeline { name, graph, tables, metrics, api: config.api.clone(), trigger: config.trigger, memory_tables })
+    Ok(BuiltPipeline {
+        name,
+        graph,
+        tables,
+        metrics,
+        api: config.api.clone(),
+        trigger: config.trigger,
+        memory_tables,
+    })
 }

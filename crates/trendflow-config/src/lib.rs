@@ -7,6 +7,6 @@ mod build;
 mod load;
 mod model;
 
-pub use build::{build, BuiltPipeline};
-pub use load::{load_file, load_str, ConfigError, ConfigErrors, Override};
+pub use build::{BuiltPipeline, build};
+pub use load::{ConfigError, ConfigErrors, Override, load_file, load_str};
 pub use model::*;

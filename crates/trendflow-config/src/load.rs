@@ -55,8 +55,14 @@ pub struct Override {
 impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (path, value) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE, e.g. sources.tweets.path=/data"))?;
-        let path: Vec<String> = path.trim().split('.').map(|p| p.trim().to_string()).collect();
+        let (path, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected KEY=VALUE, e.g. sources.tweets.path=/data"))?;
+        let path: Vec<String> = path
+            .trim()
+            .split('.')
+            .map(|p| p.trim().to_string())
+            .collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(format!("`{s}`: empty key part"));
         }
@@ -66,7 +72,11 @@ impl std::str::FromStr for Override {
             Ok(Value::Null) if value.trim() == "null" || value.trim() == "~" => Value::Null,
             _ => Value::String(value.to_string()),
         };
-        Ok(Override { path, value, text: s.to_string() })
+        Ok(Override {
+            path,
+            value,
+            text: s.to_string(),
+        })
     }
 }
 
@@ -91,13 +101,21 @@ fn positions(text: &str) -> Positions {
     let mut p = Positions::default();
     if let Ok(top) = serde_saphyr::from_str::<BTreeMap<String, Spanned<Value>>>(text) {
         for (k, v) in top {
-            p.top.insert(k, (v.referenced.line(), v.referenced.column()));
+            p.top
+                .insert(k, (v.referenced.line(), v.referenced.column()));
         }
     }
     if let Ok(s) = serde_saphyr::from_str::<SectionSpans>(text) {
-        for (section, map) in [("sources", s.sources), ("transforms", s.transforms), ("sinks", s.sinks)] {
+        for (section, map) in [
+            ("sources", s.sources),
+            ("transforms", s.transforms),
+            ("sinks", s.sinks),
+        ] {
             for (name, v) in map.unwrap_or_default() {
-                p.components.insert((section.to_string(), name), (v.referenced.line(), v.referenced.column()));
+                p.components.insert(
+                    (section.to_string(), name),
+                    (v.referenced.line(), v.referenced.column()),
+                );
             }
         }
     }
@@ -130,7 +148,11 @@ fn apply_override(root: &mut Value, o: &Override) -> Result<(), String> {
             if cur.is_null() {
                 *cur = Value::Object(Default::default());
             } else {
-                return Err(format!("--set {}: `{}` is not a mapping", o.text, o.path[..i].join(".")));
+                return Err(format!(
+                    "--set {}: `{}` is not a mapping",
+                    o.text,
+                    o.path[..i].join(".")
+                ));
             }
         }
         let map = cur.as_object_mut().unwrap();
@@ -151,19 +173,107 @@ fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, Optio
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next())
         .map(String::from)
-        .or_else(|| inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(|_| String::new()))
-        .or_else(|| (path != "." && !path.is_empty()).then(|| path.split('.').next().unwrap_or("").to_string()));
-    let msg = if path == "." || path.is_empty() { inner } else { format!("{path}: {inner}") };
+        .or_else(|| {
+            inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+                .map(|_| String::new())
+        })
+        .or_else(|| {
+            (path != "." && !path.is_empty())
+                .then(|| path.split('.').next().unwrap_or("").to_string())
+        });
+    let msg = if path == "." || path.is_empty() || inner.starts_with("unknown field") {
+        inner
+    } else {
+        format!("{path}: {inner}")
+    };
     (msg, field.filter(|f| !f.is_empty()))
 }
 
-fn deserialize_part<T: DeserializeOwned>(v: Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
-    serde_path_to_error::deserialize(v)
+fn deserialize_part<T: DeserializeOwned>(v: Value) -> Result<T, (String, Option<String>)> {
+    serde_path_to_error::deserialize(v).map_err(|e| describe(&e))
+}
+
+/// Deserializes a component: its `type` picks the struct, deserialized on its own so that a
+/// failing field is named (serde loses the path inside internally tagged enums).
+fn component<T>(
+    v: Value,
+    kinds: &[(&str, fn(Value) -> Result<T, (String, Option<String>)>)],
+) -> Result<T, (String, Option<String>)> {
+    let Value::Object(mut map) = v else {
+        return Err(("a component is a mapping with a `type`".into(), None));
+    };
+    let expected = kinds
+        .iter()
+        .map(|(k, _)| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ty = match map.remove("type") {
+        Some(Value::String(t)) => t,
+        Some(other) => {
+            return Err((
+                format!("`type` must be one of {expected}, not {other}"),
+                Some("type".into()),
+            ));
+        }
+        None => return Err((format!("missing field `type` (one of {expected})"), None)),
+    };
+    match kinds.iter().find(|(k, _)| *k == ty) {
+        Some((_, f)) => f(Value::Object(map)),
+        None => Err((
+            format!("unknown type `{ty}`, expected one of {expected}"),
+            Some("type".into()),
+        )),
+    }
+}
+
+fn source(v: Value) -> Result<SourceConfig, (String, Option<String>)> {
+    component(
+        v,
+        &[("file", |v| deserialize_part(v).map(SourceConfig::File))],
+    )
+}
+
+fn transform(v: Value) -> Result<TransformConfig, (String, Option<String>)> {
+    component(
+        v,
+        &[
+            ("parse_json", |v| {
+                deserialize_part(v).map(TransformConfig::ParseJson)
+            }),
+            ("tokenize", |v| {
+                deserialize_part(v).map(TransformConfig::Tokenize)
+            }),
+            ("window_count", |v| {
+                deserialize_part(v).map(TransformConfig::WindowCount)
+            }),
+            ("count", |v| deserialize_part(v).map(TransformConfig::Count)),
+        ],
+    )
+}
+
+fn sink(v: Value) -> Result<SinkConfig, (String, Option<String>)> {
+    component(
+        v,
+        &[
+            ("file", |v| deserialize_part(v).map(SinkConfig::File)),
+            ("memory", |v| deserialize_part(v).map(SinkConfig::Memory)),
+            ("console", |v| deserialize_part(v).map(SinkConfig::Console)),
+        ],
+    )
 }
 
 /// Parses a pipeline from YAML text, applying overrides. `file` names it in errors.
-pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<PipelineConfig, ConfigErrors> {
-    let fail = |errors: Vec<ConfigError>| ConfigErrors { file: file.to_string(), errors };
+pub fn load_str(
+    text: &str,
+    file: &str,
+    overrides: &[Override],
+) -> Result<PipelineConfig, ConfigErrors> {
+    let fail = |errors: Vec<ConfigError>| ConfigErrors {
+        file: file.to_string(),
+        errors,
+    };
     let mut root: Value = match serde_saphyr::from_str::<Value>(text) {
         Ok(Value::Null) => Value::Object(Default::default()),
         Ok(v) => v,
@@ -179,17 +289,29 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
         }
     };
     if !root.is_object() {
-        return Err(fail(vec![ConfigError { line: Some(1), column: Some(1), message: "a pipeline file is a mapping".into() }]));
+        return Err(fail(vec![ConfigError {
+            line: Some(1),
+            column: Some(1),
+            message: "a pipeline file is a mapping".into(),
+        }]));
     }
     let pos = positions(text);
     let mut errors = Vec::new();
     let overridden: Vec<&Override> = overrides.iter().collect();
     for o in overrides {
         if let Err(e) = apply_override(&mut root, o) {
-            errors.push(ConfigError { line: None, column: None, message: e });
+            errors.push(ConfigError {
+                line: None,
+                column: None,
+                message: e,
+            });
         }
     }
-    let is_overridden = |path: &[&str]| overridden.iter().any(|o| o.path.iter().map(String::as_str).eq(path.iter().copied()));
+    let is_overridden = |path: &[&str]| {
+        overridden
+            .iter()
+            .any(|o| o.path.iter().map(String::as_str).eq(path.iter().copied()))
+    };
 
     // Each component on its own, so one bad component does not hide the others.
     let map = root.as_object_mut().unwrap();
@@ -199,7 +321,11 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
             Some(Value::Object(m)) => m.into_iter().collect(),
             Some(_) => {
                 let (line, column) = pos.top.get(name).copied().unzip();
-                errors.push(ConfigError { line, column, message: format!("`{name}` must be a mapping of names to components") });
+                errors.push(ConfigError {
+                    line,
+                    column,
+                    message: format!("`{name}` must be a mapping of names to components"),
+                });
                 BTreeMap::new()
             }
         }
@@ -208,22 +334,36 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
     let transforms_v = take_section("transforms");
     let sinks_v = take_section("sinks");
 
-    let mut component_error = |section: &str, name: &str, e: serde_path_to_error::Error<serde_json::Error>| {
-        let (msg, field) = describe(&e);
-        let at = pos.components.get(&(section.to_string(), name.to_string())).copied();
-        let field_at = match (&field, at) {
-            (Some(f), Some((line, _))) if !is_overridden(&[section, name, f]) => find_key_line(text, line, f),
-            _ => None,
+    let mut component_error =
+        |section: &str, name: &str, (msg, field): (String, Option<String>)| {
+            let at = pos
+                .components
+                .get(&(section.to_string(), name.to_string()))
+                .copied();
+            let field_at = match (&field, at) {
+                (Some(f), Some((line, _))) if !is_overridden(&[section, name, f]) => {
+                    find_key_line(text, line, f)
+                }
+                _ => None,
+            };
+            let (line, column) = field_at.or(at).unzip();
+            let from_cli = field
+                .as_deref()
+                .is_some_and(|f| is_overridden(&[section, name, f]));
+            let message = format!(
+                "{section}.{name}: {msg}{}",
+                if from_cli { " (value from --set)" } else { "" }
+            );
+            errors.push(ConfigError {
+                line,
+                column,
+                message,
+            });
         };
-        let (line, column) = field_at.or(at).unzip();
-        let from_cli = field.as_deref().is_some_and(|f| is_overridden(&[section, name, f]));
-        let message = format!("{section}.{name}: {msg}{}", if from_cli { " (value from --set)" } else { "" });
-        errors.push(ConfigError { line, column, message });
-    };
 
     let mut sources = BTreeMap::new();
     for (name, v) in sources_v {
-        match deserialize_part::<SourceConfig>(v) {
+        match source(v) {
             Ok(c) => {
                 sources.insert(name, c);
             }
@@ -232,7 +372,7 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
     }
     let mut transforms = BTreeMap::new();
     for (name, v) in transforms_v {
-        match deserialize_part::<TransformConfig>(v) {
+        match transform(v) {
             Ok(c) => {
                 transforms.insert(name, c);
             }
@@ -241,7 +381,7 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
     }
     let mut sinks = BTreeMap::new();
     for (name, v) in sinks_v {
-        match deserialize_part::<SinkConfig>(v) {
+        match sink(v) {
             Ok(c) => {
                 sinks.insert(name, c);
             }
@@ -252,11 +392,14 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
     // The top level, with the sections set aside.
     let top = match deserialize_part::<PipelineConfig>(root) {
         Ok(c) => Some(c),
-        Err(e) => {
-            let (msg, field) = describe(&e);
+        Err((msg, field)) => {
             let (line, column) = field.as_ref().and_then(|f| pos.top.get(f).copied()).unzip();
             let from_cli = field.as_deref().is_some_and(|f| is_overridden(&[f]));
-            errors.push(ConfigError { line, column, message: format!("{msg}{}", if from_cli { " (value from --set)" } else { "" }) });
+            errors.push(ConfigError {
+                line,
+                column,
+                message: format!("{msg}{}", if from_cli { " (value from --set)" } else { "" }),
+            });
             None
         }
     };
@@ -265,6 +408,11 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
         return Err(fail(errors));
     }
     let mut config = top.unwrap();
+    config.locations = pos
+        .components
+        .iter()
+        .map(|((section, name), at)| (format!("{section}.{name}"), *at))
+        .collect();
     config.sources = sources;
     config.transforms = transforms;
     config.sinks = sinks;
@@ -274,8 +422,14 @@ pub fn load_str(text: &str, file: &str, overrides: &[Override]) -> Result<Pipeli
 /// Reads and parses a pipeline file.
 pub fn load_file(path: &Path, overrides: &[Override]) -> Result<PipelineConfig, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors { file: file.clone(), errors: vec![ConfigError { line: None, column: None, message: e.to_string() }] })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        errors: vec![ConfigError {
+            line: None,
+            column: None,
+            message: e.to_string(),
+        }],
+    })?;
     let mut config = load_str(&text, &file, overrides)?;
     if config.name.is_none() {
         config.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -317,8 +471,14 @@ sinks:
 
     #[test]
     fn good_file_and_overrides() {
-        let o: Vec<Override> =
-            ["sources.tweets.path=/data", "trigger=available_now", "sources.tweets.max_files_per_trigger=4"].iter().map(|s| s.parse().unwrap()).collect();
+        let o: Vec<Override> = [
+            "sources.tweets.path=/data",
+            "trigger=available_now",
+            "sources.tweets.max_files_per_trigger=4",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
         let c = load_str(GOOD, "q2.yaml", &o).unwrap();
         assert_eq!(c.trigger, TriggerConfig::AvailableNow);
         let SourceConfig::File(f) = &c.sources["tweets"];
@@ -349,9 +509,18 @@ sinks:
         let text = e.to_string();
         assert_eq!(e.errors.len(), 4, "{text}");
         assert!(text.contains("bad.yaml:2:"), "{text}");
-        assert!(text.contains("bad.yaml:6:5: sources.tweets: unknown field `pathh`"), "{text}");
-        assert!(text.contains("bad.yaml:11:5: transforms.counts: window:"), "{text}");
-        assert!(text.contains("sinks.result") && text.contains("filez"), "{text}");
+        assert!(
+            text.contains("bad.yaml:6:5: sources.tweets: unknown field `pathh`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad.yaml:11:5: transforms.counts: window:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sinks.result") && text.contains("filez"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -364,7 +533,10 @@ sinks:
 
     #[test]
     fn override_errors_are_reported() {
-        let o: Vec<Override> = ["sources.tweets.max_files_per_trigger=many"].iter().map(|s| s.parse().unwrap()).collect();
+        let o: Vec<Override> = ["sources.tweets.max_files_per_trigger=many"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         let e = load_str(GOOD, "q2.yaml", &o).unwrap_err();
         assert!(e.to_string().contains("--set"), "{e}");
         assert!("novalue".parse::<Override>().is_err());

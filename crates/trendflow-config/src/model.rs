@@ -19,9 +19,15 @@ impl<'de> Deserialize<'de> for Dur {
         let text = match &v {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            other => return Err(serde::de::Error::custom(format!("expected a duration like \"10s\", got {other}"))),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a duration like \"10s\", got {other}"
+                )));
+            }
         };
-        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -42,15 +48,30 @@ impl Default for TriggerConfig {
 impl<'de> Deserialize<'de> for TriggerConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        let bad = || serde::de::Error::custom("trigger must be `available_now`, a duration such as `10s`, or `{processing_time: 10s}`");
+        let bad = || {
+            serde::de::Error::custom(
+                "trigger must be `available_now`, a duration such as `10s`, or `{processing_time: 10s}`",
+            )
+        };
         match &v {
-            serde_json::Value::String(s) if s == "available_now" || s == "availableNow" => Ok(TriggerConfig::AvailableNow),
-            serde_json::Value::String(s) => parse_duration(s).map(TriggerConfig::ProcessingTime).map_err(|_| bad()),
-            serde_json::Value::Number(n) => parse_duration(&n.to_string()).map(TriggerConfig::ProcessingTime).map_err(|_| bad()),
+            serde_json::Value::String(s) if s == "available_now" || s == "availableNow" => {
+                Ok(TriggerConfig::AvailableNow)
+            }
+            serde_json::Value::String(s) => parse_duration(s)
+                .map(TriggerConfig::ProcessingTime)
+                .map_err(|_| bad()),
+            serde_json::Value::Number(n) => parse_duration(&n.to_string())
+                .map(TriggerConfig::ProcessingTime)
+                .map_err(|_| bad()),
             serde_json::Value::Object(m) if m.len() == 1 => {
                 if let Some(p) = m.get("processing_time") {
-                    let s = p.as_str().map(String::from).unwrap_or_else(|| p.to_string());
-                    parse_duration(&s).map(TriggerConfig::ProcessingTime).map_err(|_| bad())
+                    let s = p
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| p.to_string());
+                    parse_duration(&s)
+                        .map(TriggerConfig::ProcessingTime)
+                        .map_err(|_| bad())
                 } else if m.get("available_now") == Some(&serde_json::Value::Bool(true)) {
                     Ok(TriggerConfig::AvailableNow)
                 } else {
@@ -84,6 +105,17 @@ pub struct PipelineConfig {
     pub transforms: BTreeMap<String, TransformConfig>,
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Where each component ("sources.tweets") starts in the file: (line, column).
+    #[serde(skip)]
+    pub locations: BTreeMap<String, (u64, u64)>,
+}
+
+impl PipelineConfig {
+    /// Prefixes a build error that names a component ("transforms.c: ...") with its position.
+    pub fn locate(&self, error: &str) -> Option<(u64, u64)> {
+        let component = error.split(':').next()?;
+        self.locations.get(component).copied()
+    }
 }
 
 fn default_mailbox() -> usize {
@@ -103,7 +135,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { enabled: true, address: default_api_address() }
+        ApiConfig {
+            enabled: true,
+            address: default_api_address(),
+        }
     }
 }
 

@@ -20,14 +20,23 @@ impl ConsoleSink {
     }
 
     pub fn to_writer(num_rows: usize, truncate: bool, out: Box<dyn Write + Send>) -> Self {
-        ConsoleSink { num_rows, truncate, schema: None, rows: Vec::new(), out }
+        ConsoleSink {
+            num_rows,
+            truncate,
+            schema: None,
+            rows: Vec::new(),
+            out,
+        }
     }
 }
 
 impl Sink for ConsoleSink {
     fn write(&mut self, batch: &Batch) -> Result<(), OperatorError> {
         let Batch::Rows(rows) = batch else {
-            return Err(OperatorError::new(format!("the console sink takes result rows, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "the console sink takes result rows, got {}",
+                batch.kind()
+            )));
         };
         self.schema.get_or_insert_with(|| (*rows.schema).clone());
         self.rows.extend(rows.rows.iter().cloned());
@@ -35,7 +44,9 @@ impl Sink for ConsoleSink {
     }
 
     fn commit(&mut self, epoch: Epoch) -> Result<(), OperatorError> {
-        let Some(schema) = &self.schema else { return Ok(()) };
+        let Some(schema) = &self.schema else {
+            return Ok(());
+        };
         let text = format!(
             "-------------------------------------------\nBatch: {epoch}\n-------------------------------------------\n{}\n",
             show(schema, &self.rows, self.num_rows, self.truncate)

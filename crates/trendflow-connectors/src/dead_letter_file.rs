@@ -15,7 +15,10 @@ pub struct DeadLetterFile {
 impl DeadLetterFile {
     /// Appends to `path` (created, with its directory, when the first letter comes).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        Ok(DeadLetterFile { path: path.to_path_buf(), out: None })
+        Ok(DeadLetterFile {
+            path: path.to_path_buf(),
+            out: None,
+        })
     }
 
     fn writer(&mut self) -> std::io::Result<&mut BufWriter<File>> {
@@ -23,7 +26,10 @@ impl DeadLetterFile {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.out = Some(BufWriter::new(f));
         }
         Ok(self.out.as_mut().unwrap())
@@ -42,7 +48,9 @@ impl DeadLetterSink for DeadLetterFile {
                 "excerpt": d.excerpt,
             });
             let path = self.path.display().to_string();
-            let w = self.writer().map_err(|e| OperatorError::new(format!("{path}: {e}")))?;
+            let w = self
+                .writer()
+                .map_err(|e| OperatorError::new(format!("{path}: {e}")))?;
             writeln!(w, "{v}").map_err(|e| OperatorError::new(format!("{path}: {e}")))?;
         }
         Ok(())
@@ -50,7 +58,9 @@ impl DeadLetterSink for DeadLetterFile {
 
     fn flush(&mut self) -> Result<(), OperatorError> {
         match &mut self.out {
-            Some(w) => w.flush().map_err(|e| OperatorError::new(format!("{}: {e}", self.path.display()))),
+            Some(w) => w
+                .flush()
+                .map_err(|e| OperatorError::new(format!("{}: {e}", self.path.display()))),
             None => Ok(()),
         }
     }

@@ -62,18 +62,31 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn new(options: FileSinkOptions) -> Self {
-        FileSink { options, schema: None, table: BTreeMap::new(), log_pending: String::new(), log_started: false, dirty: true }
+        FileSink {
+            options,
+            schema: None,
+            table: BTreeMap::new(),
+            log_pending: String::new(),
+            log_started: false,
+            dirty: true,
+        }
     }
 
     fn render_table(&self) -> String {
         let mut out = String::new();
-        let Some(schema) = &self.schema else { return out };
+        let Some(schema) = &self.schema else {
+            return out;
+        };
         if self.options.format == FileFormat::Csv {
             out.push_str(&csv_header(schema));
             out.push('\n');
         }
         for ((window, key), count) in &self.table {
-            let row = trendflow_core::ResultRow { window: *window, key: key.clone(), count: *count };
+            let row = trendflow_core::ResultRow {
+                window: *window,
+                key: key.clone(),
+                count: *count,
+            };
             match self.options.format {
                 FileFormat::Csv => csv_row(&mut out, &row),
                 FileFormat::JsonLines => json_row(&mut out, schema, &row),
@@ -86,7 +99,10 @@ impl FileSink {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.tmp"));
         {
             let mut f = std::fs::File::create(&tmp)?;
@@ -101,20 +117,32 @@ impl FileSink {
             return Ok(());
         }
         let text = self.render_table();
-        Self::write_atomically(&self.options.path, &text)
-            .map_err(|e| OperatorError::new(format!("writing {}: {e}", self.options.path.display())))?;
+        Self::write_atomically(&self.options.path, &text).map_err(|e| {
+            OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
+        })?;
         self.dirty = false;
         Ok(())
     }
 
     fn flush_log(&mut self) -> Result<(), OperatorError> {
-        let err = |e: std::io::Error| OperatorError::new(format!("writing {}: {e}", self.options.path.display()));
+        let err = |e: std::io::Error| {
+            OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
+        };
         if !self.log_started {
-            if let Some(dir) = self.options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = self
+                .options
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(err)?;
             }
             let fresh = !self.options.path.exists();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.options.path).map_err(err)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.options.path)
+                .map_err(err)?;
             if fresh && self.options.format == FileFormat::Csv {
                 if let Some(s) = &self.schema {
                     writeln!(f, "{}", csv_header(s)).map_err(err)?;
@@ -123,7 +151,10 @@ impl FileSink {
             self.log_started = true;
         }
         if !self.log_pending.is_empty() {
-            let mut f = std::fs::OpenOptions::new().append(true).open(&self.options.path).map_err(err)?;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.options.path)
+                .map_err(err)?;
             f.write_all(self.log_pending.as_bytes()).map_err(err)?;
             f.sync_data().map_err(err)?;
             self.log_pending.clear();
@@ -135,7 +166,10 @@ impl FileSink {
 impl Sink for FileSink {
     fn write(&mut self, batch: &Batch) -> Result<(), OperatorError> {
         let Batch::Rows(rows) = batch else {
-            return Err(OperatorError::new(format!("the file sink takes result rows, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "the file sink takes result rows, got {}",
+                batch.kind()
+            )));
         };
         self.schema.get_or_insert_with(|| rows.schema.clone());
         match self.options.layout {

@@ -23,8 +23,10 @@ use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use trendflow_core::metrics::{names, Counter, Metrics};
-use trendflow_core::{Batch, BatchSender, BoxFuture, Epoch, OperatorError, PollOutcome, RawBatch, Source};
+use trendflow_core::metrics::{Counter, Metrics, names};
+use trendflow_core::{
+    Batch, BatchSender, BoxFuture, Epoch, OperatorError, PollOutcome, RawBatch, Source,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanSource {
@@ -121,21 +123,38 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl FileSource {
     /// A source over a local directory (created, if missing, when first polled).
-    pub fn local(options: FileSourceOptions, component: &str, metrics: &Metrics) -> Result<Self, OperatorError> {
+    pub fn local(
+        options: FileSourceOptions,
+        component: &str,
+        metrics: &Metrics,
+    ) -> Result<Self, OperatorError> {
         Ok(Self::new(options, None, component, metrics))
     }
 
     /// A source over any object store; paths are relative to its root.
-    pub fn with_store(options: FileSourceOptions, store: Arc<dyn ObjectStore>, component: &str, metrics: &Metrics) -> Self {
+    pub fn with_store(
+        options: FileSourceOptions,
+        store: Arc<dyn ObjectStore>,
+        component: &str,
+        metrics: &Metrics,
+    ) -> Self {
         Self::new(options, Some(store), component, metrics)
     }
 
-    fn new(options: FileSourceOptions, store: Option<Arc<dyn ObjectStore>>, component: &str, metrics: &Metrics) -> Self {
+    fn new(
+        options: FileSourceOptions,
+        store: Option<Arc<dyn ObjectStore>>,
+        component: &str,
+        metrics: &Metrics,
+    ) -> Self {
         FileSource {
             options,
             store,
@@ -157,10 +176,12 @@ impl FileSource {
             return Ok(s.clone());
         }
         let dir = &self.options.path;
-        std::fs::create_dir_all(dir).map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(
-            LocalFileSystem::new_with_prefix(dir).map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?,
-        );
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(|e| {
+                OperatorError::new(format!("source directory {}: {e}", dir.display()))
+            })?);
         self.store = Some(store.clone());
         Ok(store)
     }
@@ -171,7 +192,10 @@ impl FileSource {
             return false;
         }
         // Hidden directories too (e.g. an archive or checkpoint kept inside).
-        if location.parts().any(|p| p.as_ref().starts_with('.') || p.as_ref().starts_with('_')) {
+        if location
+            .parts()
+            .any(|p| p.as_ref().starts_with('.') || p.as_ref().starts_with('_'))
+        {
             return false;
         }
         self.options.pattern.is_empty() || glob_match(&self.options.pattern, name)
@@ -183,11 +207,18 @@ impl FileSource {
         let mut stream = self.store()?.list(None);
         let mut found = Vec::new();
         while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| OperatorError::new(format!("listing {}: {e}", self.options.path.display())))?;
-            if !self.eligible_name(&meta.location) || self.seen.contains_key(meta.location.as_ref()) {
+            let meta = meta.map_err(|e| {
+                OperatorError::new(format!("listing {}: {e}", self.options.path.display()))
+            })?;
+            if !self.eligible_name(&meta.location) || self.seen.contains_key(meta.location.as_ref())
+            {
                 continue;
             }
-            found.push(FileEntry { mtime_ms: meta.last_modified.timestamp_millis(), location: meta.location, size: meta.size });
+            found.push(FileEntry {
+                mtime_ms: meta.last_modified.timestamp_millis(),
+                location: meta.location,
+                size: meta.size,
+            });
         }
         let settle = self.options.settle_time.as_millis() as i64;
         if settle > 0 {
@@ -196,7 +227,8 @@ impl FileSource {
         }
         // Spark: maxFileAge is relative to the newest file, and ignored with latestFirst +
         // maxFilesPerTrigger; the first listing takes every file.
-        let age_applies = !(self.options.latest_first && self.options.max_files_per_trigger.is_some());
+        let age_applies =
+            !(self.options.latest_first && self.options.max_files_per_trigger.is_some());
         if let Some(m) = found.iter().map(|f| f.mtime_ms).max() {
             self.latest_mtime = self.latest_mtime.max(m);
         }
@@ -210,14 +242,22 @@ impl FileSource {
             self.seen.retain(|_, m| *m >= threshold);
         }
         self.listed_once = true;
-        found.sort_by(|a, b| a.mtime_ms.cmp(&b.mtime_ms).then_with(|| a.location.as_ref().cmp(b.location.as_ref())));
+        found.sort_by(|a, b| {
+            a.mtime_ms
+                .cmp(&b.mtime_ms)
+                .then_with(|| a.location.as_ref().cmp(b.location.as_ref()))
+        });
         if self.options.latest_first {
             found.reverse();
         }
         Ok(found)
     }
 
-    async fn read_file(&mut self, f: &FileEntry, out: &mut dyn BatchSender) -> Result<(), OperatorError> {
+    async fn read_file(
+        &mut self,
+        f: &FileEntry,
+        out: &mut dyn BatchSender,
+    ) -> Result<(), OperatorError> {
         let origin: Arc<str> = Arc::from(format!("{}/{}", self.options.path.display(), f.location));
         let data = self
             .store()?
@@ -242,8 +282,14 @@ impl FileSource {
                 }
             };
             let chunk = &data[start..end];
-            let lines = memchr::memchr_iter(b'\n', chunk).count() + usize::from(!chunk.ends_with(b"\n"));
-            let raw = RawBatch { origin: origin.clone(), first_line: line, lines, data: chunk.to_vec() };
+            let lines =
+                memchr::memchr_iter(b'\n', chunk).count() + usize::from(!chunk.ends_with(b"\n"));
+            let raw = RawBatch {
+                origin: origin.clone(),
+                first_line: line,
+                lines,
+                data: chunk.to_vec(),
+            };
             line += lines as u64;
             out.send(Batch::Raw(Arc::new(raw))).await?;
             start = end;
@@ -258,7 +304,10 @@ impl FileSource {
             CleanSource::Delete => {
                 let store = self.store()?;
                 for f in files {
-                    store.delete(&f).await.map_err(|e| OperatorError::new(format!("deleting {f}: {e}")))?;
+                    store
+                        .delete(&f)
+                        .await
+                        .map_err(|e| OperatorError::new(format!("deleting {f}: {e}")))?;
                 }
                 Ok(())
             }
@@ -267,10 +316,17 @@ impl FileSource {
                     let from = self.options.path.join(f.as_ref());
                     let to = dir.join(f.as_ref());
                     if let Some(parent) = to.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| OperatorError::new(format!("archive {}: {e}", parent.display())))?;
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            OperatorError::new(format!("archive {}: {e}", parent.display()))
+                        })?;
                     }
-                    std::fs::rename(&from, &to)
-                        .map_err(|e| OperatorError::new(format!("archiving {} to {}: {e}", from.display(), to.display())))?;
+                    std::fs::rename(&from, &to).map_err(|e| {
+                        OperatorError::new(format!(
+                            "archiving {} to {}: {e}",
+                            from.display(),
+                            to.display()
+                        ))
+                    })?;
                 }
                 Ok(())
             }
@@ -279,9 +335,17 @@ impl FileSource {
 }
 
 impl Source for FileSource {
-    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+    fn poll_epoch<'a>(
+        &'a mut self,
+        epoch: Epoch,
+        out: &'a mut dyn BatchSender,
+    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
         Box::pin(async move {
-            let limit = self.options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
+            let limit = self
+                .options
+                .max_files_per_trigger
+                .unwrap_or(usize::MAX)
+                .max(1);
             let batch: Vec<FileEntry> = if self.options.bounded {
                 if self.snapshot.is_none() {
                     let all = self.list_new().await?;
@@ -296,7 +360,11 @@ impl Source for FileSource {
                 new
             };
             if batch.is_empty() {
-                return Ok(if self.options.bounded { PollOutcome::Exhausted } else { PollOutcome::Idle });
+                return Ok(if self.options.bounded {
+                    PollOutcome::Exhausted
+                } else {
+                    PollOutcome::Idle
+                });
             }
             for f in &batch {
                 self.seen.insert(f.location.to_string(), f.mtime_ms);
@@ -304,7 +372,8 @@ impl Source for FileSource {
             }
             self.last_files = batch.len();
             if self.options.clean_source != CleanSource::Off {
-                self.epoch_files.insert(epoch, batch.into_iter().map(|f| f.location).collect());
+                self.epoch_files
+                    .insert(epoch, batch.into_iter().map(|f| f.location).collect());
             }
             Ok(PollOutcome::Data)
         })
@@ -322,7 +391,11 @@ impl Source for FileSource {
     }
 
     fn describe_offset(&self) -> String {
-        format!("{} files seen, {} in the last epoch", self.seen.len(), self.last_files)
+        format!(
+            "{} files seen, {} in the last epoch",
+            self.seen.len(),
+            self.last_files
+        )
     }
 }
 
@@ -344,7 +417,10 @@ mod tests {
             self.0.push(batch);
             Box::pin(async { Ok(()) })
         }
-        fn dead_letter(&mut self, _: trendflow_core::DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>> {
+        fn dead_letter(
+            &mut self,
+            _: trendflow_core::DeadLetter,
+        ) -> BoxFuture<'_, Result<(), OperatorError>> {
             Box::pin(async { Ok(()) })
         }
     }
@@ -353,14 +429,19 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, body).unwrap();
         let f = std::fs::File::options().write(true).open(&p).unwrap();
-        f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime_s)).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime_s))
+            .unwrap();
     }
 
     fn lines_of(batches: &[Batch]) -> Vec<String> {
         batches
             .iter()
             .flat_map(|b| match b {
-                Batch::Raw(r) => String::from_utf8(r.data.clone()).unwrap().lines().map(String::from).collect::<Vec<_>>(),
+                Batch::Raw(r) => String::from_utf8(r.data.clone())
+                    .unwrap()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
                 _ => vec![],
             })
             .collect()
@@ -378,16 +459,28 @@ mod tests {
         o.max_files_per_trigger = Some(1);
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        assert_eq!(src.poll_epoch(0, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(
+            src.poll_epoch(0, &mut out).await.unwrap(),
+            PollOutcome::Data
+        );
         assert_eq!(lines_of(&out.0), vec!["b1", "b2"]);
         out.0.clear();
-        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(
+            src.poll_epoch(1, &mut out).await.unwrap(),
+            PollOutcome::Data
+        );
         assert_eq!(lines_of(&out.0), vec!["a1"]);
         out.0.clear();
-        assert_eq!(src.poll_epoch(2, &mut out).await.unwrap(), PollOutcome::Idle);
+        assert_eq!(
+            src.poll_epoch(2, &mut out).await.unwrap(),
+            PollOutcome::Idle
+        );
         // a new file arrives
         write(dir.path(), "d.json", "d1", 3_000);
-        assert_eq!(src.poll_epoch(2, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(
+            src.poll_epoch(2, &mut out).await.unwrap(),
+            PollOutcome::Data
+        );
         assert_eq!(lines_of(&out.0), vec!["d1"]);
     }
 
@@ -399,9 +492,15 @@ mod tests {
         o.bounded = true;
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        assert_eq!(src.poll_epoch(0, &mut out).await.unwrap(), PollOutcome::Data);
+        assert_eq!(
+            src.poll_epoch(0, &mut out).await.unwrap(),
+            PollOutcome::Data
+        );
         write(dir.path(), "2.json", "y\n", 2);
-        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Exhausted);
+        assert_eq!(
+            src.poll_epoch(1, &mut out).await.unwrap(),
+            PollOutcome::Exhausted
+        );
         assert_eq!(lines_of(&out.0), vec!["x"]);
     }
 
@@ -427,7 +526,10 @@ mod tests {
         let mut out = Collect(vec![]);
         src.poll_epoch(0, &mut out).await.unwrap();
         write(dir.path(), "too-old.json", "z\n", 1_000);
-        assert_eq!(src.poll_epoch(1, &mut out).await.unwrap(), PollOutcome::Idle);
+        assert_eq!(
+            src.poll_epoch(1, &mut out).await.unwrap(),
+            PollOutcome::Idle
+        );
         assert_eq!(metrics.value(names::FILES_SKIPPED, "s"), 1);
     }
 

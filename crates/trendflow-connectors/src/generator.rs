@@ -181,8 +181,13 @@ pub enum BadKind {
 
 impl BadKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [BadKind; 5] =
-        [BadKind::Empty, BadKind::Truncated, BadKind::InvalidUtf8, BadKind::LoneSurrogate, BadKind::BadCreatedAt];
+    pub const ALL: [BadKind; 5] = [
+        BadKind::Empty,
+        BadKind::Truncated,
+        BadKind::InvalidUtf8,
+        BadKind::LoneSurrogate,
+        BadKind::BadCreatedAt,
+    ];
 }
 
 /// Counters of what a generator produced.
@@ -331,7 +336,11 @@ impl TweetGenerator {
             self.started = true;
             return;
         }
-        let rate = if self.cfg.rate.is_finite() && self.cfg.rate > 0.0 { self.cfg.rate } else { 1.0 };
+        let rate = if self.cfg.rate.is_finite() && self.cfg.rate > 0.0 {
+            self.cfg.rate
+        } else {
+            1.0
+        };
         let dt = self.rng.exp(1000.0 / rate) + self.clock_frac;
         let whole = dt.floor();
         self.clock += whole as i64;
@@ -407,9 +416,16 @@ impl TweetGenerator {
                 self.status(out, Mode::Silent);
                 let at = text_insert_point(&out[start..]) + start;
                 let insert: &[u8] = if kind == BadKind::InvalidUtf8 {
-                    self.rng.pick(&[b"\xff".as_slice(), b"\xc3\x28", b"\xfe\xfe", b"\xc0\xaf", b"\xed\xa0\xbd"])
+                    self.rng.pick(&[
+                        b"\xff".as_slice(),
+                        b"\xc3\x28",
+                        b"\xfe\xfe",
+                        b"\xc0\xaf",
+                        b"\xed\xa0\xbd",
+                    ])
                 } else {
-                    self.rng.pick(&[b"\\ud83d".as_slice(), b"\\ud83d", b"\\ud83c", b"\\ude00"])
+                    self.rng
+                        .pick(&[b"\\ud83d".as_slice(), b"\\ud83d", b"\\ud83c", b"\\ude00"])
                 };
                 out.splice(at..at, insert.iter().copied());
             }
@@ -421,8 +437,14 @@ impl TweetGenerator {
     fn status(&mut self, out: &mut Vec<u8>, mode: Mode) -> LineKind {
         self.advance_clock();
         let arrival = self.clock;
-        let late = self.cfg.late_fraction > 0.0 && self.cfg.late_max_ms > 0 && self.rng.chance(self.cfg.late_fraction);
-        let created = if late { arrival - 1 - self.rng.below(self.cfg.late_max_ms as u64) as i64 } else { arrival };
+        let late = self.cfg.late_fraction > 0.0
+            && self.cfg.late_max_ms > 0
+            && self.rng.chance(self.cfg.late_fraction);
+        let created = if late {
+            arrival - 1 - self.rng.below(self.cfg.late_max_ms as u64) as i64
+        } else {
+            arrival
+        };
         let id = self.next_id(arrival);
         let user = self.pick_poster();
         self.statuses[user as usize] += 1;
@@ -437,15 +459,27 @@ impl TweetGenerator {
             Kind::Original
         };
 
-        let bad_created = if mode == Mode::BadCreatedAt { Some(self.bad_created_at(created)) } else { None };
-        let author = if kind == Kind::Original { 0 } else { self.pick_author() };
+        let bad_created = if mode == Mode::BadCreatedAt {
+            Some(self.bad_created_at(created))
+        } else {
+            None
+        };
+        let author = if kind == Kind::Original {
+            0
+        } else {
+            self.pick_author()
+        };
         let source = self.t.pick_source(&mut self.rng);
         let place = self.pick_place();
         let mut reply = None;
         let lang;
 
         // Texts first (they need the PRNG), then the status objects borrowing them.
-        let mut composer = Composer { rng: &mut self.rng, t: &self.t, plural: false };
+        let mut composer = Composer {
+            rng: &mut self.rng,
+            t: &self.t,
+            plural: false,
+        };
         let mut orig_meta = None;
         match kind {
             Kind::Original => {
@@ -494,7 +528,13 @@ impl TweetGenerator {
                 } else {
                     lang = composer.quote_comment(&mut self.main);
                     self.main.push(" ");
-                    self.main.url(composer.rng, UrlTarget::Status { user: author, id: orig_id });
+                    self.main.url(
+                        composer.rng,
+                        UrlTarget::Status {
+                            user: author,
+                            id: orig_id,
+                        },
+                    );
                 }
             }
         }
@@ -551,7 +591,11 @@ impl TweetGenerator {
             lang,
             timestamp_ms: Some(arrival),
         };
-        let line_kind = if kind == Kind::Retweet { LineKind::Retweet } else { LineKind::Tweet };
+        let line_kind = if kind == Kind::Retweet {
+            LineKind::Retweet
+        } else {
+            LineKind::Tweet
+        };
         write_status(out, &self.t, &top, &mut self.scratch);
 
         if mode == Mode::Good {
@@ -606,8 +650,18 @@ impl TweetGenerator {
                 let secs = ms.div_euclid(1000);
                 let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
                 let sod = secs.rem_euclid(86_400);
-                let _ = write!(b, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
-                b.extend_from_slice(if self.rng.chance(0.5) { b"Z".as_slice() } else { b".000Z" });
+                let _ = write!(
+                    b,
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+                    sod / 3600,
+                    sod % 3600 / 60,
+                    sod % 60
+                );
+                b.extend_from_slice(if self.rng.chance(0.5) {
+                    b"Z".as_slice()
+                } else {
+                    b".000Z"
+                });
             }
             _ => {
                 // RFC 2822: "Thu, 15 Apr 2021 15:43:36 +0000"
@@ -624,7 +678,8 @@ impl TweetGenerator {
                 b.extend_from_slice(&c[11..25]);
             }
         }
-        self.bad_created.push_str(std::str::from_utf8(&b).expect("ASCII"));
+        self.bad_created
+            .push_str(std::str::from_utf8(&b).expect("ASCII"));
         BadCreated::Str
     }
 
@@ -711,7 +766,12 @@ struct Rng([u64; 4]);
 impl Rng {
     fn new(seed: u64) -> Self {
         let mut sm = seed;
-        Rng([splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)])
+        Rng([
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+        ])
     }
 
     #[inline]
@@ -789,7 +849,9 @@ impl Zipf {
 
     fn sample(&self, rng: &mut Rng) -> usize {
         let u = rng.unit() * self.cdf[self.cdf.len() - 1];
-        self.cdf.partition_point(|&c| c <= u).min(self.cdf.len() - 1)
+        self.cdf
+            .partition_point(|&c| c <= u)
+            .min(self.cdf.len() - 1)
     }
 }
 
@@ -901,7 +963,8 @@ struct Tables {
 
 impl Tables {
     fn new(rng: &mut Rng) -> Self {
-        let parse = |list: &[&'static str]| list.iter().map(|t| parse_template(t)).collect::<Vec<_>>();
+        let parse =
+            |list: &[&'static str]| list.iter().map(|t| parse_template(t)).collect::<Vec<_>>();
         let subjects_lower = voc::SUBJECTS
             .iter()
             .map(|s| {
@@ -955,7 +1018,9 @@ impl Tables {
 }
 
 fn starts_with_vowel(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| "aeiouyhàâéèêëîïôûAEIOUYHÀÂÉÈÊËÎÏÔÛ".contains(c))
+    s.chars()
+        .next()
+        .is_some_and(|c| "aeiouyhàâéèêëîïôûAEIOUYHÀÂÉÈÊËÎÏÔÛ".contains(c))
 }
 
 /// ASCII letters and digits of a name, accents removed ("Lefèvre" -> "Lefevre").
@@ -1014,7 +1079,8 @@ fn build_users(rng: &mut Rng) -> Vec<UserRec> {
     let mut taken: HashSet<String> = HashSet::new();
     for &(screen_name, name, description, location, followers) in voc::NOTABLE {
         taken.insert(screen_name.to_ascii_lowercase());
-        let created_ms = ms_of(2009, 1, 1) + rng.below((ms_of(2012, 6, 1) - ms_of(2009, 1, 1)) as u64) as i64;
+        let created_ms =
+            ms_of(2009, 1, 1) + rng.below((ms_of(2012, 6, 1) - ms_of(2009, 1, 1)) as u64) as i64;
         let spec = UserSpec {
             id: legacy_user_id(rng, created_ms),
             name: name.to_string(),
@@ -1038,13 +1104,20 @@ fn build_users(rng: &mut Rng) -> Vec<UserRec> {
         let first = rng.pick(voc::FIRST_NAMES);
         let last = rng.pick(voc::LAST_NAMES);
         let roll = rng.below(100);
-        let pseudonym = if roll < 15 { Some(rng.pick(voc::PSEUDONYMS)) } else { None };
+        let pseudonym = if roll < 15 {
+            Some(rng.pick(voc::PSEUDONYMS))
+        } else {
+            None
+        };
         let name = match (roll, pseudonym) {
             (_, Some(p)) => p.to_string(),
             (15..70, _) => format!("{first} {last}"),
             (70..80, _) => first.to_string(),
             (80..88, _) => format!("{first} {}.", last.chars().next().unwrap_or('X')),
-            (88..93, _) => format!("{first} {last} {}", rng.pick(&["🇫🇷", "✊", "🌹", "🇪🇺", "🌍", "📊"])),
+            (88..93, _) => format!(
+                "{first} {last} {}",
+                rng.pick(&["🇫🇷", "✊", "🌹", "🇪🇺", "🌍", "📊"])
+            ),
             (93..97, _) => format!("Dr {first} {last}"),
             _ => format!("{first} {last}").to_uppercase(),
         };
@@ -1083,8 +1156,16 @@ fn build_users(rng: &mut Rng) -> Vec<UserRec> {
             id,
             name,
             screen_name,
-            location: if rng.chance(0.25) { None } else { Some(rng.pick(voc::LOCATIONS)) },
-            url: if rng.chance(0.25) { Some(tco(rng)) } else { None },
+            location: if rng.chance(0.25) {
+                None
+            } else {
+                Some(rng.pick(voc::LOCATIONS))
+            },
+            url: if rng.chance(0.25) {
+                Some(tco(rng))
+            } else {
+                None
+            },
             description,
             verified: false,
             followers,
@@ -1150,7 +1231,11 @@ fn user_rec(rng: &mut Rng, u: &UserSpec) -> UserRec {
     push_key_str(&mut head, "location", u.location);
     push_key_str(&mut head, "url", u.url.as_deref());
     push_key_str(&mut head, "description", u.description.as_deref());
-    push_key_str(&mut head, "translator_type", Some(if rng.chance(0.03) { "regular" } else { "none" }));
+    push_key_str(
+        &mut head,
+        "translator_type",
+        Some(if rng.chance(0.03) { "regular" } else { "none" }),
+    );
     head.extend_from_slice(b"\"protected\":false,\"verified\":");
     head.extend_from_slice(if u.verified { b"true," } else { b"false," });
     push_key_num(&mut head, "followers_count", u.followers);
@@ -1164,7 +1249,9 @@ fn user_rec(rng: &mut Rng, u: &UserSpec) -> UserRec {
     write_created_at(&mut tail, u.created_ms);
     tail.extend_from_slice(b"\",\"utc_offset\":null,\"time_zone\":null,\"geo_enabled\":");
     tail.extend_from_slice(if rng.chance(0.3) { b"true" } else { b"false" });
-    tail.extend_from_slice(b",\"lang\":null,\"contributors_enabled\":false,\"is_translator\":false,");
+    tail.extend_from_slice(
+        b",\"lang\":null,\"contributors_enabled\":false,\"is_translator\":false,",
+    );
     let default_profile = !u.verified && rng.chance(0.4);
     let colors: [&str; 5] = if default_profile {
         ["F5F8FA", "1DA1F2", "C0DEED", "DDEEF6", "333333"]
@@ -1177,15 +1264,34 @@ fn user_rec(rng: &mut Rng, u: &UserSpec) -> UserRec {
     };
     push_key_str(&mut tail, "profile_background_color", Some(colors[0]));
     let old_theme = !default_profile && u.created_ms < ms_of(2014, 1, 1);
-    let theme = format!("abs.twimg.com/images/themes/theme{}/bg.png", 1 + rng.below(19));
-    push_key_str(&mut tail, "profile_background_image_url", Some(&if old_theme { format!("http://{theme}") } else { String::new() }));
+    let theme = format!(
+        "abs.twimg.com/images/themes/theme{}/bg.png",
+        1 + rng.below(19)
+    );
+    push_key_str(
+        &mut tail,
+        "profile_background_image_url",
+        Some(&if old_theme {
+            format!("http://{theme}")
+        } else {
+            String::new()
+        }),
+    );
     push_key_str(
         &mut tail,
         "profile_background_image_url_https",
-        Some(&if old_theme { format!("https://{theme}") } else { String::new() }),
+        Some(&if old_theme {
+            format!("https://{theme}")
+        } else {
+            String::new()
+        }),
     );
     tail.extend_from_slice(b"\"profile_background_tile\":");
-    tail.extend_from_slice(if old_theme && rng.chance(0.3) { b"true," } else { b"false," });
+    tail.extend_from_slice(if old_theme && rng.chance(0.3) {
+        b"true,"
+    } else {
+        b"false,"
+    });
     push_key_str(&mut tail, "profile_link_color", Some(colors[1]));
     push_key_str(&mut tail, "profile_sidebar_border_color", Some(colors[2]));
     push_key_str(&mut tail, "profile_sidebar_fill_color", Some(colors[3]));
@@ -1201,10 +1307,21 @@ fn user_rec(rng: &mut Rng, u: &UserSpec) -> UserRec {
             code.push(BASE62[rng.index(62)] as char);
         }
         let ext = rng.pick(&["jpg", "jpg", "jpg", "png", "jpeg"]);
-        format!("pbs.twimg.com/profile_images/{}/{code}_normal.{ext}", snowflake(u.created_ms + rng.below(1 << 36) as i64, rng.next_u64()))
+        format!(
+            "pbs.twimg.com/profile_images/{}/{code}_normal.{ext}",
+            snowflake(u.created_ms + rng.below(1 << 36) as i64, rng.next_u64())
+        )
     };
-    push_key_str(&mut tail, "profile_image_url", Some(&format!("http://{image}")));
-    push_key_str(&mut tail, "profile_image_url_https", Some(&format!("https://{image}")));
+    push_key_str(
+        &mut tail,
+        "profile_image_url",
+        Some(&format!("http://{image}")),
+    );
+    push_key_str(
+        &mut tail,
+        "profile_image_url_https",
+        Some(&format!("https://{image}")),
+    );
     if u.verified || rng.chance(0.6) {
         let banner = format!(
             "https://pbs.twimg.com/profile_banners/{}/{}",
@@ -1227,7 +1344,14 @@ fn user_rec(rng: &mut Rng, u: &UserSpec) -> UserRec {
     push_key_str(&mut mention, "id_str", Some(&id_str));
     mention.extend_from_slice(b"\"indices\":[");
 
-    UserRec { id: u.id, screen_name: u.screen_name.clone(), head, tail, mention, statuses: u.statuses }
+    UserRec {
+        id: u.id,
+        screen_name: u.screen_name.clone(),
+        head,
+        tail,
+        mention,
+        statuses: u.statuses,
+    }
 }
 
 fn build_places() -> Vec<PlaceRec> {
@@ -1312,7 +1436,8 @@ impl TextBuf {
 
     fn push(&mut self, s: &str) {
         if self.ascii_apostrophe && s.contains('’') {
-            self.s.extend(s.chars().map(|c| if c == '’' { '\'' } else { c }));
+            self.s
+                .extend(s.chars().map(|c| if c == '’' { '\'' } else { c }));
         } else {
             self.s.push_str(s);
         }
@@ -1329,7 +1454,13 @@ impl TextBuf {
     }
 
     fn entity(&mut self, kind: EntKind, (start, bstart): (u32, u32)) {
-        self.ents.push(Ent { kind, start, end: self.chars, bstart, bend: self.s.len() as u32 });
+        self.ents.push(Ent {
+            kind,
+            start,
+            end: self.chars,
+            bstart,
+            bend: self.s.len() as u32,
+        });
     }
 
     fn hashtag(&mut self, tag: &str) {
@@ -1368,7 +1499,13 @@ impl TextBuf {
         let (n, cut) = if max_chars >= src.chars {
             (src.chars, src.s.len())
         } else {
-            (max_chars, src.s.char_indices().nth(max_chars as usize).map_or(src.s.len(), |(i, _)| i))
+            (
+                max_chars,
+                src.s
+                    .char_indices()
+                    .nth(max_chars as usize)
+                    .map_or(src.s.len(), |(i, _)| i),
+            )
         };
         self.s.push_str(&src.s[..cut]);
         self.chars += n;
@@ -1433,11 +1570,19 @@ impl Composer<'_> {
             Slot::Subj | Slot::SubjLower => {
                 let i = self.rng.index(voc::SUBJECTS.len());
                 self.plural = voc::SUBJECTS[i].starts_with("Les ");
-                b.push(if slot == Slot::Subj { voc::SUBJECTS[i] } else { &t.subjects_lower[i] });
+                b.push(if slot == Slot::Subj {
+                    voc::SUBJECTS[i]
+                } else {
+                    &t.subjects_lower[i]
+                });
             }
             Slot::Verb => {
                 let i = self.rng.index(voc::VERBS.len());
-                b.push(if self.plural { voc::VERBS_PLURAL[i] } else { voc::VERBS[i] });
+                b.push(if self.plural {
+                    voc::VERBS_PLURAL[i]
+                } else {
+                    voc::VERBS[i]
+                });
             }
             Slot::Num => self.number(b),
             Slot::Count => self.count(b),
@@ -1476,7 +1621,11 @@ impl Composer<'_> {
 
     /// "0,3 %", "12 %", "1,2 point", "4,5 milliards d’euros", "+0,8 %".
     fn number(&mut self, b: &mut TextBuf) {
-        let int = if self.rng.chance(0.7) { self.rng.below(4) } else { self.rng.range(4, 12) };
+        let int = if self.rng.chance(0.7) {
+            self.rng.below(4)
+        } else {
+            self.rng.range(4, 12)
+        };
         let dec = self.rng.below(10);
         match self.rng.below(100) {
             0..50 => {
@@ -1519,7 +1668,11 @@ impl Composer<'_> {
 
     /// "12 300 emplois créés" (thousands separated by a space, a no-break space or nothing).
     fn count(&mut self, b: &mut TextBuf) {
-        let n = if self.rng.chance(0.3) { self.rng.range(100, 999) } else { self.rng.range(1_000, 999_999) };
+        let n = if self.rng.chance(0.3) {
+            self.rng.range(100, 999)
+        } else {
+            self.rng.range(1_000, 999_999)
+        };
         if n >= 1000 {
             push_num(b, n / 1000);
             let sep = match self.rng.below(4) {
@@ -1956,7 +2109,12 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             let (cp, len) = if c < 0xE0 {
                 (((c as u32 & 0x1F) << 6) | (b[i + 1] as u32 & 0x3F), 2)
             } else if c < 0xF0 {
-                (((c as u32 & 0x0F) << 12) | ((b[i + 1] as u32 & 0x3F) << 6) | (b[i + 2] as u32 & 0x3F), 3)
+                (
+                    ((c as u32 & 0x0F) << 12)
+                        | ((b[i + 1] as u32 & 0x3F) << 6)
+                        | (b[i + 2] as u32 & 0x3F),
+                    3,
+                )
             } else {
                 (
                     ((c as u32 & 0x07) << 18)
@@ -2014,7 +2172,10 @@ fn push_2(out: &mut Vec<u8>, n: u32) {
 
 /// Twitter's `created_at`: "Thu Apr 15 08:00:05 +0000 2021".
 fn write_created_at(out: &mut Vec<u8>, ms: i64) {
-    const M: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    const M: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
     const W: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
@@ -2073,7 +2234,10 @@ fn expanded_url(t: &Tables, target: UrlTarget, s: &mut String) {
 
 /// Twitter's `display_url`: no scheme, no "www.", cut with "…" after 26 characters.
 fn write_display_url(out: &mut Vec<u8>, expanded: &str) {
-    let s = expanded.strip_prefix("https://").or_else(|| expanded.strip_prefix("http://")).unwrap_or(expanded);
+    let s = expanded
+        .strip_prefix("https://")
+        .or_else(|| expanded.strip_prefix("http://"))
+        .unwrap_or(expanded);
     let s = s.strip_prefix("www.").unwrap_or(s);
     match s.char_indices().nth(26) {
         Some((cut, _)) => {
@@ -2088,7 +2252,11 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
     let s = &text.s;
     out.extend_from_slice(b"{\"hashtags\":[");
     let mut first = true;
-    for e in text.ents.iter().filter(|e| matches!(e.kind, EntKind::Hashtag)) {
+    for e in text
+        .ents
+        .iter()
+        .filter(|e| matches!(e.kind, EntKind::Hashtag))
+    {
         if !first {
             out.push(b',');
         }
@@ -2101,7 +2269,9 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
     out.extend_from_slice(b"],\"urls\":[");
     first = true;
     for e in &text.ents {
-        let EntKind::Url(target) = e.kind else { continue };
+        let EntKind::Url(target) = e.kind else {
+            continue;
+        };
         if !first {
             out.push(b',');
         }
@@ -2119,7 +2289,9 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
     out.extend_from_slice(b"],\"user_mentions\":[");
     first = true;
     for e in &text.ents {
-        let EntKind::Mention(user) = e.kind else { continue };
+        let EntKind::Mention(user) = e.kind else {
+            continue;
+        };
         if !first {
             out.push(b',');
         }
@@ -2129,7 +2301,11 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
     }
     out.extend_from_slice(b"],\"symbols\":[");
     first = true;
-    for e in text.ents.iter().filter(|e| matches!(e.kind, EntKind::Symbol)) {
+    for e in text
+        .ents
+        .iter()
+        .filter(|e| matches!(e.kind, EntKind::Symbol))
+    {
         if !first {
             out.push(b',');
         }
@@ -2248,7 +2424,11 @@ fn write_status(out: &mut Vec<u8>, t: &Tables, st: &Status<'_>, scratch: &mut St
         out.push(b',');
     }
     out.extend_from_slice(b"\"is_quote_status\":");
-    out.extend_from_slice(if st.quoted.is_some() { b"true" } else { b"false" });
+    out.extend_from_slice(if st.quoted.is_some() {
+        b"true"
+    } else {
+        b"false"
+    });
     if let Some(full) = st.full {
         out.extend_from_slice(b",\"extended_tweet\":{\"full_text\":\"");
         escape_into(out, &full.s);

@@ -20,18 +20,35 @@ pub struct MemorySink {
 }
 
 impl MemorySink {
-    pub fn new(table: &str, tables: MemoryTables, max_rows: Option<usize>, sort_by_count: bool) -> Self {
-        MemorySink { table: table.to_string(), tables, max_rows, pending: Vec::new(), schema: None, mode: None, sort_by_count }
+    pub fn new(
+        table: &str,
+        tables: MemoryTables,
+        max_rows: Option<usize>,
+        sort_by_count: bool,
+    ) -> Self {
+        MemorySink {
+            table: table.to_string(),
+            tables,
+            max_rows,
+            pending: Vec::new(),
+            schema: None,
+            mode: None,
+            sort_by_count,
+        }
     }
 }
 
 impl Sink for MemorySink {
     fn write(&mut self, batch: &Batch) -> Result<(), OperatorError> {
         let Batch::Rows(rows) = batch else {
-            return Err(OperatorError::new(format!("the memory sink takes result rows, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "the memory sink takes result rows, got {}",
+                batch.kind()
+            )));
         };
         if self.schema.is_none() {
-            self.tables.create(&self.table, arrow_schema(&rows.schema), self.max_rows);
+            self.tables
+                .create(&self.table, arrow_schema(&rows.schema), self.max_rows);
             self.schema = Some((*rows.schema).clone());
         }
         if rows.mode == OutputMode::Complete {
@@ -43,16 +60,28 @@ impl Sink for MemorySink {
     }
 
     fn commit(&mut self, _epoch: Epoch) -> Result<(), OperatorError> {
-        let (Some(schema), Some(mode)) = (&self.schema, self.mode) else { return Ok(()) };
-        let table_mode = if mode == OutputMode::Complete { TableMode::Replace } else { TableMode::Append };
+        let (Some(schema), Some(mode)) = (&self.schema, self.mode) else {
+            return Ok(());
+        };
+        let table_mode = if mode == OutputMode::Complete {
+            TableMode::Replace
+        } else {
+            TableMode::Append
+        };
         if table_mode == TableMode::Append && self.pending.is_empty() {
             return Ok(());
         }
         let mut rows = std::mem::take(&mut self.pending);
         if self.sort_by_count {
-            rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.window.cmp(&b.window)).then_with(|| a.key.cmp(&b.key)));
+            rows.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| a.window.cmp(&b.window))
+                    .then_with(|| a.key.cmp(&b.key))
+            });
         }
-        self.tables.commit(&self.table, table_mode, to_record_batch(schema, &rows));
+        self.tables
+            .commit(&self.table, table_mode, to_record_batch(schema, &rows));
         Ok(())
     }
 }

@@ -12,7 +12,12 @@ pub fn csv_header(schema: &RowSchema) -> String {
     if schema.windowed {
         h.push_str("window_start,window_end,");
     }
-    let _ = write!(h, "{},{}", csv_field(&schema.key_column), csv_field(&schema.value_column));
+    let _ = write!(
+        h,
+        "{},{}",
+        csv_field(&schema.key_column),
+        csv_field(&schema.value_column)
+    );
     h
 }
 
@@ -28,7 +33,12 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// One CSV line (with newline).
 pub fn csv_row(out: &mut String, row: &ResultRow) {
     if let Some(w) = row.window {
-        let _ = write!(out, "{},{},", format_iso_utc(w.start), format_iso_utc(w.end));
+        let _ = write!(
+            out,
+            "{},{},",
+            format_iso_utc(w.start),
+            format_iso_utc(w.end)
+        );
     }
     let _ = writeln!(out, "{},{}", csv_field(&row.key), row.count);
 }
@@ -53,12 +63,33 @@ mod tests {
 
     #[test]
     fn csv_quotes_like_rfc4180() {
-        let schema = RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() };
+        let schema = RowSchema {
+            windowed: true,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        };
         assert_eq!(csv_header(&schema), "window_start,window_end,word,count");
         let mut s = String::new();
-        let w = Some(Window { start: 1_618_463_100_000, end: 1_618_473_900_000 });
-        csv_row(&mut s, &ResultRow { window: w, key: "#revenus,".into(), count: 1 });
-        csv_row(&mut s, &ResultRow { window: w, key: "\n#Europe\"".into(), count: 2 });
+        let w = Some(Window {
+            start: 1_618_463_100_000,
+            end: 1_618_473_900_000,
+        });
+        csv_row(
+            &mut s,
+            &ResultRow {
+                window: w,
+                key: "#revenus,".into(),
+                count: 1,
+            },
+        );
+        csv_row(
+            &mut s,
+            &ResultRow {
+                window: w,
+                key: "\n#Europe\"".into(),
+                count: 2,
+            },
+        );
         assert_eq!(
             s,
             "2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"#revenus,\",1\n2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"\n#Europe\"\"\",2\n"
@@ -93,7 +124,11 @@ pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) ->
     for r in rows.iter().take(n) {
         let mut line = Vec::new();
         if let Some(w) = r.window {
-            line.push(cut(format!("{{{}, {}}}", show_time(w.start), show_time(w.end))));
+            line.push(cut(format!(
+                "{{{}, {}}}",
+                show_time(w.start),
+                show_time(w.end)
+            )));
         } else if schema.windowed {
             line.push("null".into());
         }
@@ -140,7 +175,11 @@ pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) ->
     }
     out.push_str(&sep);
     if rows.len() > n {
-        let _ = writeln!(out, "only showing top {n} row{}", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "only showing top {n} row{}",
+            if n == 1 { "" } else { "s" }
+        );
     }
     out
 }

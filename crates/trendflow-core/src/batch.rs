@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::{EventTime, Epoch, Window};
+use crate::{Epoch, EventTime, Window};
 
 /// What a stage consumes or produces; checked when a pipeline is wired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,7 +96,10 @@ pub struct PostBatch {
 
 impl PostBatch {
     pub fn new(origin: Arc<str>) -> Self {
-        PostBatch { origin, ..Default::default() }
+        PostBatch {
+            origin,
+            ..Default::default()
+        }
     }
 
     pub fn push(&mut self, line: u64, id: Option<u64>, event_time: Option<EventTime>, text: &str) {
@@ -116,7 +119,11 @@ impl PostBatch {
     }
 
     pub fn text(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.text_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.text_ends[i - 1] as usize
+        };
         &self.text[start..self.text_ends[i] as usize]
     }
 }
@@ -153,7 +160,11 @@ impl TokenBatch {
     }
 
     pub fn token(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.text_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.text_ends[i - 1] as usize
+        };
         &self.text[start..self.text_ends[i] as usize]
     }
 

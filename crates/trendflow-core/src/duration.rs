@@ -5,11 +5,13 @@ use std::time::Duration;
 /// Parses "10s", "5 minutes", "3h", "250ms", "1d". A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (expected e.g. \"10s\", \"5m\", \"3h\")"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("`{text}` is not a duration (expected e.g. \"10s\", \"5m\", \"3h\")")
+    })?;
     let unit = unit.trim().to_ascii_lowercase();
     let seconds = match unit.as_str() {
         "ms" | "millis" | "millisecond" | "milliseconds" => value / 1000.0,
@@ -18,7 +20,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" | "hour" | "hours" => value * 3600.0,
         "d" | "day" | "days" => value * 86400.0,
         "w" | "week" | "weeks" => value * 7.0 * 86400.0,
-        _ => return Err(format!("`{text}`: unknown duration unit `{unit}` (use ms, s, m, h, d)")),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown duration unit `{unit}` (use ms, s, m, h, d)"
+            ));
+        }
     };
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("`{text}` is not a valid duration"));
@@ -52,7 +58,10 @@ mod tests {
     fn parses_units() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("3h").unwrap(), Duration::from_secs(10800));
-        assert_eq!(parse_duration("5 minutes").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            parse_duration("5 minutes").unwrap(),
+            Duration::from_secs(300)
+        );
         assert_eq!(parse_duration("1 minute").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);

@@ -18,7 +18,10 @@ pub mod window;
 pub use batch::{Batch, DataKind, PostBatch, RawBatch, ResultRow, RowBatch, RowSchema, TokenBatch};
 pub use deadletter::{DeadLetter, Reason};
 pub use message::{Epoch, StreamMessage};
-pub use operator::{BatchSender, BoxFuture, DeadLetterSink, Emitter, Operator, OperatorError, PollOutcome, Sink, Source};
+pub use operator::{
+    BatchSender, BoxFuture, DeadLetterSink, Emitter, Operator, OperatorError, PollOutcome, Sink,
+    Source,
+};
 pub use watermark::WatermarkTracker;
 pub use window::{SlidingWindows, Window};
 

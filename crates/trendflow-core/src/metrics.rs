@@ -91,19 +91,38 @@ impl Metrics {
         self.counter_labeled(name, component, None)
     }
 
-    pub fn counter_labeled(&self, name: &'static str, component: &str, label: Option<(&'static str, String)>) -> Counter {
-        let key = MetricKey { name, component: component.to_string(), label };
+    pub fn counter_labeled(
+        &self,
+        name: &'static str,
+        component: &str,
+        label: Option<(&'static str, String)>,
+    ) -> Counter {
+        let key = MetricKey {
+            name,
+            component: component.to_string(),
+            label,
+        };
         let mut m = self.inner.lock().unwrap();
-        match m.entry(key).or_insert_with(|| Metric::Counter(Counter::default())) {
+        match m
+            .entry(key)
+            .or_insert_with(|| Metric::Counter(Counter::default()))
+        {
             Metric::Counter(c) => c.clone(),
             Metric::Gauge(_) => panic!("metric {name} is a gauge"),
         }
     }
 
     pub fn gauge(&self, name: &'static str, component: &str) -> Gauge {
-        let key = MetricKey { name, component: component.to_string(), label: None };
+        let key = MetricKey {
+            name,
+            component: component.to_string(),
+            label: None,
+        };
         let mut m = self.inner.lock().unwrap();
-        match m.entry(key).or_insert_with(|| Metric::Gauge(Gauge::default())) {
+        match m
+            .entry(key)
+            .or_insert_with(|| Metric::Gauge(Gauge::default()))
+        {
             Metric::Gauge(g) => g.clone(),
             Metric::Counter(_) => panic!("metric {name} is a counter"),
         }
@@ -125,7 +144,11 @@ impl Metrics {
 
     /// Sum of a metric over every component and label.
     pub fn total(&self, name: &str) -> i64 {
-        self.snapshot().into_iter().filter(|(k, _)| k.name == name).map(|(_, v)| v).sum()
+        self.snapshot()
+            .into_iter()
+            .filter(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Value of a metric for one component, summed over labels.

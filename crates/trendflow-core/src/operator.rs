@@ -80,7 +80,11 @@ pub trait Operator: Send + 'static {
     }
 
     /// A watermark from upstream. By default it is passed on.
-    fn on_watermark(&mut self, watermark: EventTime, out: &mut Emitter) -> Result<(), OperatorError> {
+    fn on_watermark(
+        &mut self,
+        watermark: EventTime,
+        out: &mut Emitter,
+    ) -> Result<(), OperatorError> {
         out.watermark(watermark);
         Ok(())
     }
@@ -140,7 +144,11 @@ pub enum PollOutcome {
 /// The start of a pipeline: reads input one epoch at a time.
 pub trait Source: Send + 'static {
     /// Reads the next epoch's input and sends it. Called once per trigger.
-    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>>;
+    fn poll_epoch<'a>(
+        &'a mut self,
+        epoch: Epoch,
+        out: &'a mut dyn BatchSender,
+    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>>;
 
     /// Every sink has committed `epoch`: input of that epoch may now be cleaned up.
     fn on_commit(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<(), OperatorError>> {

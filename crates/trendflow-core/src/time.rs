@@ -5,10 +5,29 @@
 use crate::EventTime;
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 // 1970-01-01 was a Thursday; index 0 = Thursday.
-const WEEKDAYS: [&str; 7] = ["thursday", "friday", "saturday", "sunday", "monday", "tuesday", "wednesday"];
+const WEEKDAYS: [&str; 7] = [
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+];
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -101,7 +120,16 @@ pub fn parse_created_at(s: &str) -> Result<EventTime, TimeError> {
             if let Some(month) = month_abbrev(&b[4..7]) {
                 let year = (y1 * 100 + y2) as i64;
                 let sign = if b[20] == b'-' { -1 } else { 1 };
-                return assemble(year, month, day, hh, mm, ss, sign * (oh * 60 + om) as i64, Some(&s[0..3]));
+                return assemble(
+                    year,
+                    month,
+                    day,
+                    hh,
+                    mm,
+                    ss,
+                    sign * (oh * 60 + om) as i64,
+                    Some(&s[0..3]),
+                );
             }
         }
     }
@@ -129,7 +157,9 @@ fn month_abbrev(b: &[u8]) -> Option<u32> {
 /// A name matches if it is the full name or its 3-letter abbreviation, in any case.
 fn name_index(word: &str, names: &[&str]) -> Option<usize> {
     let w = word.to_ascii_lowercase();
-    names.iter().position(|n| w == *n || (w.len() == 3 && n.starts_with(&w)))
+    names
+        .iter()
+        .position(|n| w == *n || (w.len() == 3 && n.starts_with(&w)))
 }
 
 fn numeric(field: &str, what: &str, max_digits: usize) -> Result<u32, TimeError> {
@@ -143,7 +173,9 @@ fn numeric(field: &str, what: &str, max_digits: usize) -> Result<u32, TimeError>
 pub fn parse_created_at_lenient(s: &str) -> Result<EventTime, TimeError> {
     let parts: Vec<&str> = s.split(' ').collect();
     if parts.len() != 6 {
-        return err(format!("`{s}` is not of the form `EEE MMM d HH:mm:ss Z yyyy`"));
+        return err(format!(
+            "`{s}` is not of the form `EEE MMM d HH:mm:ss Z yyyy`"
+        ));
     }
     let Some(_) = name_index(parts[0], &WEEKDAYS) else {
         return err(format!("bad weekday `{}`", parts[0]));
@@ -156,10 +188,24 @@ pub fn parse_created_at_lenient(s: &str) -> Result<EventTime, TimeError> {
     if hms.len() != 3 {
         return err(format!("bad time `{}`", parts[3]));
     }
-    let (hh, mm, ss) = (numeric(hms[0], "hour", 3)?, numeric(hms[1], "minute", 3)?, numeric(hms[2], "second", 3)?);
-    let offset = parse_rfc822_offset(parts[4]).ok_or_else(|| TimeError(format!("bad zone offset `{}`", parts[4])))?;
+    let (hh, mm, ss) = (
+        numeric(hms[0], "hour", 3)?,
+        numeric(hms[1], "minute", 3)?,
+        numeric(hms[2], "second", 3)?,
+    );
+    let offset = parse_rfc822_offset(parts[4])
+        .ok_or_else(|| TimeError(format!("bad zone offset `{}`", parts[4])))?;
     let year = numeric(parts[5], "year", 4)? as i64;
-    assemble(year, month as u32 + 1, day, hh, mm, ss, offset, Some(parts[0]))
+    assemble(
+        year,
+        month as u32 + 1,
+        day,
+        hh,
+        mm,
+        ss,
+        offset,
+        Some(parts[0]),
+    )
 }
 
 /// "+0000", "-0530": minutes east of UTC.
@@ -173,11 +219,24 @@ fn parse_rfc822_offset(z: &str) -> Option<i64> {
     if m >= 60 {
         return None;
     }
-    Some(if b[0] == b'-' { -(h * 60 + m) } else { h * 60 + m })
+    Some(if b[0] == b'-' {
+        -(h * 60 + m)
+    } else {
+        h * 60 + m
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn assemble(year: i64, month: u32, day: u32, hh: u32, mm: u32, ss: u32, offset_min: i64, weekday: Option<&str>) -> Result<EventTime, TimeError> {
+fn assemble(
+    year: i64,
+    month: u32,
+    day: u32,
+    hh: u32,
+    mm: u32,
+    ss: u32,
+    offset_min: i64,
+    weekday: Option<&str>,
+) -> Result<EventTime, TimeError> {
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return err(format!("no such date {year}-{month:02}-{day:02}"));
     }
@@ -189,7 +248,11 @@ fn assemble(year: i64, month: u32, day: u32, hh: u32, mm: u32, ss: u32, offset_m
         let actual = days.rem_euclid(7) as usize;
         match name_index(wd, &WEEKDAYS) {
             Some(i) if i == actual => {}
-            _ => return err(format!("weekday `{wd}` does not match {year}-{month:02}-{day:02}")),
+            _ => {
+                return err(format!(
+                    "weekday `{wd}` does not match {year}-{month:02}-{day:02}"
+                ));
+            }
         }
     }
     let local = days * 86_400 + (hh as i64) * 3600 + (mm as i64) * 60 + ss as i64;
@@ -200,14 +263,31 @@ fn assemble(year: i64, month: u32, day: u32, hh: u32, mm: u32, ss: u32, offset_m
 /// and offset ("+02:00", "+0200"); a missing offset means UTC.
 pub fn parse_iso8601(s: &str) -> Result<EventTime, TimeError> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return err(format!("`{s}` is not an ISO-8601 timestamp"));
     }
     let num = |r: std::ops::Range<usize>| -> Result<u32, TimeError> {
         let f = &s[r];
-        if f.bytes().all(|c| c.is_ascii_digit()) { Ok(f.parse().unwrap()) } else { err(format!("`{s}` is not an ISO-8601 timestamp")) }
+        if f.bytes().all(|c| c.is_ascii_digit()) {
+            Ok(f.parse().unwrap())
+        } else {
+            err(format!("`{s}` is not an ISO-8601 timestamp"))
+        }
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)? as i64, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)? as i64,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let mut i = 19;
     let mut millis = 0i64;
     if i < b.len() && b[i] == b'.' {
@@ -227,7 +307,8 @@ pub fn parse_iso8601(s: &str) -> Result<EventTime, TimeError> {
         "" | "Z" | "z" => 0,
         _ => {
             let r = rest.replace(':', "");
-            parse_rfc822_offset(&r).ok_or_else(|| TimeError(format!("`{s}`: bad offset `{rest}`")))?
+            parse_rfc822_offset(&r)
+                .ok_or_else(|| TimeError(format!("`{s}`: bad offset `{rest}`")))?
         }
     };
     Ok(assemble(y, mo, d, h, mi, se, offset, None)? + millis)
@@ -249,7 +330,9 @@ pub fn format_iso_utc(t: EventTime) -> String {
 
 /// Formats ms since the epoch in Twitter's `created_at` shape.
 pub fn format_created_at(t: EventTime) -> String {
-    const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const M: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     const W: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     let secs = t.div_euclid(1000);
     let days = secs.div_euclid(86_400);
@@ -274,19 +357,40 @@ mod tests {
 
     #[test]
     fn twitter_created_at() {
-        assert_eq!(parse_created_at("Thu Apr 15 08:00:05 +0000 2021").unwrap(), 1_618_473_605_000);
-        assert_eq!(parse_created_at("Thu Apr 08 15:43:36 +0000 2021").unwrap(), 1_617_896_616_000);
+        assert_eq!(
+            parse_created_at("Thu Apr 15 08:00:05 +0000 2021").unwrap(),
+            1_618_473_605_000
+        );
+        assert_eq!(
+            parse_created_at("Thu Apr 08 15:43:36 +0000 2021").unwrap(),
+            1_617_896_616_000
+        );
         // offsets move the instant
-        assert_eq!(parse_created_at("Thu Apr 15 10:00:05 +0200 2021").unwrap(), 1_618_473_605_000);
-        assert_eq!(parse_created_at("Thu Apr 15 07:30:05 -0030 2021").unwrap(), 1_618_473_605_000);
+        assert_eq!(
+            parse_created_at("Thu Apr 15 10:00:05 +0200 2021").unwrap(),
+            1_618_473_605_000
+        );
+        assert_eq!(
+            parse_created_at("Thu Apr 15 07:30:05 -0030 2021").unwrap(),
+            1_618_473_605_000
+        );
     }
 
     #[test]
     fn spark_legacy_leniency() {
         let t = 1_617_896_616_000;
-        assert_eq!(parse_created_at("thu apr 08 15:43:36 +0000 2021").unwrap(), t);
-        assert_eq!(parse_created_at("Thursday April 8 15:43:36 +0000 2021").unwrap(), t);
-        assert_eq!(parse_created_at("Thu Apr 008 15:43:36 +0000 2021").unwrap(), t);
+        assert_eq!(
+            parse_created_at("thu apr 08 15:43:36 +0000 2021").unwrap(),
+            t
+        );
+        assert_eq!(
+            parse_created_at("Thursday April 8 15:43:36 +0000 2021").unwrap(),
+            t
+        );
+        assert_eq!(
+            parse_created_at("Thu Apr 008 15:43:36 +0000 2021").unwrap(),
+            t
+        );
     }
 
     #[test]
@@ -307,18 +411,36 @@ mod tests {
 
     #[test]
     fn iso8601() {
-        assert_eq!(parse_iso8601("2021-04-08T15:43:36Z").unwrap(), 1_617_896_616_000);
-        assert_eq!(parse_iso8601("2021-04-08T15:43:36.250Z").unwrap(), 1_617_896_616_250);
-        assert_eq!(parse_iso8601("2021-04-08T17:43:36+02:00").unwrap(), 1_617_896_616_000);
-        assert_eq!(parse_iso8601("2021-04-08T15:43:36").unwrap(), 1_617_896_616_000);
-        assert_eq!(parse_iso8601("2021-04-08T15:43:36.123456Z").unwrap(), 1_617_896_616_123);
+        assert_eq!(
+            parse_iso8601("2021-04-08T15:43:36Z").unwrap(),
+            1_617_896_616_000
+        );
+        assert_eq!(
+            parse_iso8601("2021-04-08T15:43:36.250Z").unwrap(),
+            1_617_896_616_250
+        );
+        assert_eq!(
+            parse_iso8601("2021-04-08T17:43:36+02:00").unwrap(),
+            1_617_896_616_000
+        );
+        assert_eq!(
+            parse_iso8601("2021-04-08T15:43:36").unwrap(),
+            1_617_896_616_000
+        );
+        assert_eq!(
+            parse_iso8601("2021-04-08T15:43:36.123456Z").unwrap(),
+            1_617_896_616_123
+        );
         assert!(parse_iso8601("2021-04-08").is_err());
     }
 
     #[test]
     fn formats() {
         assert_eq!(format_iso_utc(1_618_463_100_000), "2021-04-15T05:05:00Z");
-        assert_eq!(format_created_at(1_617_896_616_000), "Thu Apr 08 15:43:36 +0000 2021");
+        assert_eq!(
+            format_created_at(1_617_896_616_000),
+            "Thu Apr 08 15:43:36 +0000 2021"
+        );
     }
 
     proptest! {

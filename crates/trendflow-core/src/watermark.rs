@@ -22,12 +22,27 @@ pub struct WatermarkTracker {
 
 impl WatermarkTracker {
     pub fn new(delay_ms: i64) -> Self {
-        WatermarkTracker { delay: delay_ms, late_bound: 0, eviction_bound: 0, max_event_time: None }
+        WatermarkTracker {
+            delay: delay_ms,
+            late_bound: 0,
+            eviction_bound: 0,
+            max_event_time: None,
+        }
     }
 
     /// Restores a tracker from its parts (a checkpoint).
-    pub fn from_parts(delay_ms: i64, late_bound: EventTime, eviction_bound: EventTime, max_event_time: Option<EventTime>) -> Self {
-        WatermarkTracker { delay: delay_ms, late_bound, eviction_bound, max_event_time }
+    pub fn from_parts(
+        delay_ms: i64,
+        late_bound: EventTime,
+        eviction_bound: EventTime,
+        max_event_time: Option<EventTime>,
+    ) -> Self {
+        WatermarkTracker {
+            delay: delay_ms,
+            late_bound,
+            eviction_bound,
+            max_event_time,
+        }
     }
 
     /// Records an event time of the current batch. Call for every row that reaches the

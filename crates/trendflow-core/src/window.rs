@@ -35,9 +35,15 @@ impl SlidingWindows {
             return Err("window size and slide must be positive".into());
         }
         if slide > size {
-            return Err(format!("window slide ({slide} ms) is longer than its size ({size} ms)"));
+            return Err(format!(
+                "window slide ({slide} ms) is longer than its size ({size} ms)"
+            ));
         }
-        Ok(SlidingWindows { size, slide, slice: gcd(size, slide) })
+        Ok(SlidingWindows {
+            size,
+            slide,
+            slice: gcd(size, slide),
+        })
     }
 
     /// Length of a slice, the unit of state.
@@ -71,7 +77,10 @@ impl SlidingWindows {
             starts.push(s);
             s -= slide;
         }
-        starts.into_iter().rev().map(move |start| Window { start, end: start + size })
+        starts.into_iter().rev().map(move |start| Window {
+            start,
+            end: start + size,
+        })
     }
 
     /// End of the latest window containing `t`: once the watermark reaches it, `t` is late
@@ -128,7 +137,13 @@ mod tests {
         let ws: Vec<_> = w.windows_of(t).collect();
         assert_eq!(ws.len(), 36);
         assert_eq!(ws[0].start, 1_618_473_600_000 - 175 * MIN);
-        assert_eq!(ws[35], Window { start: 1_618_473_600_000, end: 1_618_473_600_000 + 180 * MIN });
+        assert_eq!(
+            ws[35],
+            Window {
+                start: 1_618_473_600_000,
+                end: 1_618_473_600_000 + 180 * MIN
+            }
+        );
         assert!(ws.iter().all(|x| x.start <= t && t < x.end));
         assert_eq!(w.slice(), 5 * MIN);
     }
@@ -146,7 +161,10 @@ mod tests {
         let w = SlidingWindows::new(10, 5).unwrap();
         assert_eq!(w.slice_of(-1), -5);
         let ws: Vec<_> = w.windows_of(-1).collect();
-        assert_eq!(ws, vec![Window { start: -10, end: 0 }, Window { start: -5, end: 5 }]);
+        assert_eq!(
+            ws,
+            vec![Window { start: -10, end: 0 }, Window { start: -5, end: 5 }]
+        );
     }
 
     proptest! {

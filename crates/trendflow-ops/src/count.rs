@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
-use trendflow_core::{Batch, Emitter, Epoch, Operator, OperatorError, ResultRow, RowBatch, RowSchema};
+use trendflow_core::{
+    Batch, Emitter, Epoch, Operator, OperatorError, ResultRow, RowBatch, RowSchema,
+};
 
 /// `groupBy(word).count()`: complete mode re-emits the whole table each epoch, update mode
 /// the rows that changed.
@@ -37,7 +39,11 @@ impl KeyCount {
     pub fn new(mode: OutputMode, key_column: &str, value_column: &str) -> Self {
         KeyCount {
             mode,
-            schema: Arc::new(RowSchema { windowed: false, key_column: key_column.into(), value_column: value_column.into() }),
+            schema: Arc::new(RowSchema {
+                windowed: false,
+                key_column: key_column.into(),
+                value_column: value_column.into(),
+            }),
             counts: FxHashMap::default(),
             touched: FxHashSet::default(),
         }
@@ -47,7 +53,10 @@ impl KeyCount {
 impl Operator for KeyCount {
     fn process_batch(&mut self, batch: Batch, _out: &mut Emitter) -> Result<(), OperatorError> {
         let Batch::Tokens(tokens) = batch else {
-            return Err(OperatorError::new(format!("count takes tokens, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "count takes tokens, got {}",
+                batch.kind()
+            )));
         };
         for (_, word) in tokens.iter() {
             if let Some(c) = self.counts.get_mut(word) {
@@ -69,14 +78,39 @@ impl Operator for KeyCount {
 
     fn on_barrier(&mut self, epoch: Epoch, out: &mut Emitter) -> Result<(), OperatorError> {
         let mut rows: Vec<ResultRow> = match self.mode {
-            OutputMode::Complete => self.counts.iter().map(|(k, c)| ResultRow { window: None, key: k.clone(), count: *c }).collect(),
-            OutputMode::Update => self.touched.drain().map(|k| ResultRow { window: None, count: self.counts[&k], key: k }).collect(),
-            OutputMode::Append => return Err(OperatorError::new("append mode needs windows and a watermark")),
+            OutputMode::Complete => self
+                .counts
+                .iter()
+                .map(|(k, c)| ResultRow {
+                    window: None,
+                    key: k.clone(),
+                    count: *c,
+                })
+                .collect(),
+            OutputMode::Update => self
+                .touched
+                .drain()
+                .map(|k| ResultRow {
+                    window: None,
+                    count: self.counts[&k],
+                    key: k,
+                })
+                .collect(),
+            OutputMode::Append => {
+                return Err(OperatorError::new(
+                    "append mode needs windows and a watermark",
+                ));
+            }
         };
         rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         // Complete mode always emits, even an empty table, so sinks see the table of the epoch.
         if !rows.is_empty() || self.mode == OutputMode::Complete {
-            out.batches.push(Batch::Rows(Arc::new(RowBatch { schema: self.schema.clone(), mode: self.mode, epoch, rows })));
+            out.batches.push(Batch::Rows(Arc::new(RowBatch {
+                schema: self.schema.clone(),
+                mode: self.mode,
+                epoch,
+                rows,
+            })));
         }
         Ok(())
     }

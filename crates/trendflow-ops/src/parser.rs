@@ -8,12 +8,21 @@ use std::sync::Arc;
 
 use simd_json::prelude::*;
 use simd_json::{Buffers, Tape};
-use trendflow_core::metrics::{names, Counter, Metrics};
+use trendflow_core::metrics::{Counter, Metrics, names};
 use trendflow_core::time::parse_created_at;
 use trendflow_core::{Batch, DeadLetter, Emitter, Operator, OperatorError, PostBatch, Reason};
 
 /// Keys whose presence (without `text`) marks a Twitter stream control message.
-const CONTROL_KEYS: [&str; 8] = ["delete", "limit", "scrub_geo", "status_withheld", "user_withheld", "warning", "disconnect", "friends"];
+const CONTROL_KEYS: [&str; 8] = [
+    "delete",
+    "limit",
+    "scrub_geo",
+    "status_withheld",
+    "user_withheld",
+    "warning",
+    "disconnect",
+    "friends",
+];
 
 #[derive(Debug, Clone)]
 pub struct ParserOptions {
@@ -23,7 +32,9 @@ pub struct ParserOptions {
 
 impl Default for ParserOptions {
     fn default() -> Self {
-        ParserOptions { max_line_bytes: 1 << 20 }
+        ParserOptions {
+            max_line_bytes: 1 << 20,
+        }
     }
 }
 
@@ -69,7 +80,11 @@ impl JsonPostParser {
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(8192),
             posts_out: metrics.counter(names::RECORDS_OUT, component),
-            repaired: metrics.counter_labeled(names::RECORDS_REPAIRED, component, Some(("reason", "lone_surrogate".into()))),
+            repaired: metrics.counter_labeled(
+                names::RECORDS_REPAIRED,
+                component,
+                Some(("reason", "lone_surrogate".into())),
+            ),
         }
     }
 
@@ -92,16 +107,27 @@ impl JsonPostParser {
                 }
             }
         }
-        let reason = if std::str::from_utf8(line).is_err() { Reason::InvalidUtf8 } else { Reason::InvalidJson };
+        let reason = if std::str::from_utf8(line).is_err() {
+            Reason::InvalidUtf8
+        } else {
+            Reason::InvalidJson
+        };
         LineOutcome::Rejected(reason, error.1)
     }
 
     /// Parses `scratch`; on failure, whether it was a bad Unicode escape, and the message.
-    fn parse_scratch(&mut self, line_no: u64, posts: &mut PostBatch) -> Result<LineOutcome, (bool, String)> {
+    fn parse_scratch(
+        &mut self,
+        line_no: u64,
+        posts: &mut PostBatch,
+    ) -> Result<LineOutcome, (bool, String)> {
         // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Err(e) => Err((*e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint, e.to_string())),
+            Err(e) => Err((
+                *e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint,
+                e.to_string(),
+            )),
             Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
         };
         self.tape = Some(tape.reset());
@@ -111,12 +137,22 @@ impl JsonPostParser {
     fn extract(tape: &Tape<'_>, line_no: u64, posts: &mut PostBatch) -> LineOutcome {
         let v = tape.as_value();
         let Some(obj) = v.as_object() else {
-            return LineOutcome::Rejected(Reason::NotAnObject, format!("a JSON {:?}, not an object", v.value_type()));
+            return LineOutcome::Rejected(
+                Reason::NotAnObject,
+                format!("a JSON {:?}, not an object", v.value_type()),
+            );
         };
         let text = match obj.get("text") {
             Some(t) if t.is_str() => t.into_string().unwrap(),
-            Some(t) if t.is_null() => return LineOutcome::Rejected(Reason::MissingText, "`text` is null".into()),
-            Some(t) => return LineOutcome::Rejected(Reason::WrongType, format!("`text` is a {:?}, not a string", t.value_type())),
+            Some(t) if t.is_null() => {
+                return LineOutcome::Rejected(Reason::MissingText, "`text` is null".into());
+            }
+            Some(t) => {
+                return LineOutcome::Rejected(
+                    Reason::WrongType,
+                    format!("`text` is a {:?}, not a string", t.value_type()),
+                );
+            }
             None => {
                 if let Some(k) = CONTROL_KEYS.iter().find(|k| obj.get(**k).is_some()) {
                     return LineOutcome::Rejected(Reason::ControlMessage, format!("`{k}` message"));
@@ -126,10 +162,16 @@ impl JsonPostParser {
         };
         let event_time = match obj.get("created_at") {
             None => Err((Reason::MissingEventTime, "no `created_at`".to_string())),
-            Some(c) if c.is_null() => Err((Reason::MissingEventTime, "`created_at` is null".to_string())),
+            Some(c) if c.is_null() => {
+                Err((Reason::MissingEventTime, "`created_at` is null".to_string()))
+            }
             Some(c) => match c.into_string() {
-                Some(s) => parse_created_at(s).map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}"))),
-                None => Err((Reason::BadEventTime, format!("`created_at` is a {:?}, not a string", c.value_type()))),
+                Some(s) => parse_created_at(s)
+                    .map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}"))),
+                None => Err((
+                    Reason::BadEventTime,
+                    format!("`created_at` is a {:?}, not a string", c.value_type()),
+                )),
             },
         };
         let id = obj.get("id").and_then(|i| i.as_u64());
@@ -141,7 +183,10 @@ impl JsonPostParser {
 impl Operator for JsonPostParser {
     fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
         let Batch::Raw(raw) = batch else {
-            return Err(OperatorError::new(format!("the parser takes raw lines, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "the parser takes raw lines, got {}",
+                batch.kind()
+            )));
         };
         let mut posts = PostBatch::new(raw.origin.clone());
         let mut line_no = raw.first_line;
@@ -157,19 +202,38 @@ impl Operator for JsonPostParser {
             let this_line = line_no;
             line_no += 1;
             if line.iter().all(|c| c.is_ascii_whitespace()) {
-                out.dead_letter(self.dead(raw.origin.clone(), this_line, Reason::EmptyLine, "blank line".into(), line));
+                out.dead_letter(self.dead(
+                    raw.origin.clone(),
+                    this_line,
+                    Reason::EmptyLine,
+                    "blank line".into(),
+                    line,
+                ));
                 continue;
             }
             if line.len() > self.options.max_line_bytes {
-                let detail = format!("{} bytes, more than max_line_bytes = {}", line.len(), self.options.max_line_bytes);
-                out.dead_letter(self.dead(raw.origin.clone(), this_line, Reason::LineTooLong, detail, line));
+                let detail = format!(
+                    "{} bytes, more than max_line_bytes = {}",
+                    line.len(),
+                    self.options.max_line_bytes
+                );
+                out.dead_letter(self.dead(
+                    raw.origin.clone(),
+                    this_line,
+                    Reason::LineTooLong,
+                    detail,
+                    line,
+                ));
                 continue;
             }
             match self.parse_line(line, this_line, &mut posts) {
-                LineOutcome::Rejected(reason, detail) => out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line)),
+                LineOutcome::Rejected(reason, detail) => {
+                    out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line))
+                }
                 LineOutcome::Post(None) => {}
                 LineOutcome::Post(Some((reason, detail))) => {
-                    let detail = format!("{detail}; the post counts only where time does not matter");
+                    let detail =
+                        format!("{detail}; the post counts only where time does not matter");
                     out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line));
                 }
             }
@@ -185,7 +249,9 @@ impl Operator for JsonPostParser {
 fn replace_lone_surrogates(line: &[u8]) -> Option<Vec<u8>> {
     fn hex4(b: &[u8]) -> Option<u16> {
         let s = std::str::from_utf8(b.get(..4)?).ok()?;
-        u16::from_str_radix(s, 16).ok().filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()))
+        u16::from_str_radix(s, 16)
+            .ok()
+            .filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()))
     }
     let mut out = Vec::with_capacity(line.len());
     let mut changed = false;
@@ -232,8 +298,22 @@ fn replace_lone_surrogates(line: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl JsonPostParser {
-    fn dead(&self, origin: Arc<str>, line: u64, reason: Reason, detail: String, bytes: &[u8]) -> DeadLetter {
-        DeadLetter { component: self.component.clone(), origin, line, reason, detail, excerpt: DeadLetter::excerpt_of(bytes) }
+    fn dead(
+        &self,
+        origin: Arc<str>,
+        line: u64,
+        reason: Reason,
+        detail: String,
+        bytes: &[u8],
+    ) -> DeadLetter {
+        DeadLetter {
+            component: self.component.clone(),
+            origin,
+            line,
+            reason,
+            detail,
+            excerpt: DeadLetter::excerpt_of(bytes),
+        }
     }
 }
 
@@ -248,15 +328,35 @@ mod tests {
             data.extend_from_slice(l);
             data.push(b'\n');
         }
-        let mut p = JsonPostParser::new("p", ParserOptions { max_line_bytes: 10_000 }, &Metrics::new());
+        let mut p = JsonPostParser::new(
+            "p",
+            ParserOptions {
+                max_line_bytes: 10_000,
+            },
+            &Metrics::new(),
+        );
         let mut out = Emitter::new();
-        let raw = RawBatch { origin: "f".into(), first_line: 1, lines: lines.len(), data };
-        p.process_batch(Batch::Raw(Arc::new(raw)), &mut out).unwrap();
+        let raw = RawBatch {
+            origin: "f".into(),
+            first_line: 1,
+            lines: lines.len(),
+            data,
+        };
+        p.process_batch(Batch::Raw(Arc::new(raw)), &mut out)
+            .unwrap();
         let posts = match out.batches.first() {
-            Some(Batch::Posts(b)) => (0..b.len()).map(|i| (b.event_times[i], b.text(i).to_string())).collect(),
+            Some(Batch::Posts(b)) => (0..b.len())
+                .map(|i| (b.event_times[i], b.text(i).to_string()))
+                .collect(),
             _ => vec![],
         };
-        (posts, out.dead_letters.iter().map(|d| (d.line, d.reason)).collect())
+        (
+            posts,
+            out.dead_letters
+                .iter()
+                .map(|d| (d.line, d.reason))
+                .collect(),
+        )
     }
 
     #[test]
@@ -265,7 +365,10 @@ mod tests {
             br##"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","id":5,"text":"L\u2019#emploi \ud83d\udc49 #Insee\/x","user":{"a":[1,2,{"b":null}]}}"##,
         ]);
         assert!(dead.is_empty(), "{dead:?}");
-        assert_eq!(posts, vec![(Some(1_618_473_605_000), "L’#emploi 👉 #Insee/x".to_string())]);
+        assert_eq!(
+            posts,
+            vec![(Some(1_618_473_605_000), "L’#emploi 👉 #Insee/x".to_string())]
+        );
     }
 
     #[test]
@@ -308,8 +411,12 @@ mod tests {
 
     #[test]
     fn lone_surrogates_become_question_marks_as_in_spark() {
-        let r = |s: &str| replace_lone_surrogates(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
-        assert_eq!(r(r#"{"t":"a\ud83db \udcca \ud83d\udc49 \\ud83d"}"#).unwrap(), r#"{"t":"a?b ? \ud83d\udc49 \\ud83d"}"#);
+        let r =
+            |s: &str| replace_lone_surrogates(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            r(r#"{"t":"a\ud83db \udcca \ud83d\udc49 \\ud83d"}"#).unwrap(),
+            r#"{"t":"a?b ? \ud83d\udc49 \\ud83d"}"#
+        );
         assert_eq!(r(r#"{"t":"\ud83d\udc49"}"#), None);
         // An invalid escape stays invalid.
         let (posts, dead) = parse(&[br#"{"text":"Tr\u0\ud83d0e8s"}"#]);

@@ -42,7 +42,10 @@ impl Tokenizer {
 impl Operator for Tokenizer {
     fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
         let Batch::Posts(posts) = batch else {
-            return Err(OperatorError::new(format!("the tokenizer takes posts, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "the tokenizer takes posts, got {}",
+                batch.kind()
+            )));
         };
         let mut tokens = TokenBatch::with_capacity(posts.len() * 2, posts.len() * 24);
         for i in 0..posts.len() {
@@ -81,7 +84,9 @@ mod tests {
         let mut posts = PostBatch::new("f".into());
         posts.push(1, None, None, text);
         let mut out = Emitter::new();
-        Tokenizer::new(TokenizerMode::Split).process_batch(Batch::Posts(Arc::new(posts)), &mut out).unwrap();
+        Tokenizer::new(TokenizerMode::Split)
+            .process_batch(Batch::Posts(Arc::new(posts)), &mut out)
+            .unwrap();
         match out.batches.first() {
             Some(Batch::Tokens(t)) => t.iter().map(|(_, w)| w.to_string()).collect(),
             _ => vec![],

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
-use trendflow_core::metrics::{names, Counter, Gauge, Metrics};
+use trendflow_core::metrics::{Counter, Gauge, Metrics, names};
 use trendflow_core::time::format_iso_utc;
 use trendflow_core::{
-    Batch, DeadLetter, Emitter, Epoch, EventTime, Operator, OperatorError, Reason, ResultRow, RowBatch, RowSchema, SlidingWindows,
-    WatermarkTracker, Window,
+    Batch, DeadLetter, Emitter, Epoch, EventTime, Operator, OperatorError, Reason, ResultRow,
+    RowBatch, RowSchema, SlidingWindows, WatermarkTracker, Window,
 };
 
 /// What happens to rows later than the watermark (they are always counted in metrics).
@@ -79,21 +79,36 @@ pub struct WindowedCount {
 }
 
 impl WindowedCount {
-    pub fn new(component: &str, windows: SlidingWindows, delay_ms: i64, mode: OutputMode, late: LatePolicy, metrics: &Metrics) -> Self {
+    pub fn new(
+        component: &str,
+        windows: SlidingWindows,
+        delay_ms: i64,
+        mode: OutputMode,
+        late: LatePolicy,
+        metrics: &Metrics,
+    ) -> Self {
         WindowedCount {
             component: component.into(),
             windows,
             watermark: WatermarkTracker::new(delay_ms),
             mode,
             late,
-            schema: Arc::new(RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() }),
+            schema: Arc::new(RowSchema {
+                windowed: true,
+                key_column: "word".into(),
+                value_column: "count".into(),
+            }),
             slices: BTreeMap::new(),
             closed_until: EventTime::MIN,
             touched: FxHashSet::default(),
             state_rows: 0,
             late_rows: metrics.counter(names::LATE_ROWS_DROPPED, component),
             late_row_windows: metrics.counter(names::LATE_ROW_WINDOWS_DROPPED, component),
-            no_event_time: metrics.counter_labeled(names::DEAD_LETTERS, component, Some(("reason", "no_event_time_for_window".into()))),
+            no_event_time: metrics.counter_labeled(
+                names::DEAD_LETTERS,
+                component,
+                Some(("reason", "no_event_time_for_window".into())),
+            ),
             state_rows_gauge: metrics.gauge(names::STATE_ROWS, component),
             watermark_gauge: metrics.gauge(names::WATERMARK_MS, component),
         }
@@ -101,7 +116,11 @@ impl WindowedCount {
 
     /// Names the key and value columns of the result (default `word`, `count`).
     pub fn with_columns(mut self, key_column: &str, value_column: &str) -> Self {
-        self.schema = Arc::new(RowSchema { windowed: true, key_column: key_column.into(), value_column: value_column.into() });
+        self.schema = Arc::new(RowSchema {
+            windowed: true,
+            key_column: key_column.into(),
+            value_column: value_column.into(),
+        });
         self
     }
 
@@ -145,9 +164,16 @@ impl WindowedCount {
         self.add_range(&mut running, s, s + size, 1);
         loop {
             if !running.is_empty() {
-                let window = Some(Window { start: s, end: s + size });
+                let window = Some(Window {
+                    start: s,
+                    end: s + size,
+                });
                 let start = rows.len();
-                rows.extend(running.iter().map(|(k, c)| ResultRow { window, key: k.clone(), count: *c }));
+                rows.extend(running.iter().map(|(k, c)| ResultRow {
+                    window,
+                    key: k.clone(),
+                    count: *c,
+                }));
                 rows[start..].sort_unstable_by(|a, b| a.key.cmp(&b.key));
             }
             let next = s + slide;
@@ -156,7 +182,9 @@ impl WindowedCount {
             }
             if running.is_empty() {
                 // Skip the empty stretch: the next window with data contains the next slice.
-                let Some((&x, _)) = self.slices.range(next..).next() else { break };
+                let Some((&x, _)) = self.slices.range(next..).next() else {
+                    break;
+                };
                 let s2 = next.max(self.windows.first_window_of_slice(x));
                 if s2 > hi {
                     break;
@@ -174,11 +202,17 @@ impl WindowedCount {
     fn data_bounds(&self) -> Option<(EventTime, EventTime)> {
         let first = *self.slices.first_key_value()?.0;
         let last = *self.slices.last_key_value()?.0;
-        Some((self.windows.first_window_of_slice(first), self.windows.last_window_start(last)))
+        Some((
+            self.windows.first_window_of_slice(first),
+            self.windows.last_window_start(last),
+        ))
     }
 
     fn count_of(&self, key: &str, w: Window) -> i64 {
-        self.slices.range(w.start..w.end).filter_map(|(_, c)| c.get(key)).sum()
+        self.slices
+            .range(w.start..w.end)
+            .filter_map(|(_, c)| c.get(key))
+            .sum()
     }
 
     fn evict(&mut self, watermark: EventTime) {
@@ -195,7 +229,10 @@ impl WindowedCount {
 impl Operator for WindowedCount {
     fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
         let Batch::Tokens(tokens) = batch else {
-            return Err(OperatorError::new(format!("window count takes tokens, got {}", batch.kind())));
+            return Err(OperatorError::new(format!(
+                "window count takes tokens, got {}",
+                batch.kind()
+            )));
         };
         let update = self.mode == OutputMode::Update;
         let complete = self.mode == OutputMode::Complete;
@@ -208,7 +245,11 @@ impl Operator for WindowedCount {
             let word = tokens.token(i);
             self.watermark.observe(t);
             // Complete mode keeps every window and, as Spark, drops nothing as late.
-            let late_bound = if complete { EventTime::MIN } else { self.watermark.late_bound().max(self.closed_until) };
+            let late_bound = if complete {
+                EventTime::MIN
+            } else {
+                self.watermark.late_bound().max(self.closed_until)
+            };
             let last_end = self.windows.last_window_end(t);
             if last_end <= late_bound {
                 let n = self.windows.windows_per_event() as u64;
@@ -230,7 +271,11 @@ impl Operator for WindowedCount {
                 }
                 continue;
             }
-            let closed = if complete { 0 } else { self.windows.closed_windows_of(t, late_bound) };
+            let closed = if complete {
+                0
+            } else {
+                self.windows.closed_windows_of(t, late_bound)
+            };
             if closed > 0 {
                 // Counts in its open windows only.
                 self.late_row_windows.add(closed as u64);
@@ -260,7 +305,9 @@ impl Operator for WindowedCount {
         match self.mode {
             OutputMode::Append => {
                 if let Some((first_start, last_start)) = self.data_bounds() {
-                    let lo = first_start.max(self.align_up(self.closed_until.saturating_sub(size).saturating_add(1)));
+                    let lo = first_start.max(
+                        self.align_up(self.closed_until.saturating_sub(size).saturating_add(1)),
+                    );
                     let hi = last_start.min(self.align_down(watermark - size));
                     self.emit_windows(lo, hi, &mut rows);
                 }
@@ -280,7 +327,14 @@ impl Operator for WindowedCount {
                         }
                     }
                 }
-                rows = keys.into_iter().map(|(w, k)| ResultRow { window: Some(w), count: self.count_of(&k, w), key: k }).collect();
+                rows = keys
+                    .into_iter()
+                    .map(|(w, k)| ResultRow {
+                        window: Some(w),
+                        count: self.count_of(&k, w),
+                        key: k,
+                    })
+                    .collect();
                 rows.sort_unstable();
             }
         }
@@ -292,7 +346,12 @@ impl Operator for WindowedCount {
         self.state_rows_gauge.set(self.state_rows as i64);
         self.watermark_gauge.set(watermark);
         if !rows.is_empty() || self.mode == OutputMode::Complete {
-            out.batches.push(Batch::Rows(Arc::new(RowBatch { schema: self.schema.clone(), mode: self.mode, epoch, rows })));
+            out.batches.push(Batch::Rows(Arc::new(RowBatch {
+                schema: self.schema.clone(),
+                mode: self.mode,
+                epoch,
+                rows,
+            })));
         }
         out.watermark(watermark);
         Ok(())
@@ -334,9 +393,22 @@ mod tests {
         fn barrier(&mut self) -> Vec<(Window, String, i64)> {
             let ev = self.wm.eviction_bound();
             let out = match self.mode {
-                OutputMode::Append => self.state.iter().filter(|((w, _), _)| w.end <= ev).map(|((w, k), c)| (*w, k.clone(), *c)).collect(),
-                OutputMode::Update => self.touched.iter().map(|(w, k)| (*w, k.clone(), self.state[&(*w, k.clone())])).collect(),
-                OutputMode::Complete => self.state.iter().map(|((w, k), c)| (*w, k.clone(), *c)).collect(),
+                OutputMode::Append => self
+                    .state
+                    .iter()
+                    .filter(|((w, _), _)| w.end <= ev)
+                    .map(|((w, k), c)| (*w, k.clone(), *c))
+                    .collect(),
+                OutputMode::Update => self
+                    .touched
+                    .iter()
+                    .map(|(w, k)| (*w, k.clone(), self.state[&(*w, k.clone())]))
+                    .collect(),
+                OutputMode::Complete => self
+                    .state
+                    .iter()
+                    .map(|((w, k), c)| (*w, k.clone(), *c))
+                    .collect(),
             };
             self.touched.clear();
             if self.mode != OutputMode::Complete {
@@ -347,19 +419,28 @@ mod tests {
         }
     }
 
-    fn run_fast(op: &mut WindowedCount, epoch: u64, rows: &[(i64, &str)]) -> Vec<(Window, String, i64)> {
+    fn run_fast(
+        op: &mut WindowedCount,
+        epoch: u64,
+        rows: &[(i64, &str)],
+    ) -> Vec<(Window, String, i64)> {
         let mut tokens = trendflow_core::TokenBatch::default();
         for &(t, w) in rows {
             tokens.push(Some(t), w);
         }
         let mut out = Emitter::new();
-        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out).unwrap();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
         op.on_barrier(epoch, &mut out).unwrap();
         let mut got: Vec<_> = out
             .batches
             .iter()
             .flat_map(|b| match b {
-                Batch::Rows(r) => r.rows.iter().map(|r| (r.window.unwrap(), r.key.to_string(), r.count)).collect::<Vec<_>>(),
+                Batch::Rows(r) => r
+                    .rows
+                    .iter()
+                    .map(|r| (r.window.unwrap(), r.key.to_string(), r.count))
+                    .collect::<Vec<_>>(),
                 _ => vec![],
             })
             .collect();
@@ -367,14 +448,27 @@ mod tests {
         got
     }
 
-    fn check(size: i64, slide: i64, delay: i64, mode: OutputMode, batches: Vec<Vec<(i64, u8)>>) -> Result<(), TestCaseError> {
+    fn check(
+        size: i64,
+        slide: i64,
+        delay: i64,
+        mode: OutputMode,
+        batches: Vec<Vec<(i64, u8)>>,
+    ) -> Result<(), TestCaseError> {
         let windows = SlidingWindows::new(size, slide).unwrap();
         let metrics = Metrics::new();
         let mut fast = WindowedCount::new("w", windows, delay, mode, LatePolicy::Count, &metrics);
-        let mut naive = Naive { windows, wm: WatermarkTracker::new(delay), mode, state: Map::new(), touched: Default::default() };
+        let mut naive = Naive {
+            windows,
+            wm: WatermarkTracker::new(delay),
+            mode,
+            state: Map::new(),
+            touched: Default::default(),
+        };
         let keys = ["#a", "#b", "#c"];
         for (i, b) in batches.iter().enumerate() {
-            let rows: Vec<(i64, &str)> = b.iter().map(|(t, k)| (*t, keys[*k as usize % 3])).collect();
+            let rows: Vec<(i64, &str)> =
+                b.iter().map(|(t, k)| (*t, keys[*k as usize % 3])).collect();
             let got = run_fast(&mut fast, i as u64, &rows);
             let mut want = naive.batch_and_barrier(&rows);
             want.sort();
@@ -423,7 +517,14 @@ mod tests {
     fn late_rows_are_counted_not_hidden() {
         let windows = SlidingWindows::new(100, 50).unwrap();
         let metrics = Metrics::new();
-        let mut op = WindowedCount::new("w", windows, 0, OutputMode::Append, LatePolicy::DeadLetter, &metrics);
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            0,
+            OutputMode::Append,
+            LatePolicy::DeadLetter,
+            &metrics,
+        );
         run_fast(&mut op, 0, &[(1000, "#a")]);
         run_fast(&mut op, 1, &[]); // watermark 1000 now in force, windows before it closed
         let mut tokens = trendflow_core::TokenBatch::default();
@@ -431,7 +532,8 @@ mod tests {
         tokens.push(Some(960), "#partly"); // windows [900,1000) closed, [950,1050) open
         tokens.push(None, "#notime");
         let mut out = Emitter::new();
-        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out).unwrap();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
         assert_eq!(metrics.value(names::LATE_ROWS_DROPPED, "w"), 1);
         assert_eq!(metrics.value(names::LATE_ROW_WINDOWS_DROPPED, "w"), 3);
         assert_eq!(out.dead_letters.len(), 1);
@@ -443,7 +545,14 @@ mod tests {
     #[test]
     fn state_is_released_as_windows_close() {
         let windows = SlidingWindows::new(100, 10).unwrap();
-        let mut op = WindowedCount::new("w", windows, 0, OutputMode::Append, LatePolicy::Count, &Metrics::new());
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            0,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &Metrics::new(),
+        );
         run_fast(&mut op, 0, &[(5, "#a"), (15, "#b"), (500, "#c")]);
         assert_eq!(op.state_rows(), 3);
         run_fast(&mut op, 1, &[]);

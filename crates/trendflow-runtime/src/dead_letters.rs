@@ -1,13 +1,11 @@
 //! The dead-letter actor: every component's unusable records, counted by reason and written
 //! by one writer.
 
-
-
+use kameo::Actor;
 use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
-use kameo::Actor;
 use rustc_hash::FxHashMap;
-use trendflow_core::metrics::{names, Counter, Metrics};
+use trendflow_core::metrics::{Counter, Metrics, names};
 use trendflow_core::{DeadLetter, DeadLetterSink, Reason};
 
 pub(crate) struct DeadLetterActor {
@@ -54,8 +52,17 @@ pub(crate) struct DeadLetterOut {
 }
 
 impl DeadLetterOut {
-    pub fn new(component: &str, metrics: &Metrics, writer: Option<ActorRef<DeadLetterActor>>) -> Self {
-        DeadLetterOut { component: component.to_string(), metrics: metrics.clone(), counters: FxHashMap::default(), writer }
+    pub fn new(
+        component: &str,
+        metrics: &Metrics,
+        writer: Option<ActorRef<DeadLetterActor>>,
+    ) -> Self {
+        DeadLetterOut {
+            component: component.to_string(),
+            metrics: metrics.clone(),
+            counters: FxHashMap::default(),
+            writer,
+        }
     }
 
     pub async fn send(&mut self, letters: Vec<DeadLetter>) {
@@ -65,7 +72,11 @@ impl DeadLetterOut {
         let mut to_write = Vec::new();
         for d in letters {
             let counter = self.counters.entry(d.reason).or_insert_with(|| {
-                self.metrics.counter_labeled(names::DEAD_LETTERS, &self.component, Some(("reason", d.reason.as_str().to_string())))
+                self.metrics.counter_labeled(
+                    names::DEAD_LETTERS,
+                    &self.component,
+                    Some(("reason", d.reason.as_str().to_string())),
+                )
             });
             counter.inc();
             if !d.reason.is_routine() {
@@ -78,4 +89,3 @@ impl DeadLetterOut {
         }
     }
 }
-

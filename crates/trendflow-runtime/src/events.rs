@@ -5,9 +5,19 @@ use trendflow_core::{Epoch, EventTime};
 #[derive(Debug, Clone)]
 pub enum RuntimeEvent {
     /// A source finished sending an epoch.
-    EpochRead { source: String, epoch: Epoch, records: u64, bytes: u64, read_ms: f64, offset: String },
+    EpochRead {
+        source: String,
+        epoch: Epoch,
+        records: u64,
+        bytes: u64,
+        read_ms: f64,
+        offset: String,
+    },
     /// An operator announced a watermark.
-    Watermark { component: String, watermark: EventTime },
+    Watermark {
+        component: String,
+        watermark: EventTime,
+    },
     /// A sink made an epoch's output visible.
     SinkCommitted { sink: String, epoch: Epoch },
     /// A sink received the end of its stream and closed.

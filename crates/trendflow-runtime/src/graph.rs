@@ -19,8 +19,14 @@ pub enum Trigger {
 pub type OperatorFactory = Box<dyn Fn() -> Box<dyn Operator> + Send + Sync>;
 
 pub enum NodeBody {
-    Source { source: Box<dyn Source>, trigger: Trigger },
-    Operator { factory: OperatorFactory, parallelism: usize },
+    Source {
+        source: Box<dyn Source>,
+        trigger: Trigger,
+    },
+    Operator {
+        factory: OperatorFactory,
+        parallelism: usize,
+    },
     Sink(Box<dyn Sink>),
 }
 
@@ -73,13 +79,20 @@ impl PipelineGraph {
         let mut used = HashSet::new();
         for n in &self.nodes {
             match n.body {
-                NodeBody::Source { .. } if !n.inputs.is_empty() => errors.push(GraphError::SourceWithInputs(n.name.clone())),
-                NodeBody::Operator { .. } | NodeBody::Sink(_) if n.inputs.is_empty() => errors.push(GraphError::NoInputs(n.name.clone())),
+                NodeBody::Source { .. } if !n.inputs.is_empty() => {
+                    errors.push(GraphError::SourceWithInputs(n.name.clone()))
+                }
+                NodeBody::Operator { .. } | NodeBody::Sink(_) if n.inputs.is_empty() => {
+                    errors.push(GraphError::NoInputs(n.name.clone()))
+                }
                 _ => {}
             }
             for i in &n.inputs {
                 match index.get(i) {
-                    None => errors.push(GraphError::UnknownInput { node: n.name.clone(), input: i.clone() }),
+                    None => errors.push(GraphError::UnknownInput {
+                        node: n.name.clone(),
+                        input: i.clone(),
+                    }),
                     Some(&j) => {
                         used.insert(j);
                         if matches!(self.nodes[j].body, NodeBody::Sink(_)) {
@@ -89,7 +102,11 @@ impl PipelineGraph {
                 }
             }
         }
-        if !self.nodes.iter().any(|n| matches!(n.body, NodeBody::Source { .. })) {
+        if !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.body, NodeBody::Source { .. }))
+        {
             errors.push(GraphError::NoSource);
         }
         for (i, n) in self.nodes.iter().enumerate() {
@@ -103,7 +120,9 @@ impl PipelineGraph {
         // Kahn's algorithm
         let mut indegree: Vec<usize> = self.nodes.iter().map(|n| n.inputs.len()).collect();
         let mut order = Vec::new();
-        let mut ready: Vec<usize> = (0..self.nodes.len()).filter(|&i| indegree[i] == 0).collect();
+        let mut ready: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| indegree[i] == 0)
+            .collect();
         while let Some(i) = ready.pop() {
             order.push(i);
             for (j, n) in self.nodes.iter().enumerate() {

@@ -31,7 +31,10 @@ impl Outputs {
             let k = edge.next % edge.targets.len();
             edge.next = edge.next.wrapping_add(1);
             let (target, channel) = &edge.targets[k];
-            let env = Envelope { channel: *channel, msg: StreamMessage::Data(batch.clone()) };
+            let env = Envelope {
+                channel: *channel,
+                msg: StreamMessage::Data(batch.clone()),
+            };
             send(target, env, &self.full_waits).await?;
         }
         Ok(())
@@ -40,7 +43,15 @@ impl Outputs {
     pub async fn broadcast(&mut self, msg: StreamMessage) -> Result<(), String> {
         for edge in &self.edges {
             for (target, channel) in &edge.targets {
-                send(target, Envelope { channel: *channel, msg: msg.clone() }, &self.full_waits).await?;
+                send(
+                    target,
+                    Envelope {
+                        channel: *channel,
+                        msg: msg.clone(),
+                    },
+                    &self.full_waits,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -48,12 +59,20 @@ impl Outputs {
 }
 
 /// Sends, waiting for room when the mailbox is full (backpressure).
-async fn send(target: &ActorRef<StageActor>, env: Envelope, full_waits: &Counter) -> Result<(), String> {
+async fn send(
+    target: &ActorRef<StageActor>,
+    env: Envelope,
+    full_waits: &Counter,
+) -> Result<(), String> {
     match target.tell(env).try_send() {
         Ok(()) => Ok(()),
         Err(SendError::MailboxFull(env)) => {
             full_waits.inc();
-            target.tell(env).send().await.map_err(|e| format!("downstream stage stopped: {e}"))
+            target
+                .tell(env)
+                .send()
+                .await
+                .map_err(|e| format!("downstream stage stopped: {e}"))
         }
         Err(e) => Err(format!("downstream stage stopped: {e}")),
     }

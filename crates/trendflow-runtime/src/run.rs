@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use kameo::actor::{ActorRef, Spawn};
 use kameo::mailbox;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-use trendflow_core::metrics::{names, Metrics};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use trendflow_core::metrics::{Metrics, names};
 use trendflow_core::{Epoch, EventTime};
 
 use crate::dead_letters::{DeadLetterActor, DeadLetterOut, Flush};
@@ -65,13 +65,25 @@ impl RunningPipeline {
     /// Spawns every actor of the graph (sinks first, sources last) and starts the sources.
     pub fn start(graph: PipelineGraph) -> Result<RunningPipeline, PipelineError> {
         let order = graph.validate().map_err(PipelineError::Graph)?;
-        let PipelineGraph { name, nodes, dead_letters, metrics } = graph;
+        let PipelineGraph {
+            name,
+            nodes,
+            dead_letters,
+            metrics,
+        } = graph;
         let (tx, rx) = unbounded_channel();
         let dead_ref = dead_letters.map(|sink| {
-            DeadLetterActor::spawn_with_mailbox(DeadLetterActor { sink, error: None }, mailbox::bounded(64))
+            DeadLetterActor::spawn_with_mailbox(
+                DeadLetterActor { sink, error: None },
+                mailbox::bounded(64),
+            )
         });
 
-        let index: HashMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        let index: HashMap<String, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
         let instances: Vec<usize> = nodes
             .iter()
             .map(|n| match n.body {
@@ -89,8 +101,13 @@ impl RunningPipeline {
                 channels[j] += instances[i];
             }
         }
-        let consumers: Vec<Vec<usize>> =
-            (0..nodes.len()).map(|i| (0..nodes.len()).filter(|&j| nodes[j].inputs.iter().any(|x| index[x] == i)).collect()).collect();
+        let consumers: Vec<Vec<usize>> = (0..nodes.len())
+            .map(|i| {
+                (0..nodes.len())
+                    .filter(|&j| nodes[j].inputs.iter().any(|x| index[x] == i))
+                    .collect()
+            })
+            .collect();
 
         let mut refs: Vec<Vec<ActorRef<StageActor>>> = vec![Vec::new(); nodes.len()];
         let mut sources = Vec::new();
@@ -108,7 +125,13 @@ impl RunningPipeline {
             let make_outputs = |refs: &Vec<Vec<ActorRef<StageActor>>>, instance: usize| Outputs {
                 edges: consumers[i]
                     .iter()
-                    .map(|&j| Edge { targets: refs[j].iter().map(|r| (r.clone(), channel_base[j][&i] + instance)).collect(), next: instance })
+                    .map(|&j| Edge {
+                        targets: refs[j]
+                            .iter()
+                            .map(|r| (r.clone(), channel_base[j][&i] + instance))
+                            .collect(),
+                        next: instance,
+                    })
                     .collect(),
                 full_waits: metrics.counter(names::MAILBOX_FULL_WAITS, &node_name),
                 records_out: metrics.counter(names::RECORDS_OUT, &node_name),
@@ -133,7 +156,10 @@ impl RunningPipeline {
                     };
                     sources.push((i, actor));
                 }
-                NodeBody::Operator { factory, parallelism } => {
+                NodeBody::Operator {
+                    factory,
+                    parallelism,
+                } => {
                     for k in 0..parallelism.max(1) {
                         let outputs = make_outputs(&refs, k);
                         let actor = StageActor::new(
@@ -145,7 +171,10 @@ impl RunningPipeline {
                             stage_metrics(),
                             channels[i],
                         );
-                        let r = StageActor::spawn_with_mailbox(actor, mailbox::bounded(mailbox_cap.max(1)));
+                        let r = StageActor::spawn_with_mailbox(
+                            actor,
+                            mailbox::bounded(mailbox_cap.max(1)),
+                        );
                         refs[i].push(r.clone());
                         stages.push(r);
                     }
@@ -154,13 +183,18 @@ impl RunningPipeline {
                     let actor = StageActor::new(
                         node_name.clone(),
                         Body::Sink(sink),
-                        Outputs { edges: vec![], full_waits: Default::default(), records_out: Default::default() },
+                        Outputs {
+                            edges: vec![],
+                            full_waits: Default::default(),
+                            records_out: Default::default(),
+                        },
                         DeadLetterOut::new(&node_name, &metrics, dead_ref.clone()),
                         tx.clone(),
                         stage_metrics(),
                         channels[i],
                     );
-                    let r = StageActor::spawn_with_mailbox(actor, mailbox::bounded(mailbox_cap.max(1)));
+                    let r =
+                        StageActor::spawn_with_mailbox(actor, mailbox::bounded(mailbox_cap.max(1)));
                     refs[i].push(r.clone());
                     stages.push(r);
                     sinks.push(node_name.clone());
@@ -195,12 +229,17 @@ impl RunningPipeline {
     }
 
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { sources: self.sources.clone() }
+        StopHandle {
+            sources: self.sources.clone(),
+        }
     }
 
     /// Follows the run until every sink has closed (or a component fails), logging one line
     /// per committed epoch. `on_epoch` sees each committed epoch.
-    pub async fn wait(mut self, mut on_epoch: impl FnMut(&EpochSummary)) -> Result<RunReport, PipelineError> {
+    pub async fn wait(
+        mut self,
+        mut on_epoch: impl FnMut(&EpochSummary),
+    ) -> Result<RunReport, PipelineError> {
         let mut report = RunReport::default();
         let mut read: BTreeMap<Epoch, (u64, u64, Instant)> = BTreeMap::new();
         let mut commits: BTreeMap<Epoch, usize> = BTreeMap::new();
@@ -212,7 +251,14 @@ impl RunningPipeline {
                 break Ok(());
             };
             match ev {
-                RuntimeEvent::EpochRead { epoch, records, bytes, read_ms, offset, source } => {
+                RuntimeEvent::EpochRead {
+                    epoch,
+                    records,
+                    bytes,
+                    read_ms,
+                    offset,
+                    source,
+                } => {
                     tracing::debug!(source, epoch, records, bytes, read_ms, offset, "epoch read");
                     let e = read.entry(epoch).or_insert((0, 0, Instant::now()));
                     e.0 += records;
@@ -228,9 +274,18 @@ impl RunningPipeline {
                     *c += 1;
                     if *c == sinks {
                         commits.remove(&epoch);
-                        let (records, bytes, t0) = read.remove(&epoch).unwrap_or((0, 0, Instant::now()));
-                        let summary = EpochSummary { epoch, records, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, watermark };
-                        self.metrics.counter(names::EPOCHS_COMMITTED, &self.name).inc();
+                        let (records, bytes, t0) =
+                            read.remove(&epoch).unwrap_or((0, 0, Instant::now()));
+                        let summary = EpochSummary {
+                            epoch,
+                            records,
+                            bytes,
+                            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                            watermark,
+                        };
+                        self.metrics
+                            .counter(names::EPOCHS_COMMITTED, &self.name)
+                            .inc();
                         tracing::info!(
                             pipeline = %self.name,
                             epoch,
@@ -254,7 +309,9 @@ impl RunningPipeline {
                         break Ok(());
                     }
                 }
-                RuntimeEvent::SourceFinished { source } => tracing::debug!(source, "source finished"),
+                RuntimeEvent::SourceFinished { source } => {
+                    tracing::debug!(source, "source finished")
+                }
                 RuntimeEvent::Failed { component, error } => {
                     tracing::error!(component, error, "component failed; stopping the pipeline");
                     break Err(PipelineError::Component { component, error });

@@ -3,13 +3,16 @@
 
 use std::time::{Duration, Instant};
 
+use kameo::Actor;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
-use kameo::Actor;
 use std::ops::ControlFlow;
 use tokio::sync::mpsc::UnboundedSender;
-use trendflow_core::{Batch, BatchSender, BoxFuture, DeadLetter, Epoch, OperatorError, PollOutcome, Source, StreamMessage};
+use trendflow_core::{
+    Batch, BatchSender, BoxFuture, DeadLetter, Epoch, OperatorError, PollOutcome, Source,
+    StreamMessage,
+};
 
 use crate::dead_letters::DeadLetterOut;
 use crate::events::RuntimeEvent;
@@ -63,13 +66,20 @@ impl SourceActor {
         }
         self.finished = true;
         if let Err(e) = self.outputs.broadcast(StreamMessage::EndOfStream).await {
-            let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error: e });
+            let _ = self.events.send(RuntimeEvent::Failed {
+                component: self.name.clone(),
+                error: e,
+            });
         }
-        let _ = self.events.send(RuntimeEvent::SourceFinished { source: self.name.clone() });
+        let _ = self.events.send(RuntimeEvent::SourceFinished {
+            source: self.name.clone(),
+        });
     }
 
     async fn close_epoch(&mut self) -> Result<(), String> {
-        self.outputs.broadcast(StreamMessage::Barrier(self.epoch)).await?;
+        self.outputs
+            .broadcast(StreamMessage::Barrier(self.epoch))
+            .await?;
         self.epoch += 1;
         Ok(())
     }
@@ -77,8 +87,17 @@ impl SourceActor {
     /// Runs one trigger; returns whether the stream goes on.
     async fn run_epoch(&mut self) -> Result<bool, String> {
         let started = Instant::now();
-        let mut sender = Sender { outputs: &mut self.outputs, dead: &mut self.dead, records: 0, bytes: 0 };
-        let outcome = self.source.poll_epoch(self.epoch, &mut sender).await.map_err(|e| e.to_string())?;
+        let mut sender = Sender {
+            outputs: &mut self.outputs,
+            dead: &mut self.dead,
+            records: 0,
+            bytes: 0,
+        };
+        let outcome = self
+            .source
+            .poll_epoch(self.epoch, &mut sender)
+            .await
+            .map_err(|e| e.to_string())?;
         let (records, bytes) = (sender.records, sender.bytes);
         let read_ms = started.elapsed().as_secs_f64() * 1000.0;
         let report = |s: &Self| {
@@ -127,9 +146,18 @@ impl Actor for SourceActor {
         Ok(args)
     }
 
-    async fn on_panic(&mut self, _: WeakActorRef<Self>, err: PanicError) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
-        let msg = err.with_str(|s| s.to_string()).unwrap_or_else(|| err.to_string());
-        let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error: format!("panicked: {msg}") });
+    async fn on_panic(
+        &mut self,
+        _: WeakActorRef<Self>,
+        err: PanicError,
+    ) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
+        let msg = err
+            .with_str(|s| s.to_string())
+            .unwrap_or_else(|| err.to_string());
+        let _ = self.events.send(RuntimeEvent::Failed {
+            component: self.name.clone(),
+            error: format!("panicked: {msg}"),
+        });
         Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
     }
 }
@@ -144,7 +172,10 @@ impl Message<Tick> for SourceActor {
         let started = Instant::now();
         match self.run_epoch().await {
             Err(e) => {
-                let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error: e });
+                let _ = self.events.send(RuntimeEvent::Failed {
+                    component: self.name.clone(),
+                    error: e,
+                });
                 self.finished = true;
                 ctx.stop();
             }
@@ -187,7 +218,10 @@ impl Message<Committed> for SourceActor {
 
     async fn handle(&mut self, msg: Committed, _: &mut Context<Self, ()>) {
         if let Err(e) = self.source.on_commit(msg.0).await {
-            let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error: e.to_string() });
+            let _ = self.events.send(RuntimeEvent::Failed {
+                component: self.name.clone(),
+                error: e.to_string(),
+            });
         }
     }
 }

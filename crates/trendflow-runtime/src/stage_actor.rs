@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
+use kameo::Actor;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
-use kameo::Actor;
 use tokio::sync::mpsc::UnboundedSender;
 use trendflow_core::metrics::Counter;
 use trendflow_core::{Batch, Emitter, Epoch, EventTime, Operator, Sink, StreamMessage};
@@ -80,7 +80,10 @@ impl StageActor {
 
     fn fail(&mut self, error: String) {
         self.failed = true;
-        let _ = self.events.send(RuntimeEvent::Failed { component: self.name.clone(), error });
+        let _ = self.events.send(RuntimeEvent::Failed {
+            component: self.name.clone(),
+            error,
+        });
     }
 
     /// Sends what the operator emitted: batches, then dead letters, then its watermark.
@@ -90,7 +93,10 @@ impl StageActor {
         }
         self.dead.send(out.dead_letters).await;
         if let Some(w) = out.watermark {
-            let _ = self.events.send(RuntimeEvent::Watermark { component: self.name.clone(), watermark: w });
+            let _ = self.events.send(RuntimeEvent::Watermark {
+                component: self.name.clone(),
+                watermark: w,
+            });
             self.outputs.broadcast(StreamMessage::Watermark(w)).await?;
         }
         Ok(())
@@ -99,7 +105,9 @@ impl StageActor {
     fn timed<T>(&mut self, f: impl FnOnce(&mut Body) -> T) -> T {
         let start = Instant::now();
         let r = f(&mut self.body);
-        self.metrics.busy_nanos.add(start.elapsed().as_nanos() as u64);
+        self.metrics
+            .busy_nanos
+            .add(start.elapsed().as_nanos() as u64);
         r
     }
 
@@ -117,8 +125,16 @@ impl StageActor {
 
     async fn on_watermark(&mut self, channel: usize, t: EventTime) -> Result<(), String> {
         self.watermarks[channel] = Some(self.watermarks[channel].map_or(t, |w| w.max(t)));
-        let live: Vec<Option<EventTime>> = (0..self.watermarks.len()).filter(|&c| !self.ended[c]).map(|c| self.watermarks[c]).collect();
-        let Some(min) = live.iter().copied().collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min()) else {
+        let live: Vec<Option<EventTime>> = (0..self.watermarks.len())
+            .filter(|&c| !self.ended[c])
+            .map(|c| self.watermarks[c])
+            .collect();
+        let Some(min) = live
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().min())
+        else {
             return Ok(());
         };
         if self.last_watermark.is_some_and(|w| w >= min) {
@@ -135,7 +151,9 @@ impl StageActor {
 
     /// Completes a barrier once every live channel delivered it.
     async fn try_complete_barrier(&mut self) -> Result<bool, String> {
-        let Some(epoch) = self.pending_barrier else { return Ok(false) };
+        let Some(epoch) = self.pending_barrier else {
+            return Ok(false);
+        };
         if !(0..self.blocked.len()).all(|c| self.blocked[c] || self.ended[c]) {
             return Ok(false);
         }
@@ -149,9 +167,16 @@ impl StageActor {
         res.map_err(|e| e.to_string())?;
         self.flush(out).await?;
         match self.body {
-            Body::Operator(_) => self.outputs.broadcast(StreamMessage::Barrier(epoch)).await?,
+            Body::Operator(_) => {
+                self.outputs
+                    .broadcast(StreamMessage::Barrier(epoch))
+                    .await?
+            }
             Body::Sink(_) => {
-                let _ = self.events.send(RuntimeEvent::SinkCommitted { sink: self.name.clone(), epoch });
+                let _ = self.events.send(RuntimeEvent::SinkCommitted {
+                    sink: self.name.clone(),
+                    epoch,
+                });
             }
         }
         Ok(true)
@@ -162,7 +187,10 @@ impl StageActor {
     async fn dispatch(&mut self, env: Envelope) -> Result<(bool, bool), String> {
         match env.msg {
             StreamMessage::Data(b) => self.on_data(b).await.map(|_| (false, false)),
-            StreamMessage::Watermark(t) => self.on_watermark(env.channel, t).await.map(|_| (false, false)),
+            StreamMessage::Watermark(t) => self
+                .on_watermark(env.channel, t)
+                .await
+                .map(|_| (false, false)),
             StreamMessage::Barrier(e) => {
                 self.blocked[env.channel] = true;
                 self.pending_barrier = Some(e);
@@ -180,9 +208,13 @@ impl StageActor {
                     }
                     self.flush(out).await?;
                     match self.body {
-                        Body::Operator(_) => self.outputs.broadcast(StreamMessage::EndOfStream).await?,
+                        Body::Operator(_) => {
+                            self.outputs.broadcast(StreamMessage::EndOfStream).await?
+                        }
                         Body::Sink(_) => {
-                            let _ = self.events.send(RuntimeEvent::SinkFinished { sink: self.name.clone() });
+                            let _ = self.events.send(RuntimeEvent::SinkFinished {
+                                sink: self.name.clone(),
+                            });
                         }
                     }
                     return Ok((aligned, true));
@@ -201,8 +233,14 @@ impl Actor for StageActor {
         Ok(args)
     }
 
-    async fn on_panic(&mut self, _: WeakActorRef<Self>, err: PanicError) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
-        let msg = err.with_str(|s| s.to_string()).unwrap_or_else(|| err.to_string());
+    async fn on_panic(
+        &mut self,
+        _: WeakActorRef<Self>,
+        err: PanicError,
+    ) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
+        let msg = err
+            .with_str(|s| s.to_string())
+            .unwrap_or_else(|| err.to_string());
         self.fail(format!("panicked: {msg}"));
         Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
     }

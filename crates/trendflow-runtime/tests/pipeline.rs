@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use trendflow_core::metrics::{names, Metrics};
-use trendflow_core::{Batch, BatchSender, BoxFuture, Emitter, Epoch, Operator, OperatorError, PollOutcome, RawBatch, Sink, Source};
+use trendflow_core::metrics::{Metrics, names};
+use trendflow_core::{
+    Batch, BatchSender, BoxFuture, Emitter, Epoch, Operator, OperatorError, PollOutcome, RawBatch,
+    Sink, Source,
+};
 use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, RunningPipeline, Trigger};
 
 /// Sends `per_epoch` one-line batches tagged with their epoch, for `epochs` epochs.
@@ -17,14 +20,24 @@ struct CountingSource {
 }
 
 impl Source for CountingSource {
-    fn poll_epoch<'a>(&'a mut self, epoch: Epoch, out: &'a mut dyn BatchSender) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+    fn poll_epoch<'a>(
+        &'a mut self,
+        epoch: Epoch,
+        out: &'a mut dyn BatchSender,
+    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
         Box::pin(async move {
             if epoch >= self.epochs {
                 return Ok(PollOutcome::Exhausted);
             }
             for i in 0..self.per_epoch {
                 let data = format!("{epoch} {i}\n").into_bytes();
-                out.send(Batch::Raw(Arc::new(RawBatch { origin: "t".into(), first_line: 1, lines: 1, data }))).await?;
+                out.send(Batch::Raw(Arc::new(RawBatch {
+                    origin: "t".into(),
+                    first_line: 1,
+                    lines: 1,
+                    data,
+                })))
+                .await?;
                 self.sent.fetch_add(1, Ordering::SeqCst);
             }
             Ok(PollOutcome::Data)
@@ -42,7 +55,12 @@ impl Operator for Identity {
 
 fn epoch_of(batch: &Batch) -> u64 {
     let Batch::Raw(r) = batch else { panic!() };
-    String::from_utf8_lossy(&r.data).split(' ').next().unwrap().parse().unwrap()
+    String::from_utf8_lossy(&r.data)
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[derive(Default)]
@@ -82,13 +100,40 @@ impl Sink for RecordingSink {
     }
 }
 
-fn graph(source: CountingSource, op: fn() -> Box<dyn Operator>, parallelism: usize, sink: RecordingSink, mailbox: usize) -> PipelineGraph {
+fn graph(
+    source: CountingSource,
+    op: fn() -> Box<dyn Operator>,
+    parallelism: usize,
+    sink: RecordingSink,
+    mailbox: usize,
+) -> PipelineGraph {
     PipelineGraph {
         name: "test".into(),
         nodes: vec![
-            NodeSpec { name: "src".into(), body: NodeBody::Source { source: Box::new(source), trigger: Trigger::AvailableNow }, inputs: vec![], mailbox },
-            NodeSpec { name: "op".into(), body: NodeBody::Operator { factory: Box::new(op), parallelism }, inputs: vec!["src".into()], mailbox },
-            NodeSpec { name: "sink".into(), body: NodeBody::Sink(Box::new(sink)), inputs: vec!["op".into()], mailbox },
+            NodeSpec {
+                name: "src".into(),
+                body: NodeBody::Source {
+                    source: Box::new(source),
+                    trigger: Trigger::AvailableNow,
+                },
+                inputs: vec![],
+                mailbox,
+            },
+            NodeSpec {
+                name: "op".into(),
+                body: NodeBody::Operator {
+                    factory: Box::new(op),
+                    parallelism,
+                },
+                inputs: vec!["src".into()],
+                mailbox,
+            },
+            NodeSpec {
+                name: "sink".into(),
+                body: NodeBody::Sink(Box::new(sink)),
+                inputs: vec!["op".into()],
+                mailbox,
+            },
         ],
         dead_letters: None,
         metrics: Metrics::new(),
@@ -101,10 +146,18 @@ async fn a_slow_sink_makes_the_source_wait_and_memory_stays_bounded() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mailbox = 2;
     let g = graph(
-        CountingSource { epochs: 1, per_epoch: 200, sent: sent.clone() },
+        CountingSource {
+            epochs: 1,
+            per_epoch: 200,
+            sent: sent.clone(),
+        },
         || Box::new(Identity),
         1,
-        RecordingSink { sent: sent.clone(), seen: seen.clone(), delay: Duration::from_millis(1) },
+        RecordingSink {
+            sent: sent.clone(),
+            seen: seen.clone(),
+            delay: Duration::from_millis(1),
+        },
         mailbox,
     );
     let metrics = g.metrics.clone();
@@ -115,8 +168,15 @@ async fn a_slow_sink_makes_the_source_wait_and_memory_stays_bounded() {
     assert!(s.finished);
     // In flight at most: two mailboxes, one batch in each actor's hands, one being sent.
     let bound = 2 * mailbox as u64 + 3;
-    assert!(s.max_in_flight <= bound, "{} batches in flight, bound {bound}", s.max_in_flight);
-    assert!(metrics.value(names::MAILBOX_FULL_WAITS, "src") > 0, "the source never waited");
+    assert!(
+        s.max_in_flight <= bound,
+        "{} batches in flight, bound {bound}",
+        s.max_in_flight
+    );
+    assert!(
+        metrics.value(names::MAILBOX_FULL_WAITS, "src") > 0,
+        "the source never waited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,10 +184,18 @@ async fn barriers_align_across_parallel_instances() {
     let sent = Arc::new(AtomicU64::new(0));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let g = graph(
-        CountingSource { epochs: 20, per_epoch: 25, sent: sent.clone() },
+        CountingSource {
+            epochs: 20,
+            per_epoch: 25,
+            sent: sent.clone(),
+        },
         || Box::new(Identity),
         3,
-        RecordingSink { sent, seen: seen.clone(), delay: Duration::ZERO },
+        RecordingSink {
+            sent,
+            seen: seen.clone(),
+            delay: Duration::ZERO,
+        },
         4,
     );
     let running = RunningPipeline::start(g).unwrap();
@@ -137,7 +205,10 @@ async fn barriers_align_across_parallel_instances() {
     assert_eq!(s.per_epoch.len(), 21);
     for (epoch, tags) in &s.per_epoch[..20] {
         assert_eq!(tags.len(), 25, "epoch {epoch}");
-        assert!(tags.iter().all(|t| t == epoch), "epoch {epoch} got {tags:?}");
+        assert!(
+            tags.iter().all(|t| t == epoch),
+            "epoch {epoch} got {tags:?}"
+        );
     }
     assert!(s.per_epoch[20].1.is_empty());
     assert_eq!(report.epochs.len(), 21);
@@ -159,19 +230,37 @@ impl Operator for Panicking {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_operator_stops_the_pipeline_with_its_name() {
-    let cases: [(fn() -> Box<dyn Operator>, &str); 2] =
-        [(|| Box::new(Failing) as Box<dyn Operator>, "boom"), (|| Box::new(Panicking) as Box<dyn Operator>, "injected panic")];
+    let cases: [(fn() -> Box<dyn Operator>, &str); 2] = [
+        (|| Box::new(Failing) as Box<dyn Operator>, "boom"),
+        (
+            || Box::new(Panicking) as Box<dyn Operator>,
+            "injected panic",
+        ),
+    ];
     for (op, want) in cases {
         let sent = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let g = graph(
-            CountingSource { epochs: 100, per_epoch: 100, sent: sent.clone() },
+            CountingSource {
+                epochs: 100,
+                per_epoch: 100,
+                sent: sent.clone(),
+            },
             op,
             2,
-            RecordingSink { sent, seen, delay: Duration::ZERO },
+            RecordingSink {
+                sent,
+                seen,
+                delay: Duration::ZERO,
+            },
             2,
         );
-        let err = RunningPipeline::start(g).unwrap().wait(|_| {}).await.unwrap_err().to_string();
+        let err = RunningPipeline::start(g)
+            .unwrap()
+            .wait(|_| {})
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`op`") && err.contains(want), "{err}");
     }
 }
@@ -181,15 +270,26 @@ fn wiring_errors_are_all_reported() {
     let sent = Arc::new(AtomicU64::new(0));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut g = graph(
-        CountingSource { epochs: 1, per_epoch: 1, sent: sent.clone() },
+        CountingSource {
+            epochs: 1,
+            per_epoch: 1,
+            sent: sent.clone(),
+        },
         || Box::new(Identity),
         1,
-        RecordingSink { sent, seen, delay: Duration::ZERO },
+        RecordingSink {
+            sent,
+            seen,
+            delay: Duration::ZERO,
+        },
         1,
     );
     g.nodes[2].inputs = vec!["nope".into()];
     let errors = g.validate().unwrap_err();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert!(text.iter().any(|e| e.contains("`nope`")), "{text:?}");
-    assert!(text.iter().any(|e| e.contains("`op` feeds into nothing")), "{text:?}");
+    assert!(
+        text.iter().any(|e| e.contains("`op` feeds into nothing")),
+        "{text:?}"
+    );
 }

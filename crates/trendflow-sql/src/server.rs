@@ -7,12 +7,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -57,7 +57,10 @@ impl Format {
 }
 
 /// Starts serving; returns the bound address (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: ApiState,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/sql", post(sql_post).get(sql_get))
         .route("/tables", get(tables))
@@ -74,24 +77,46 @@ pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<(Socket
     Ok((bound, handle))
 }
 
-async fn sql_post(State(s): State<ApiState>, Query(p): Query<SqlParams>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sql_post(
+    State(s): State<ApiState>,
+    Query(p): Query<SqlParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let sql = String::from_utf8_lossy(&body).into_owned();
     run_sql(&s, &sql, p.format.as_deref(), &headers).await
 }
 
-async fn sql_get(State(s): State<ApiState>, Query(p): Query<SqlParams>, headers: HeaderMap) -> Response {
+async fn sql_get(
+    State(s): State<ApiState>,
+    Query(p): Query<SqlParams>,
+    headers: HeaderMap,
+) -> Response {
     let Some(sql) = p.q.clone() else {
-        return (StatusCode::BAD_REQUEST, "give the query as ?q= or POST it as the body\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "give the query as ?q= or POST it as the body\n",
+        )
+            .into_response();
     };
     run_sql(&s, &sql, p.format.as_deref(), &headers).await
 }
 
 async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let format = match format {
         Some(f) => match Format::parse(f) {
             Some(f) => f,
-            None => return (StatusCode::BAD_REQUEST, format!("unknown format `{f}`: use json, csv or table\n")).into_response(),
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown format `{f}`: use json, csv or table\n"),
+                )
+                    .into_response();
+            }
         },
         None => Format::parse(accept).unwrap_or(Format::Json),
     };
@@ -109,7 +134,12 @@ async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &Header
 }
 
 async fn tables(State(s): State<ApiState>) -> Response {
-    let v: Vec<_> = s.tables.names().into_iter().map(|n| serde_json::json!({"name": n, "rows": s.tables.row_count(&n)})).collect();
+    let v: Vec<_> = s
+        .tables
+        .names()
+        .into_iter()
+        .map(|n| serde_json::json!({"name": n, "rows": s.tables.row_count(&n)}))
+        .collect();
     axum::Json(v).into_response()
 }
 
@@ -122,7 +152,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let mut last = "";
     for (k, v) in s.metrics.snapshot() {
         if k.name != last {
-            let kind = if k.name.ends_with("_total") { "counter" } else { "gauge" };
+            let kind = if k.name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             out.push_str(&format!("# TYPE {} {}\n", k.name, kind));
             last = k.name;
         }
@@ -136,14 +170,27 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn cell_strings(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
     let opts = FormatOptions::default();
-    let fmts: Vec<_> = batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+    let fmts: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+        .collect();
     (0..batch.num_rows())
-        .map(|r| batch.columns().iter().zip(&fmts).map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string())).collect())
+        .map(|r| {
+            batch
+                .columns()
+                .iter()
+                .zip(&fmts)
+                .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
+                .collect()
+        })
         .collect()
 }
 
@@ -170,10 +217,22 @@ fn json_value(col: &dyn Array, row: usize) -> serde_json::Value {
         return serde_json::Value::Null;
     }
     match col.data_type() {
-        DataType::Int64 => col.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(row).into(),
-        DataType::Int32 => col.as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(row).into(),
-        DataType::UInt64 => col.as_primitive::<datafusion::arrow::datatypes::UInt64Type>().value(row).into(),
-        DataType::Float64 => col.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(row).into(),
+        DataType::Int64 => col
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(row)
+            .into(),
+        DataType::Int32 => col
+            .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+            .value(row)
+            .into(),
+        DataType::UInt64 => col
+            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+            .value(row)
+            .into(),
+        DataType::Float64 => col
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .value(row)
+            .into(),
         DataType::Boolean => col.as_boolean().value(row).into(),
         DataType::Struct(fields) => {
             let s = col.as_struct();
@@ -194,13 +253,21 @@ fn json_value(col: &dyn Array, row: usize) -> serde_json::Value {
 pub fn to_csv(batches: &[RecordBatch]) -> String {
     let mut out = String::new();
     if let Some(b) = batches.first() {
-        let names: Vec<String> = b.schema().fields().iter().map(|f| csv_field(f.name())).collect();
+        let names: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| csv_field(f.name()))
+            .collect();
         out.push_str(&names.join(","));
         out.push('\n');
     }
     for b in batches {
         for row in cell_strings(b) {
-            let cells: Vec<String> = row.iter().map(|c| c.as_deref().map(csv_field).unwrap_or_default()).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| c.as_deref().map(csv_field).unwrap_or_default())
+                .collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -40,7 +42,10 @@ pub fn arrow_schema(schema: &RowSchema) -> SchemaRef {
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         fields.push(Field::new(
             "window",
-            DataType::Struct(Fields::from(vec![Field::new("start", ts.clone(), true), Field::new("end", ts, true)])),
+            DataType::Struct(Fields::from(vec![
+                Field::new("start", ts.clone(), true),
+                Field::new("end", ts, true),
+            ])),
             true,
         ));
     }
@@ -54,15 +59,29 @@ pub fn to_record_batch(schema: &RowSchema, rows: &[ResultRow]) -> RecordBatch {
     let arrow = arrow_schema(schema);
     let mut columns: Vec<ArrayRef> = Vec::new();
     if schema.windowed {
-        let starts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.window.map_or(0, |w| w.start) * 1000))
-            .with_timezone("UTC");
-        let ends =
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.window.map_or(0, |w| w.end) * 1000)).with_timezone("UTC");
-        let DataType::Struct(fields) = arrow.field(0).data_type().clone() else { unreachable!() };
-        columns.push(Arc::new(StructArray::new(fields, vec![Arc::new(starts), Arc::new(ends)], None)));
+        let starts = TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|r| r.window.map_or(0, |w| w.start) * 1000),
+        )
+        .with_timezone("UTC");
+        let ends = TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|r| r.window.map_or(0, |w| w.end) * 1000),
+        )
+        .with_timezone("UTC");
+        let DataType::Struct(fields) = arrow.field(0).data_type().clone() else {
+            unreachable!()
+        };
+        columns.push(Arc::new(StructArray::new(
+            fields,
+            vec![Arc::new(starts), Arc::new(ends)],
+            None,
+        )));
     }
-    columns.push(Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &*r.key))));
-    columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count))));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| &*r.key),
+    )));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r.count),
+    )));
     RecordBatch::try_new(arrow, columns).expect("columns match the schema")
 }
 
@@ -73,15 +92,26 @@ impl MemoryTables {
 
     /// Creates (or resets) a table.
     pub fn create(&self, name: &str, schema: SchemaRef, max_rows: Option<usize>) {
-        self.inner.write().unwrap().insert(name.to_string(), Table { schema, batches: Vec::new(), rows: 0, max_rows });
+        self.inner.write().unwrap().insert(
+            name.to_string(),
+            Table {
+                schema,
+                batches: Vec::new(),
+                rows: 0,
+                max_rows,
+            },
+        );
     }
 
     /// Applies one epoch's rows to a table.
     pub fn commit(&self, name: &str, mode: TableMode, batch: RecordBatch) {
         let mut tables = self.inner.write().unwrap();
-        let t = tables
-            .entry(name.to_string())
-            .or_insert_with(|| Table { schema: batch.schema(), batches: Vec::new(), rows: 0, max_rows: None });
+        let t = tables.entry(name.to_string()).or_insert_with(|| Table {
+            schema: batch.schema(),
+            batches: Vec::new(),
+            rows: 0,
+            max_rows: None,
+        });
         if mode == TableMode::Replace {
             t.batches.clear();
             t.rows = 0;
@@ -138,27 +168,60 @@ mod tests {
     use trendflow_core::Window;
 
     fn rows(n: i64) -> Vec<ResultRow> {
-        (0..n).map(|i| ResultRow { window: Some(Window { start: i * 1000, end: i * 1000 + 5000 }), key: format!("#k{i}").into(), count: i }).collect()
+        (0..n)
+            .map(|i| ResultRow {
+                window: Some(Window {
+                    start: i * 1000,
+                    end: i * 1000 + 5000,
+                }),
+                key: format!("#k{i}").into(),
+                count: i,
+            })
+            .collect()
     }
 
     #[tokio::test]
     async fn windowed_table_has_sparks_schema_and_answers_sql() {
-        let schema = RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() };
+        let schema = RowSchema {
+            windowed: true,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        };
         let t = MemoryTables::new();
         t.create("data", arrow_schema(&schema), None);
-        t.commit("data", TableMode::Append, to_record_batch(&schema, &rows(3)));
-        t.commit("data", TableMode::Append, to_record_batch(&schema, &rows(2)));
-        let out = t.query("select word, count, window.start as s from data where count > 0 order by word").await.unwrap();
+        t.commit(
+            "data",
+            TableMode::Append,
+            to_record_batch(&schema, &rows(3)),
+        );
+        t.commit(
+            "data",
+            TableMode::Append,
+            to_record_batch(&schema, &rows(2)),
+        );
+        let out = t
+            .query("select word, count, window.start as s from data where count > 0 order by word")
+            .await
+            .unwrap();
         let n: usize = out.iter().map(|b| b.num_rows()).sum();
         assert_eq!(n, 3);
         let out = t.query("select sum(count) as c from data").await.unwrap();
-        let c = out[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        let c = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
         assert_eq!(c, 4);
     }
 
     #[test]
     fn replace_and_bound() {
-        let schema = RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() };
+        let schema = RowSchema {
+            windowed: false,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        };
         let t = MemoryTables::new();
         t.create("q", arrow_schema(&schema), Some(5));
         t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
