@@ -71,7 +71,9 @@ pub async fn main(args: DemoArgs) -> i32 {
         rate: 3.0,
         ..GeneratorConfig::default()
     });
-    let history_tweets = (backfill_ms / 1000 * 3) as u64;
+    // Whole files of 1000, not past now.
+    let history_files = (backfill_ms / 1000 * 3) as u64 / 1000;
+    let history_tweets = history_files * 1000;
     eprintln!(
         "trendflow demo: writing 3 hours of history ({history_tweets} tweets) into {}",
         dir.display()
@@ -87,7 +89,12 @@ pub async fn main(args: DemoArgs) -> i32 {
         eprintln!("trendflow demo: {}: {e}", dir.display());
         return 1;
     }
-    let mut next_index = history_tweets.div_ceil(1000);
+    let mut next_index = history_files;
+    // Live tweets come at `rate` per second of event time too, so event time keeps pace with
+    // the wall clock.
+    let rate = args.rate.max(1);
+    let mut generator =
+        TweetGenerator::new(GeneratorConfig { seed: now as u64 + 1, start_ms: now_ms(), rate: rate as f64, ..GeneratorConfig::default() });
 
     let mut overrides = vec![Override {
         path: vec!["sources".into(), "tweets".into(), "path".into()],
@@ -119,7 +126,6 @@ pub async fn main(args: DemoArgs) -> i32 {
     let writer = {
         let live = live.clone();
         let dir = dir.clone();
-        let rate = args.rate.max(1);
         std::thread::spawn(move || {
             while live.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_secs(1));

@@ -60,7 +60,6 @@ pub struct JsonPostParser {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
-    posts_out: Counter,
     repaired: Counter,
 }
 
@@ -79,7 +78,6 @@ impl JsonPostParser {
             buffers: Buffers::new(8192),
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(8192),
-            posts_out: metrics.counter(names::RECORDS_OUT, component),
             repaired: metrics.counter_labeled(
                 names::RECORDS_REPAIRED,
                 component,
@@ -238,7 +236,6 @@ impl Operator for JsonPostParser {
                 }
             }
         }
-        self.posts_out.add(posts.len() as u64);
         out.emit(Batch::Posts(Arc::new(posts)));
         Ok(())
     }
