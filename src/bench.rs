@@ -43,6 +43,13 @@ pub struct BenchArgs {
     /// Print the results as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// Runs of each measurement; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Internal: run one measurement in this process ("plain:q2", "actors:q2:2") and print
+    /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
+    #[arg(long, hide = true)]
+    pub only: Option<String>,
 }
 
 fn peak_rss_reset() {
@@ -139,6 +146,7 @@ fn memchr_next(data: &[u8], from: usize) -> usize {
         .map_or(data.len(), |i| from + i + 1)
 }
 
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
 struct Measure {
     label: String,
     tweets: u64,
@@ -259,28 +267,79 @@ pub async fn main(args: BenchArgs) -> i32 {
         args.window,
         args.slide
     );
-    let mut results = Vec::new();
+    if let Some(only) = &args.only {
+        let parts: Vec<&str> = only.split(':').collect();
+        let m = match parts.as_slice() {
+            ["plain", q] => {
+                let (tweets, seconds) = plain_loop(&files, *q == "q2", size, slide);
+                Measure {
+                    label: format!("{q} plain loop, 1 thread"),
+                    tweets,
+                    seconds,
+                    bytes,
+                    peak_rss_mb: peak_rss_mb(),
+                }
+            }
+            ["actors", q, p] => {
+                let out = tmp.path().join(format!("{q}.csv"));
+                let p: usize = p.parse().unwrap_or(1);
+                match run_pipeline(q, &dir, p, &out, &args.window, &args.slide).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("trendflow bench: {q}: {e}");
+                        return 1;
+                    }
+                }
+            }
+            _ => {
+                eprintln!("trendflow bench: bad --only {only}");
+                return 2;
+            }
+        };
+        println!("{}", serde_json::to_string(&m).unwrap());
+        return 0;
+    }
+    let mut plan = Vec::new();
     for q in &args.queries {
-        let q2 = q == "q2";
-        peak_rss_reset();
-        let (tweets, seconds) = plain_loop(&files, q2, size, slide);
-        results.push(Measure {
-            label: format!("{q} plain loop, 1 thread"),
-            tweets,
-            seconds,
-            bytes,
-            peak_rss_mb: peak_rss_mb(),
-        });
-        for &p in &args.parsers {
-            let out = tmp.path().join(format!("{q}-{p}.csv"));
-            match run_pipeline(q, &dir, p, &out, &args.window, &args.slide).await {
-                Ok(m) => results.push(m),
-                Err(e) => {
-                    eprintln!("trendflow bench: {q}: {e}");
+        plan.push(format!("plain:{q}"));
+        for p in &args.parsers {
+            plan.push(format!("actors:{q}:{p}"));
+        }
+    }
+    let exe = std::env::current_exe().expect("own executable");
+    let mut results = Vec::new();
+    for item in plan {
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let out = std::process::Command::new(&exe)
+                .args(["bench", "--dir"])
+                .arg(&dir)
+                .args([
+                    "--window",
+                    &args.window,
+                    "--slide",
+                    &args.slide,
+                    "--only",
+                    &item,
+                ])
+                .env("TRENDFLOW_LOG", "warn")
+                .output();
+            let m = out.ok().and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .last()
+                    .and_then(|l| serde_json::from_str::<Measure>(l).ok())
+            });
+            match m {
+                Some(m) => runs.push(m),
+                None => {
+                    eprintln!("trendflow bench: {item} failed");
                     return 1;
                 }
             }
         }
+        runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        results.push(runs[runs.len() / 2].clone());
     }
     println!(
         "{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}",

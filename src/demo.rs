@@ -93,8 +93,12 @@ pub async fn main(args: DemoArgs) -> i32 {
     // Live tweets come at `rate` per second of event time too, so event time keeps pace with
     // the wall clock.
     let rate = args.rate.max(1);
-    let mut generator =
-        TweetGenerator::new(GeneratorConfig { seed: now as u64 + 1, start_ms: now_ms(), rate: rate as f64, ..GeneratorConfig::default() });
+    let mut generator = TweetGenerator::new(GeneratorConfig {
+        seed: now as u64 + 1,
+        start_ms: now_ms(),
+        rate: rate as f64,
+        ..GeneratorConfig::default()
+    });
 
     let mut overrides = vec![Override {
         path: vec!["sources".into(), "tweets".into(), "path".into()],

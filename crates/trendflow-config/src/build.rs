@@ -50,6 +50,23 @@ fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)
     m
 }
 
+/// The result columns a transform produces, if it produces result rows.
+fn row_schema(
+    config: &PipelineConfig,
+    name: &str,
+) -> Option<std::sync::Arc<trendflow_core::RowSchema>> {
+    let (windowed, key, value) = match config.transforms.get(name)? {
+        TransformConfig::WindowCount(c) => (true, &c.key_column, &c.value_column),
+        TransformConfig::Count(c) => (false, &c.key_column, &c.value_column),
+        _ => return None,
+    };
+    Some(std::sync::Arc::new(trendflow_core::RowSchema {
+        windowed,
+        key_column: key.as_str().into(),
+        value_column: value.as_str().into(),
+    }))
+}
+
 /// Checks the wiring and builds every component. Returns every problem found.
 pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     let mut errors = Vec::new();
@@ -276,6 +293,7 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                     LayoutConfig::Table => Layout::Table,
                     LayoutConfig::Log => Layout::Log,
                 },
+                schema: c.inputs.first().and_then(|i| row_schema(config, i)),
             })),
             SinkConfig::Memory(c) => {
                 let table = c.table.clone().unwrap_or_else(|| n.clone());

@@ -1,10 +1,11 @@
 //! The file sink: result tables as CSV or JSON lines.
 //!
-//! Two layouts. `table` keeps the current result table (complete mode: the latest epoch's;
-//! append and update: every row emitted so far, the latest count of each key) and rewrites the
-//! file at each commit, sorted by window and key, through a temporary file and a rename, so a
-//! reader never sees half a table. `log` appends each epoch's rows as they are emitted (for
-//! long runs: nothing is kept in memory).
+//! Two layouts. `table` keeps the file equal to the current result table, sorted by window
+//! and key. In complete and update modes the table is kept in memory and the file rewritten at
+//! each commit through a temporary file and a rename, so a reader never sees half a table. In
+//! append mode rows are final and each epoch's windows end after every earlier epoch's, so
+//! the epoch's rows, sorted, are appended: the file stays sorted and nothing is kept in memory.
+//! `log` appends each epoch's rows as they are emitted, whatever the mode.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::{Batch, Epoch, OperatorError, RowSchema, Sink, Window};
 
-use crate::table_format::{csv_header, csv_row, json_row};
+use crate::table_format::{CsvWriter, csv_header, json_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -33,6 +34,8 @@ pub struct FileSinkOptions {
     pub path: PathBuf,
     pub format: FileFormat,
     pub layout: Layout,
+    /// The columns, when known before the first rows (so an empty table still has its header).
+    pub schema: Option<Arc<RowSchema>>,
 }
 
 /// The file sink.
@@ -44,7 +47,7 @@ pub struct FileSinkOptions {
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("q1.csv");
-/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table });
+/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None });
 /// let schema = Arc::new(RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() });
 /// let rows = vec![ResultRow { window: None, key: "#b".into(), count: 1 }, ResultRow { window: None, key: "#a".into(), count: 2 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows }))).unwrap();
@@ -56,6 +59,9 @@ pub struct FileSink {
     schema: Option<Arc<RowSchema>>,
     table: BTreeMap<(Option<Window>, Arc<str>), i64>,
     log_pending: String,
+    /// Rows of the current epoch (append mode), sorted before they are written.
+    epoch_rows: Vec<trendflow_core::ResultRow>,
+    append_only: bool,
     log_started: bool,
     dirty: bool,
 }
@@ -63,10 +69,12 @@ pub struct FileSink {
 impl FileSink {
     pub fn new(options: FileSinkOptions) -> Self {
         FileSink {
+            schema: options.schema.clone(),
             options,
-            schema: None,
             table: BTreeMap::new(),
             log_pending: String::new(),
+            epoch_rows: Vec::new(),
+            append_only: false,
             log_started: false,
             dirty: true,
         }
@@ -81,6 +89,7 @@ impl FileSink {
             out.push_str(&csv_header(schema));
             out.push('\n');
         }
+        let mut csv = CsvWriter::default();
         for ((window, key), count) in &self.table {
             let row = trendflow_core::ResultRow {
                 window: *window,
@@ -88,7 +97,7 @@ impl FileSink {
                 count: *count,
             };
             match self.options.format {
-                FileFormat::Csv => csv_row(&mut out, &row),
+                FileFormat::Csv => csv.row(&mut out, &row),
                 FileFormat::JsonLines => json_row(&mut out, schema, &row),
             }
         }
@@ -173,6 +182,10 @@ impl Sink for FileSink {
         };
         self.schema.get_or_insert_with(|| rows.schema.clone());
         match self.options.layout {
+            Layout::Table if rows.mode == OutputMode::Append => {
+                self.append_only = true;
+                self.epoch_rows.extend(rows.rows.iter().cloned());
+            }
             Layout::Table => {
                 if rows.mode == OutputMode::Complete {
                     self.table.clear();
@@ -182,30 +195,37 @@ impl Sink for FileSink {
                 }
                 self.dirty = true;
             }
-            Layout::Log => {
-                for r in &rows.rows {
-                    match self.options.format {
-                        FileFormat::Csv => csv_row(&mut self.log_pending, r),
-                        FileFormat::JsonLines => json_row(&mut self.log_pending, &rows.schema, r),
-                    }
-                }
-            }
+            Layout::Log => self.epoch_rows.extend(rows.rows.iter().cloned()),
         }
         Ok(())
     }
 
     fn commit(&mut self, _epoch: Epoch) -> Result<(), OperatorError> {
-        match self.options.layout {
-            Layout::Table => self.flush_table(),
-            Layout::Log => self.flush_log(),
+        if self.options.layout == Layout::Table && !self.append_only {
+            return self.flush_table();
         }
+        let mut rows = std::mem::take(&mut self.epoch_rows);
+        if self.options.layout == Layout::Table {
+            // Windows of this epoch end after all earlier ones: sorted, they extend the table.
+            rows.sort_unstable_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
+        }
+        let mut csv = CsvWriter::default();
+        for r in &rows {
+            match (self.options.format, &self.schema) {
+                (FileFormat::Csv, _) => csv.row(&mut self.log_pending, r),
+                (FileFormat::JsonLines, Some(schema)) => json_row(&mut self.log_pending, schema, r),
+                (FileFormat::JsonLines, None) => {}
+            }
+        }
+        self.flush_log()
     }
 
     fn finish(&mut self) -> Result<(), OperatorError> {
         // A run with no epoch still leaves the (empty) table with its header, when known.
-        match self.options.layout {
-            Layout::Table => self.flush_table(),
-            Layout::Log => self.flush_log(),
+        if self.options.layout == Layout::Table && !self.append_only {
+            self.flush_table()
+        } else {
+            self.commit(Epoch::MAX)
         }
     }
 }

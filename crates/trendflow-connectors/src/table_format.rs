@@ -23,7 +23,7 @@ pub fn csv_header(schema: &RowSchema) -> String {
 
 /// Quotes a field when it holds a comma, a quote or a line break (RFC 4180).
 pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
         s.into()
@@ -32,15 +32,52 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// One CSV line (with newline).
 pub fn csv_row(out: &mut String, row: &ResultRow) {
-    if let Some(w) = row.window {
-        let _ = write!(
-            out,
-            "{},{},",
-            format_iso_utc(w.start),
-            format_iso_utc(w.end)
-        );
+    CsvWriter::default().row(out, row)
+}
+
+/// Writes CSV rows, formatting each window's bounds once for its run of rows.
+#[derive(Default)]
+pub struct CsvWriter {
+    window: Option<(trendflow_core::Window, String)>,
+}
+
+impl CsvWriter {
+    pub fn row(&mut self, out: &mut String, row: &ResultRow) {
+        if let Some(w) = row.window {
+            match &self.window {
+                Some((cached, prefix)) if *cached == w => out.push_str(prefix),
+                _ => {
+                    let prefix = format!("{},{},", format_iso_utc(w.start), format_iso_utc(w.end));
+                    out.push_str(&prefix);
+                    self.window = Some((w, prefix));
+                }
+            }
+        }
+        out.push_str(&csv_field(&row.key));
+        out.push(',');
+        let mut digits = [0u8; 21];
+        out.push_str(format_count(row.count, &mut digits));
+        out.push('\n');
     }
-    let _ = writeln!(out, "{},{}", csv_field(&row.key), row.count);
+}
+
+/// Decimal digits of a count without the formatting machinery (millions of rows per epoch).
+fn format_count(n: i64, buf: &mut [u8; 21]) -> &str {
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
 /// One JSON line (with newline).
@@ -60,6 +97,14 @@ pub fn json_row(out: &mut String, schema: &RowSchema, row: &ResultRow) {
 mod tests {
     use super::*;
     use trendflow_core::Window;
+
+    #[test]
+    fn counts_format_as_decimal() {
+        for n in [0i64, 7, 10, 123_456_789, i64::MAX, -5, i64::MIN] {
+            let mut b = [0u8; 21];
+            assert_eq!(format_count(n, &mut b), n.to_string());
+        }
+    }
 
     #[test]
     fn csv_quotes_like_rfc4180() {

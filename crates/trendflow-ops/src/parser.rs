@@ -121,13 +121,19 @@ impl JsonPostParser {
     ) -> Result<LineOutcome, (bool, String)> {
         // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
-        let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Err(e) => Err((
-                *e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint,
-                e.to_string(),
-            )),
-            Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
-        };
+        // simd-json reads past the end of the document: `scratch` carries the padding, which
+        // spares simd-json its own padded copy of every line.
+        let len = self.scratch.len();
+        self.scratch.resize(len + simd_json::INPUT_PADDING, 0);
+        let result =
+            match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape)
+            {
+                Err(e) => Err((
+                    *e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint,
+                    e.to_string(),
+                )),
+                Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
+            };
         self.tape = Some(tape.reset());
         result
     }
