@@ -57,3 +57,51 @@ impl Sink for ConsoleSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use trendflow_core::batch::OutputMode;
+    use trendflow_core::{RowBatch, Window};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn prints_each_epoch_as_sparks_show() {
+        let out = Shared::default();
+        let mut sink = ConsoleSink::to_writer(1, true, Box::new(out.clone()));
+        let schema = Arc::new(RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() });
+        let w = Some(Window { start: 1_618_463_100_000, end: 1_618_473_900_000 });
+        let rows = vec![
+            ResultRow { window: w, key: "#unmotbienplusquevingtcaracteres".into(), count: 12 },
+            ResultRow { window: w, key: "#b".into(), count: 1 },
+        ];
+        sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Append, epoch: 3, rows }))).unwrap();
+        sink.commit(3).unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let expected = "\
+-------------------------------------------
+Batch: 3
+-------------------------------------------
++--------------------+--------------------+-----+
+|              window|                word|count|
++--------------------+--------------------+-----+
+|{2021-04-15 05:05...|#unmotbienplusque...|   12|
++--------------------+--------------------+-----+
+only showing top 1 row
+
+";
+        assert_eq!(text, expected);
+    }
+}

@@ -444,6 +444,20 @@ mod tests {
     }
 
     proptest! {
+        /// The hand-written hot-path parser agrees with jiff (a general, tested date library)
+        /// on every instant and zone offset Twitter's format can carry.
+        #[test]
+        fn created_at_agrees_with_jiff(secs in -2_000_000_000i64..4_000_000_000, offset_min in -720i32..=840) {
+            let ts = jiff::Timestamp::from_second(secs).unwrap();
+            let offset = jiff::tz::Offset::from_seconds(offset_min * 60).unwrap();
+            let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::fixed(offset));
+            let text = zoned.strftime("%a %b %d %H:%M:%S %z %Y").to_string();
+            prop_assert_eq!(parse_created_at(&text).unwrap(), secs * 1000, "{}", text);
+            prop_assert_eq!(format_iso_utc(secs * 1000), ts.to_string());
+        }
+    }
+
+    proptest! {
         #[test]
         fn created_at_round_trips(secs in -2_000_000_000i64..4_000_000_000) {
             let t = secs * 1000;
