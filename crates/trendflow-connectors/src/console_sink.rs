@@ -81,13 +81,34 @@ mod tests {
     fn prints_each_epoch_as_sparks_show() {
         let out = Shared::default();
         let mut sink = ConsoleSink::to_writer(1, true, Box::new(out.clone()));
-        let schema = Arc::new(RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() });
-        let w = Some(Window { start: 1_618_463_100_000, end: 1_618_473_900_000 });
+        let schema = Arc::new(RowSchema {
+            windowed: true,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        });
+        let w = Some(Window {
+            start: 1_618_463_100_000,
+            end: 1_618_473_900_000,
+        });
         let rows = vec![
-            ResultRow { window: w, key: "#unmotbienplusquevingtcaracteres".into(), count: 12 },
-            ResultRow { window: w, key: "#b".into(), count: 1 },
+            ResultRow {
+                window: w,
+                key: "#unmotbienplusquevingtcaracteres".into(),
+                count: 12,
+            },
+            ResultRow {
+                window: w,
+                key: "#b".into(),
+                count: 1,
+            },
         ];
-        sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Append, epoch: 3, rows }))).unwrap();
+        sink.write(&Batch::Rows(Arc::new(RowBatch {
+            schema,
+            mode: OutputMode::Append,
+            epoch: 3,
+            rows,
+        })))
+        .unwrap();
         sink.commit(3).unwrap();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let expected = "\

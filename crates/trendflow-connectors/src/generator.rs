@@ -2251,23 +2251,9 @@ fn write_display_url(out: &mut Vec<u8>, expanded: &str) {
 fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut String) {
     let s = &text.s;
     out.extend_from_slice(b"{\"hashtags\":[");
-    let mut first = true;
-    for e in text
-        .ents
-        .iter()
-        .filter(|e| matches!(e.kind, EntKind::Hashtag))
-    {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(b"{\"text\":\"");
-        escape_into(out, &s[e.bstart as usize + 1..e.bend as usize]);
-        out.extend_from_slice(b"\",\"indices\":[");
-        write_indices(out, e);
-    }
+    write_tag_entities(out, text, |k| matches!(k, EntKind::Hashtag));
     out.extend_from_slice(b"],\"urls\":[");
-    first = true;
+    let mut first = true;
     for e in &text.ents {
         let EntKind::Url(target) = e.kind else {
             continue;
@@ -2300,12 +2286,15 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
         write_indices(out, e);
     }
     out.extend_from_slice(b"],\"symbols\":[");
-    first = true;
-    for e in text
-        .ents
-        .iter()
-        .filter(|e| matches!(e.kind, EntKind::Symbol))
-    {
+    write_tag_entities(out, text, |k| matches!(k, EntKind::Symbol));
+    out.extend_from_slice(b"]}");
+}
+
+/// `{"text":...,"indices":[...]}` for each hashtag or cashtag (the text without its sigil).
+fn write_tag_entities(out: &mut Vec<u8>, text: &TextBuf, kind: impl Fn(&EntKind) -> bool) {
+    let s = &text.s;
+    let mut first = true;
+    for e in text.ents.iter().filter(|e| kind(&e.kind)) {
         if !first {
             out.push(b',');
         }
@@ -2315,7 +2304,6 @@ fn write_entities(out: &mut Vec<u8>, t: &Tables, text: &TextBuf, scratch: &mut S
         out.extend_from_slice(b"\",\"indices\":[");
         write_indices(out, e);
     }
-    out.extend_from_slice(b"]}");
 }
 
 fn write_status(out: &mut Vec<u8>, t: &Tables, st: &Status<'_>, scratch: &mut String) {

@@ -171,8 +171,9 @@ fn numeric(field: &str, what: &str, max_digits: usize) -> Result<u32, TimeError>
 
 /// The slow path of [`parse_created_at`].
 pub fn parse_created_at_lenient(s: &str) -> Result<EventTime, TimeError> {
-    let parts: Vec<&str> = s.split(' ').collect();
-    if parts.len() != 6 {
+    // Like SimpleDateFormat.parse(String), text after the year is ignored.
+    let parts: Vec<&str> = s.splitn(7, ' ').collect();
+    if parts.len() < 6 {
         return err(format!(
             "`{s}` is not of the form `EEE MMM d HH:mm:ss Z yyyy`"
         ));
@@ -195,7 +196,8 @@ pub fn parse_created_at_lenient(s: &str) -> Result<EventTime, TimeError> {
     );
     let offset = parse_rfc822_offset(parts[4])
         .ok_or_else(|| TimeError(format!("bad zone offset `{}`", parts[4])))?;
-    let year = numeric(parts[5], "year", 4)? as i64;
+    let digits = parts[5].bytes().take_while(u8::is_ascii_digit).count();
+    let year = numeric(&parts[5][..digits], "year", 4)? as i64;
     assemble(
         year,
         month as u32 + 1,
@@ -385,6 +387,15 @@ mod tests {
         );
         assert_eq!(
             parse_created_at("Thursday April 8 15:43:36 +0000 2021").unwrap(),
+            t
+        );
+        // Text after the year is ignored, as SimpleDateFormat.parse(String) ignores it.
+        assert_eq!(
+            parse_created_at("Thu Apr 08 15:43:36 +0000 2021 extra").unwrap(),
+            t
+        );
+        assert_eq!(
+            parse_created_at("Thu Apr 08 15:43:36 +0000 2021extra").unwrap(),
             t
         );
         assert_eq!(

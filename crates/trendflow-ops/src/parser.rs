@@ -94,15 +94,26 @@ impl JsonPostParser {
             Ok(outcome) => return outcome,
             Err(e) => e,
         };
-        // Spark (Jackson, then Java's UTF-8 encoder) reads a lone surrogate escape as '?':
-        // so does trendflow, rather than losing the whole post.
-        if error.0 {
-            if let Some(repaired) = replace_lone_surrogates(line) {
-                self.scratch = repaired;
-                if let Ok(outcome) = self.parse_scratch(line_no, posts) {
-                    self.repaired.inc();
-                    return outcome;
-                }
+        // Spark reads some lines a strict parser rejects; trendflow reads them the same way
+        // rather than losing the post: text after the top-level object is ignored, and a lone
+        // surrogate escape becomes '?' (Jackson, then Java's UTF-8 encoder).
+        let mut candidate = line;
+        if let Some(end) = top_level_object_end(line) {
+            if !line[end..].iter().all(u8::is_ascii_whitespace) {
+                candidate = &line[..end];
+            }
+        }
+        let repaired = if error.0 || candidate.len() < line.len() {
+            replace_lone_surrogates(candidate)
+                .or_else(|| (candidate.len() < line.len()).then(|| candidate.to_vec()))
+        } else {
+            None
+        };
+        if let Some(repaired) = repaired {
+            self.scratch = repaired;
+            if let Ok(outcome) = self.parse_scratch(line_no, posts) {
+                self.repaired.inc();
+                return outcome;
             }
         }
         let reason = if std::str::from_utf8(line).is_err() {
@@ -255,6 +266,39 @@ impl Operator for JsonPostParser {
         out.emit(Batch::Posts(Arc::new(posts)));
         Ok(())
     }
+}
+
+/// Where the top-level object of a line ends (the index after its closing brace), if the line
+/// starts with one that closes.
+fn top_level_object_end(line: &[u8]) -> Option<usize> {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+    if line[start] != b'{' {
+        return None;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in line.iter().enumerate().skip(start) {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Rewrites every `\uXXXX` escape of an unpaired UTF-16 surrogate as `?`. Returns None when
@@ -435,6 +479,25 @@ mod tests {
         let (posts, dead) = parse(&[br#"{"text":"Tr\u0\ud83d0e8s"}"#]);
         assert!(posts.is_empty());
         assert_eq!(dead, vec![(1, Reason::InvalidJson)]);
+    }
+
+    #[test]
+    fn text_after_the_object_is_ignored_as_in_spark() {
+        let (posts, dead) = parse(&[
+            br##"{"text":"#a {x}","created_at":null} trailing"##,
+            br##"{"text":"#b"}{"text":"#c"}"##,
+            br##"{"text":"#d" trailing"##,
+        ]);
+        assert_eq!(
+            posts,
+            vec![(None, "#a {x}".to_string()), (None, "#b".to_string())]
+        );
+        assert_eq!(
+            dead.iter().filter(|d| d.1 == Reason::InvalidJson).count(),
+            1
+        );
+        assert_eq!(top_level_object_end(br#" {"a":"}\"}"} x"#), Some(13));
+        assert_eq!(top_level_object_end(b"[1]"), None);
     }
 
     #[test]

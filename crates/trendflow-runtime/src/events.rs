@@ -37,3 +37,11 @@ pub struct EpochSummary {
     pub duration_ms: f64,
     pub watermark: Option<EventTime>,
 }
+
+/// The message of a panic caught by kameo, for the `Failed` event.
+pub(crate) fn panic_message(err: &kameo::error::PanicError) -> String {
+    let msg = err
+        .with_str(|s| s.to_string())
+        .unwrap_or_else(|| err.to_string());
+    format!("panicked: {msg}")
+}

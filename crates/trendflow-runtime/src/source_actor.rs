@@ -151,12 +151,9 @@ impl Actor for SourceActor {
         _: WeakActorRef<Self>,
         err: PanicError,
     ) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
-        let msg = err
-            .with_str(|s| s.to_string())
-            .unwrap_or_else(|| err.to_string());
         let _ = self.events.send(RuntimeEvent::Failed {
             component: self.name.clone(),
-            error: format!("panicked: {msg}"),
+            error: crate::events::panic_message(&err),
         });
         Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
     }

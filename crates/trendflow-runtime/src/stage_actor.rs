@@ -238,10 +238,7 @@ impl Actor for StageActor {
         _: WeakActorRef<Self>,
         err: PanicError,
     ) -> Result<ControlFlow<ActorStopReason>, Self::Error> {
-        let msg = err
-            .with_str(|s| s.to_string())
-            .unwrap_or_else(|| err.to_string());
-        self.fail(format!("panicked: {msg}"));
+        self.fail(crate::events::panic_message(&err));
         Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
     }
 }
