@@ -6,6 +6,7 @@
 
 pub mod count;
 pub mod parser;
+pub mod spark_lenient;
 pub mod tokenizer;
 pub mod window_count;
 

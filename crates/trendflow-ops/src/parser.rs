@@ -94,22 +94,9 @@ impl JsonPostParser {
             Ok(outcome) => return outcome,
             Err(e) => e,
         };
-        // Spark reads some lines a strict parser rejects; trendflow reads them the same way
-        // rather than losing the post: text after the top-level object is ignored, and a lone
-        // surrogate escape becomes '?' (Jackson, then Java's UTF-8 encoder).
-        let mut candidate = line;
-        if let Some(end) = top_level_object_end(line) {
-            if !line[end..].iter().all(u8::is_ascii_whitespace) {
-                candidate = &line[..end];
-            }
-        }
-        let repaired = if error.0 || candidate.len() < line.len() {
-            replace_lone_surrogates(candidate)
-                .or_else(|| (candidate.len() < line.len()).then(|| candidate.to_vec()))
-        } else {
-            None
-        };
-        if let Some(repaired) = repaired {
+        // Spark reads some lines a strict parser rejects: trendflow reads them the same way
+        // rather than losing the post (see spark_lenient).
+        if let Some(repaired) = crate::spark_lenient::repair(line) {
             self.scratch = repaired;
             if let Ok(outcome) = self.parse_scratch(line_no, posts) {
                 self.repaired.inc();
@@ -121,15 +108,15 @@ impl JsonPostParser {
         } else {
             Reason::InvalidJson
         };
-        LineOutcome::Rejected(reason, error.1)
+        LineOutcome::Rejected(reason, error)
     }
 
-    /// Parses `scratch`; on failure, whether it was a bad Unicode escape, and the message.
+    /// Parses `scratch`; on failure, simd-json's message.
     fn parse_scratch(
         &mut self,
         line_no: u64,
         posts: &mut PostBatch,
-    ) -> Result<LineOutcome, (bool, String)> {
+    ) -> Result<LineOutcome, String> {
         // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
         // simd-json reads past the end of the document: `scratch` carries the padding, which
@@ -139,10 +126,7 @@ impl JsonPostParser {
         let result =
             match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape)
             {
-                Err(e) => Err((
-                    *e.error() == simd_json::ErrorType::InvalidUnicodeCodepoint,
-                    e.to_string(),
-                )),
+                Err(e) => Err(e.to_string()),
                 Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
             };
         self.tape = Some(tape.reset());
@@ -268,92 +252,6 @@ impl Operator for JsonPostParser {
     }
 }
 
-/// Where the top-level object of a line ends (the index after its closing brace), if the line
-/// starts with one that closes.
-fn top_level_object_end(line: &[u8]) -> Option<usize> {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
-    if line[start] != b'{' {
-        return None;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, &b) in line.iter().enumerate().skip(start) {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Rewrites every `\uXXXX` escape of an unpaired UTF-16 surrogate as `?`. Returns None when
-/// there is none (the parse failed for another reason).
-fn replace_lone_surrogates(line: &[u8]) -> Option<Vec<u8>> {
-    fn hex4(b: &[u8]) -> Option<u16> {
-        let s = std::str::from_utf8(b.get(..4)?).ok()?;
-        u16::from_str_radix(s, 16)
-            .ok()
-            .filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()))
-    }
-    let mut out = Vec::with_capacity(line.len());
-    let mut changed = false;
-    let mut i = 0;
-    while i < line.len() {
-        if line[i] != b'\\' || i + 1 >= line.len() {
-            out.push(line[i]);
-            i += 1;
-            continue;
-        }
-        if line[i + 1] != b'u' {
-            out.extend_from_slice(&line[i..i + 2]);
-            i += 2;
-            continue;
-        }
-        match hex4(&line[i + 2..]) {
-            Some(hi @ 0xD800..=0xDBFF) => {
-                let low = (line.get(i + 6) == Some(&b'\\') && line.get(i + 7) == Some(&b'u'))
-                    .then(|| hex4(&line[i + 8..]))
-                    .flatten()
-                    .filter(|c| (0xDC00..=0xDFFF).contains(c));
-                if low.is_some() {
-                    out.extend_from_slice(&line[i..i + 12]);
-                    i += 12;
-                } else {
-                    let _ = hi;
-                    out.push(b'?');
-                    changed = true;
-                    i += 6;
-                }
-            }
-            Some(0xDC00..=0xDFFF) => {
-                out.push(b'?');
-                changed = true;
-                i += 6;
-            }
-            _ => {
-                out.extend_from_slice(&line[i..i + 2]);
-                i += 2;
-            }
-        }
-    }
-    changed.then_some(out)
-}
-
 impl JsonPostParser {
     fn dead(
         &self,
@@ -467,37 +365,24 @@ mod tests {
     }
 
     #[test]
-    fn lone_surrogates_become_question_marks_as_in_spark() {
-        let r =
-            |s: &str| replace_lone_surrogates(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
-        assert_eq!(
-            r(r#"{"t":"a\ud83db \udcca \ud83d\udc49 \\ud83d"}"#).unwrap(),
-            r#"{"t":"a?b ? \ud83d\udc49 \\ud83d"}"#
-        );
-        assert_eq!(r(r#"{"t":"\ud83d\udc49"}"#), None);
-        // An invalid escape stays invalid.
-        let (posts, dead) = parse(&[br#"{"text":"Tr\u0\ud83d0e8s"}"#]);
-        assert!(posts.is_empty());
-        assert_eq!(dead, vec![(1, Reason::InvalidJson)]);
-    }
-
-    #[test]
-    fn text_after_the_object_is_ignored_as_in_spark() {
+    fn lines_spark_reads_leniently_are_read() {
         let (posts, dead) = parse(&[
             br##"{"text":"#a {x}","created_at":null} trailing"##,
             br##"{"text":"#b"}{"text":"#c"}"##,
             br##"{"text":"#d" trailing"##,
+            br#"{"text":"Tr\u0\ud83d0e8s"}"#,
+            br##"{'text':'#e'}"##,
+            b"{\"text\":\"#f\xc0\xaf\"}",
+            br#"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":"lone \ud83d surrogate"}"#,
         ]);
-        assert_eq!(
-            posts,
-            vec![(None, "#a {x}".to_string()), (None, "#b".to_string())]
-        );
+        let texts: Vec<&str> = posts.iter().map(|p| p.1.as_str()).collect();
+        assert_eq!(texts, vec!["#a {x}", "#b", "#e", "#f/", "lone ? surrogate"]);
+        // A truncated object and a broken escape stay unreadable, as in Spark.
         assert_eq!(
             dead.iter().filter(|d| d.1 == Reason::InvalidJson).count(),
-            1
+            2,
+            "{dead:?}"
         );
-        assert_eq!(top_level_object_end(br#" {"a":"}\"}"} x"#), Some(13));
-        assert_eq!(top_level_object_end(b"[1]"), None);
     }
 
     #[test]
