@@ -243,11 +243,16 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                 };
                 let (mode, key, value) =
                     (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                let skew = match c.max_future_skew {
+                    FutureSkew::Off => None,
+                    FutureSkew::At(d) => Some(d.as_millis() as i64),
+                };
                 (
                     Box::new(move || {
                         Box::new(
                             WindowedCount::new(&comp, windows, delay, mode, late, &m)
-                                .with_columns(&key, &value),
+                                .with_columns(&key, &value)
+                                .with_max_future_skew(skew, None),
                         ) as Box<dyn Operator>
                     }),
                     1,

@@ -278,10 +278,46 @@ pub struct WindowCountConfig {
     pub output_mode: OutputMode,
     #[serde(default)]
     pub late: LateConfig,
+    /// Events dated more than this after the wall clock are set aside (`future_event`) so
+    /// they cannot drag the watermark ahead; `off` for replays of archives dated ahead.
+    #[serde(default)]
+    pub max_future_skew: FutureSkew,
     #[serde(default = "default_key")]
     pub key_column: String,
     #[serde(default = "default_value")]
     pub value_column: String,
+}
+
+/// `max_future_skew`: a duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutureSkew {
+    Off,
+    At(Duration),
+}
+
+impl Default for FutureSkew {
+    fn default() -> Self {
+        FutureSkew::At(Duration::from_secs(300))
+    }
+}
+
+impl<'de> Deserialize<'de> for FutureSkew {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::String(s) if s == "off" => Ok(FutureSkew::Off),
+            serde_json::Value::Bool(false) => Ok(FutureSkew::Off),
+            serde_json::Value::String(s) => parse_duration(s)
+                .map(FutureSkew::At)
+                .map_err(serde::de::Error::custom),
+            serde_json::Value::Number(n) => parse_duration(&n.to_string())
+                .map(FutureSkew::At)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a duration or `off`, got {other}"
+            ))),
+        }
+    }
 }
 
 fn default_append() -> OutputMode {

@@ -28,10 +28,13 @@ pub enum Reason {
     BadEventTime,
     /// Too late for some of its windows (their end is at or before the watermark).
     LateEvent,
+    /// Dated beyond the wall clock plus `max_future_skew`: it would drag the watermark ahead
+    /// and close windows early, so it is set aside.
+    FutureEvent,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::EmptyLine,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
@@ -43,6 +46,7 @@ impl Reason {
         Reason::MissingEventTime,
         Reason::BadEventTime,
         Reason::LateEvent,
+        Reason::FutureEvent,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -58,6 +62,7 @@ impl Reason {
             Reason::MissingEventTime => "missing_event_time",
             Reason::BadEventTime => "bad_event_time",
             Reason::LateEvent => "late_event",
+            Reason::FutureEvent => "future_event",
         }
     }
 }

@@ -142,12 +142,13 @@ impl JsonPostParser {
             );
         };
         // One pass over the top-level keys (a tweet has ~30) instead of one lookup per field.
+        // A key given twice keeps its last value, as in Spark's reader.
         let (mut text_v, mut created_v, mut id_v) = (None, None, None);
         for (k, v) in obj.iter() {
             match k {
-                "text" if text_v.is_none() => text_v = Some(v),
-                "created_at" if created_v.is_none() => created_v = Some(v),
-                "id" if id_v.is_none() => id_v = Some(v),
+                "text" => text_v = Some(v),
+                "created_at" => created_v = Some(v),
+                "id" => id_v = Some(v),
                 _ => {}
             }
         }
@@ -383,6 +384,12 @@ mod tests {
             2,
             "{dead:?}"
         );
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let (posts, _) = parse(&[br##"{"text":"#first","created_at":"x","text":"#last"}"##]);
+        assert_eq!(posts, vec![(None, "#last".to_string())]);
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub struct WindowedCount {
     no_event_time: Counter,
     state_rows_gauge: Gauge,
     watermark_gauge: Gauge,
+    /// Events later than the wall clock plus this (ms) are set aside; None: no limit.
+    max_future_skew: Option<i64>,
+    /// The wall clock, in ms (a parameter so tests can fix it).
+    clock: fn() -> EventTime,
+}
+
+fn wall_clock_ms() -> EventTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl WindowedCount {
@@ -111,6 +121,8 @@ impl WindowedCount {
             ),
             state_rows_gauge: metrics.gauge(names::STATE_ROWS, component),
             watermark_gauge: metrics.gauge(names::WATERMARK_MS, component),
+            max_future_skew: None,
+            clock: wall_clock_ms,
         }
     }
 
@@ -121,6 +133,20 @@ impl WindowedCount {
             key_column: key_column.into(),
             value_column: value_column.into(),
         });
+        self
+    }
+
+    /// Sets aside events dated more than `skew_ms` after `clock()` (the wall clock by default),
+    /// so that one bad timestamp cannot move the watermark past every open window.
+    pub fn with_max_future_skew(
+        mut self,
+        skew_ms: Option<i64>,
+        clock: Option<fn() -> EventTime>,
+    ) -> Self {
+        self.max_future_skew = skew_ms;
+        if let Some(c) = clock {
+            self.clock = c;
+        }
         self
     }
 
@@ -236,6 +262,7 @@ impl Operator for WindowedCount {
         };
         let update = self.mode == OutputMode::Update;
         let complete = self.mode == OutputMode::Complete;
+        let future_limit = self.max_future_skew.map(|skew| (self.clock)() + skew);
         for i in 0..tokens.len() {
             let Some(t) = tokens.event_times[i] else {
                 // Spark's window() drops rows without a timestamp; counted, not hidden.
@@ -243,6 +270,21 @@ impl Operator for WindowedCount {
                 continue;
             };
             let word = tokens.token(i);
+            if future_limit.is_some_and(|limit| t > limit) {
+                out.dead_letter(DeadLetter {
+                    component: self.component.clone(),
+                    origin: self.component.clone(),
+                    line: 0,
+                    reason: Reason::FutureEvent,
+                    detail: format!(
+                        "event at {} is more than max_future_skew after the wall clock ({})",
+                        format_iso_utc(t),
+                        format_iso_utc((self.clock)())
+                    ),
+                    excerpt: word.to_string(),
+                });
+                continue;
+            }
             self.watermark.observe(t);
             // Complete mode keeps every window and, as Spark, drops nothing as late.
             let late_bound = if complete {
@@ -540,6 +582,32 @@ mod tests {
         assert_eq!(out.dead_letters[0].reason, Reason::LateEvent);
         assert_eq!(out.dead_letters[0].excerpt, "#late");
         assert_eq!(metrics.value(names::DEAD_LETTERS, "w"), 1);
+    }
+
+    #[test]
+    fn future_events_do_not_move_the_watermark() {
+        let windows = SlidingWindows::new(100, 50).unwrap();
+        let metrics = Metrics::new();
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            0,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &metrics,
+        )
+        .with_max_future_skew(Some(10), Some(|| 1_000));
+        let mut tokens = trendflow_core::TokenBatch::default();
+        tokens.push(Some(1_005), "#ok");
+        tokens.push(Some(999_999), "#future");
+        let mut out = Emitter::new();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
+        assert_eq!(out.dead_letters.len(), 1);
+        assert_eq!(out.dead_letters[0].reason, Reason::FutureEvent);
+        assert_eq!(out.dead_letters[0].excerpt, "#future");
+        assert_eq!(op.watermark().max_event_time(), Some(1_005));
+        assert_eq!(op.state_rows(), 1);
     }
 
     #[test]
