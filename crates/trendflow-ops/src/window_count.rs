@@ -150,6 +150,18 @@ impl WindowedCount {
         self
     }
 
+    /// A token set aside; its origin is this operator (tokens carry no file position).
+    fn set_aside(&self, reason: Reason, detail: String, word: &str) -> DeadLetter {
+        DeadLetter {
+            component: self.component.clone(),
+            origin: self.component.clone(),
+            line: 0,
+            reason,
+            detail,
+            excerpt: word.to_string(),
+        }
+    }
+
     /// The watermark state (for progress reports and checkpoints).
     pub fn watermark(&self) -> &WatermarkTracker {
         &self.watermark
@@ -271,18 +283,12 @@ impl Operator for WindowedCount {
             };
             let word = tokens.token(i);
             if future_limit.is_some_and(|limit| t > limit) {
-                out.dead_letter(DeadLetter {
-                    component: self.component.clone(),
-                    origin: self.component.clone(),
-                    line: 0,
-                    reason: Reason::FutureEvent,
-                    detail: format!(
-                        "event at {} is more than max_future_skew after the wall clock ({})",
-                        format_iso_utc(t),
-                        format_iso_utc((self.clock)())
-                    ),
-                    excerpt: word.to_string(),
-                });
+                let detail = format!(
+                    "event at {} is more than max_future_skew after the wall clock ({})",
+                    format_iso_utc(t),
+                    format_iso_utc((self.clock)())
+                );
+                out.dead_letter(self.set_aside(Reason::FutureEvent, detail, word));
                 continue;
             }
             self.watermark.observe(t);
@@ -298,18 +304,12 @@ impl Operator for WindowedCount {
                 self.late_rows.inc();
                 self.late_row_windows.add(n);
                 if self.late == LatePolicy::DeadLetter {
-                    out.dead_letter(DeadLetter {
-                        component: self.component.clone(),
-                        origin: self.component.clone(),
-                        line: 0,
-                        reason: Reason::LateEvent,
-                        detail: format!(
-                            "event at {} is later than the watermark {} for all its windows",
-                            format_iso_utc(t),
-                            format_iso_utc(late_bound)
-                        ),
-                        excerpt: word.to_string(),
-                    });
+                    let detail = format!(
+                        "event at {} is later than the watermark {} for all its windows",
+                        format_iso_utc(t),
+                        format_iso_utc(late_bound)
+                    );
+                    out.dead_letter(self.set_aside(Reason::LateEvent, detail, word));
                 }
                 continue;
             }
