@@ -13,10 +13,11 @@ pub enum RuntimeEvent {
         read_ms: f64,
         offset: String,
     },
-    /// An operator announced a watermark.
+    /// An operator announced a watermark (at the end of `epoch` when it came with a barrier).
     Watermark {
         component: String,
         watermark: EventTime,
+        epoch: Option<Epoch>,
     },
     /// A sink made an epoch's output visible.
     SinkCommitted { sink: String, epoch: Epoch },

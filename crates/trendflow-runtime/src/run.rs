@@ -245,6 +245,7 @@ impl RunningPipeline {
         let mut commits: BTreeMap<Epoch, usize> = BTreeMap::new();
         let mut finished = 0usize;
         let mut watermark: Option<EventTime> = None;
+        let mut epoch_watermarks: BTreeMap<Epoch, EventTime> = BTreeMap::new();
         let sinks = self.sinks.len();
         let result = loop {
             let Some(ev) = self.events.recv().await else {
@@ -266,9 +267,18 @@ impl RunningPipeline {
                     report.records += records;
                     report.bytes += bytes;
                 }
-                RuntimeEvent::Watermark { watermark: w, .. } => {
-                    watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w)));
-                }
+                RuntimeEvent::Watermark {
+                    watermark: w,
+                    epoch,
+                    ..
+                } => match epoch {
+                    // The watermark an epoch ended with: reported when the epoch commits.
+                    Some(e) => {
+                        let x = epoch_watermarks.entry(e).or_insert(w);
+                        *x = (*x).max(w);
+                    }
+                    None => watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w))),
+                },
                 RuntimeEvent::SinkCommitted { epoch, .. } => {
                     let c = commits.entry(epoch).or_insert(0);
                     *c += 1;
@@ -276,6 +286,9 @@ impl RunningPipeline {
                         commits.remove(&epoch);
                         let (records, bytes, t0) =
                             read.remove(&epoch).unwrap_or((0, 0, Instant::now()));
+                        if let Some(w) = epoch_watermarks.remove(&epoch) {
+                            watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w)));
+                        }
                         let summary = EpochSummary {
                             epoch,
                             records,

@@ -88,6 +88,11 @@ impl StageActor {
 
     /// Sends what the operator emitted: batches, then dead letters, then its watermark.
     async fn flush(&mut self, out: Emitter) -> Result<(), String> {
+        self.flush_epoch(out, None).await
+    }
+
+    /// Sends what the operator emitted; `epoch` tags the watermark of a barrier.
+    async fn flush_epoch(&mut self, out: Emitter, epoch: Option<Epoch>) -> Result<(), String> {
         for b in out.batches {
             self.outputs.send_data(b).await?;
         }
@@ -96,6 +101,7 @@ impl StageActor {
             let _ = self.events.send(RuntimeEvent::Watermark {
                 component: self.name.clone(),
                 watermark: w,
+                epoch,
             });
             self.outputs.broadcast(StreamMessage::Watermark(w)).await?;
         }
@@ -165,7 +171,7 @@ impl StageActor {
             Body::Sink(s) => s.commit(epoch),
         });
         res.map_err(|e| e.to_string())?;
-        self.flush(out).await?;
+        self.flush_epoch(out, Some(epoch)).await?;
         match self.body {
             Body::Operator(_) => {
                 self.outputs
