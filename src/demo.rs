@@ -154,8 +154,8 @@ pub async fn main(args: DemoArgs) -> i32 {
         tokio::select! {
             code = &mut pipeline => break code.unwrap_or(1),
             _ = ticker.tick() => {
-                let table = match tables.query(TOP_QUERY).await {
-                    Ok(b) if b.iter().map(|x| x.num_rows()).sum::<usize>() > 0 => to_table(&b),
+                let table = match tables.query_with_schema(TOP_QUERY).await {
+                    Ok((schema, b)) if b.iter().map(|x| x.num_rows()).sum::<usize>() > 0 => to_table(&schema, &b),
                     Ok(_) => "(no window closed yet)\n".to_string(),
                     Err(e) => format!("query failed: {e}\n"),
                 };

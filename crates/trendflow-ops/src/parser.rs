@@ -81,7 +81,7 @@ impl JsonPostParser {
             repaired: metrics.counter_labeled(
                 names::RECORDS_REPAIRED,
                 component,
-                Some(("reason", "lone_surrogate".into())),
+                Some(("reason", "spark_lenient".into())),
             ),
         }
     }
@@ -157,11 +157,10 @@ impl JsonPostParser {
             Some(t) if t.is_null() => {
                 return LineOutcome::Rejected(Reason::MissingText, "`text` is null".into());
             }
+            // Spark's reader turns any other JSON value into its text ("12", "[\"#a\"]").
             Some(t) => {
-                return LineOutcome::Rejected(
-                    Reason::WrongType,
-                    format!("`text` is a {:?}, not a string", t.value_type()),
-                );
+                let encoded = t.encode();
+                return Self::push_post(created_v, id_v, line_no, &encoded, posts);
             }
             None => {
                 if let Some(k) = CONTROL_KEYS.iter().find(|k| obj.get(**k).is_some()) {
@@ -170,6 +169,17 @@ impl JsonPostParser {
                 return LineOutcome::Rejected(Reason::MissingText, "no `text` field".into());
             }
         };
+        Self::push_post(created_v, id_v, line_no, text, posts)
+    }
+
+    /// Adds a post; the error says why it has no event time.
+    fn push_post(
+        created_v: Option<simd_json::tape::Value<'_, '_>>,
+        id_v: Option<simd_json::tape::Value<'_, '_>>,
+        line_no: u64,
+        text: &str,
+        posts: &mut PostBatch,
+    ) -> LineOutcome {
         let event_time = match created_v {
             None => Err((Reason::MissingEventTime, "no `created_at`".to_string())),
             Some(c) if c.is_null() => {
@@ -351,7 +361,6 @@ mod tests {
                 (6, Reason::NotAnObject),
                 (7, Reason::BadEventTime),
                 (8, Reason::MissingEventTime),
-                (9, Reason::WrongType),
             ]
         );
         assert_eq!(
@@ -360,6 +369,7 @@ mod tests {
                 (Some(1_618_473_605_000), "lone ? surrogate".into()),
                 (None, "#kept".into()),
                 (None, "#kept too".into()),
+                (Some(1_618_473_605_000), "12".into()),
                 (Some(1_618_473_605_000), "ok #a".into())
             ]
         );
@@ -384,6 +394,19 @@ mod tests {
             2,
             "{dead:?}"
         );
+    }
+
+    #[test]
+    fn a_text_of_another_type_is_its_json_text_as_in_spark() {
+        let (posts, dead) = parse(&[br##"{"text":["#a",{"b":1}]}"##, br##"{"text":7}"##]);
+        assert_eq!(
+            posts,
+            vec![
+                (None, r##"["#a",{"b":1}]"##.to_string()),
+                (None, "7".to_string())
+            ]
+        );
+        assert!(dead.iter().all(|d| d.1 == Reason::MissingEventTime));
     }
 
     #[test]

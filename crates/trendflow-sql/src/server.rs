@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Deserialize;
 use trendflow_core::metrics::Metrics;
@@ -120,13 +120,13 @@ async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &Header
         },
         None => Format::parse(accept).unwrap_or(Format::Json),
     };
-    match s.tables.query(sql).await {
+    match s.tables.query_with_schema(sql).await {
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        Ok(batches) => {
+        Ok((schema, batches)) => {
             let (ctype, body) = match format {
                 Format::Json => ("application/json", to_json(&batches).to_string()),
-                Format::Csv => ("text/csv; charset=utf-8", to_csv(&batches)),
-                Format::Table => ("text/plain; charset=utf-8", to_table(&batches)),
+                Format::Csv => ("text/csv; charset=utf-8", to_csv(&schema, &batches)),
+                Format::Table => ("text/plain; charset=utf-8", to_table(&schema, &batches)),
             };
             ([(header::CONTENT_TYPE, ctype)], body).into_response()
         }
@@ -250,11 +250,10 @@ fn json_value(col: &dyn Array, row: usize) -> serde_json::Value {
 }
 
 /// RFC 4180 CSV with a header line.
-pub fn to_csv(batches: &[RecordBatch]) -> String {
+pub fn to_csv(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
     let mut out = String::new();
-    if let Some(b) = batches.first() {
-        let names: Vec<String> = b
-            .schema()
+    {
+        let names: Vec<String> = schema
             .fields()
             .iter()
             .map(|f| csv_field(f.name()))
@@ -285,8 +284,11 @@ pub fn csv_field(s: &str) -> String {
 }
 
 /// A boxed text table.
-pub fn to_table(batches: &[RecordBatch]) -> String {
-    match datafusion::arrow::util::pretty::pretty_format_batches(batches) {
+pub fn to_table(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
+    match datafusion::arrow::util::pretty::pretty_format_batches_with_schema(
+        schema.clone(),
+        batches,
+    ) {
         Ok(t) => format!("{t}\n"),
         Err(e) => format!("{e}\n"),
     }

@@ -157,8 +157,18 @@ impl MemoryTables {
 
     /// Runs a query against the tables as they are now.
     pub async fn query(&self, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+        Ok(self.query_with_schema(sql).await?.1)
+    }
+
+    /// Runs a query; also returns the result's schema, known even when no row comes back.
+    pub async fn query_with_schema(
+        &self,
+        sql: &str,
+    ) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
         let ctx = self.session()?;
-        ctx.sql(sql).await?.collect().await
+        let df = ctx.sql(sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
     }
 }
 
