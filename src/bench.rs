@@ -168,7 +168,7 @@ async fn run_pipeline(
     } else {
         TUTORIAL_Q2
     };
-    let mut set: Vec<Override> = vec![
+    let mut set: Vec<Override> = [
         format!("sources.tweets.path={}", dir.display()),
         format!("sinks.result.path={}", out.display()),
         "trigger=available_now".into(),

@@ -81,7 +81,7 @@ pub fn main(args: GenerateArgs) -> i32 {
     let total = args.files;
     let mut on_file = |i: u64, _bytes: u64| {
         let done = i + 1 - args.first_index;
-        if done % 100 == 0 || done == total {
+        if done.is_multiple_of(100) || done == total {
             tracing::debug!(files = done, total, "generated");
         }
     };

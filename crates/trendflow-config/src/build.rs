@@ -342,10 +342,10 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
         dead_letters,
         metrics: metrics.clone(),
     };
-    if errors.is_empty() {
-        if let Err(es) = graph.validate() {
-            errors.extend(es.into_iter().map(|e| e.to_string()));
-        }
+    if errors.is_empty()
+        && let Err(es) = graph.validate()
+    {
+        errors.extend(es.into_iter().map(|e| e.to_string()));
     }
     if !errors.is_empty() {
         return Err(errors);

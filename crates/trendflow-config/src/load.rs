@@ -195,11 +195,14 @@ fn deserialize_part<T: DeserializeOwned>(v: Value) -> Result<T, (String, Option<
     serde_path_to_error::deserialize(v).map_err(|e| describe(&e))
 }
 
+/// How one kind of component is read from its value.
+type ComponentReader<T> = fn(Value) -> Result<T, (String, Option<String>)>;
+
 /// Deserializes a component: its `type` picks the struct, deserialized on its own so that a
 /// failing field is named (serde loses the path inside internally tagged enums).
 fn component<T>(
     v: Value,
-    kinds: &[(&str, fn(Value) -> Result<T, (String, Option<String>)>)],
+    kinds: &[(&str, ComponentReader<T>)],
 ) -> Result<T, (String, Option<String>)> {
     let Value::Object(mut map) = v else {
         return Err(("a component is a mapping with a `type`".into(), None));

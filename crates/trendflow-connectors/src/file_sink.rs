@@ -152,10 +152,11 @@ impl FileSink {
                 .append(true)
                 .open(&self.options.path)
                 .map_err(err)?;
-            if fresh && self.options.format == FileFormat::Csv {
-                if let Some(s) = &self.schema {
-                    writeln!(f, "{}", csv_header(s)).map_err(err)?;
-                }
+            if fresh
+                && self.options.format == FileFormat::Csv
+                && let Some(s) = &self.schema
+            {
+                writeln!(f, "{}", csv_header(s)).map_err(err)?;
             }
             self.log_started = true;
         }

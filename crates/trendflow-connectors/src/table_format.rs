@@ -93,55 +93,6 @@ pub fn json_row(out: &mut String, schema: &RowSchema, row: &ResultRow) {
     out.push('\n');
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use trendflow_core::Window;
-
-    #[test]
-    fn counts_format_as_decimal() {
-        for n in [0i64, 7, 10, 123_456_789, i64::MAX, -5, i64::MIN] {
-            let mut b = [0u8; 21];
-            assert_eq!(format_count(n, &mut b), n.to_string());
-        }
-    }
-
-    #[test]
-    fn csv_quotes_like_rfc4180() {
-        let schema = RowSchema {
-            windowed: true,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        };
-        assert_eq!(csv_header(&schema), "window_start,window_end,word,count");
-        let mut s = String::new();
-        let w = Some(Window {
-            start: 1_618_463_100_000,
-            end: 1_618_473_900_000,
-        });
-        csv_row(
-            &mut s,
-            &ResultRow {
-                window: w,
-                key: "#revenus,".into(),
-                count: 1,
-            },
-        );
-        csv_row(
-            &mut s,
-            &ResultRow {
-                window: w,
-                key: "\n#Europe\"".into(),
-                count: 2,
-            },
-        );
-        assert_eq!(
-            s,
-            "2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"#revenus,\",1\n2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"\n#Europe\"\"\",2\n"
-        );
-    }
-}
-
 /// Spark's rendering of a timestamp in `show()`: "2021-04-15 05:05:00".
 fn show_time(t: i64) -> String {
     let iso = format_iso_utc(t);
@@ -227,4 +178,53 @@ pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) ->
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::Window;
+
+    #[test]
+    fn counts_format_as_decimal() {
+        for n in [0i64, 7, 10, 123_456_789, i64::MAX, -5, i64::MIN] {
+            let mut b = [0u8; 21];
+            assert_eq!(format_count(n, &mut b), n.to_string());
+        }
+    }
+
+    #[test]
+    fn csv_quotes_like_rfc4180() {
+        let schema = RowSchema {
+            windowed: true,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        };
+        assert_eq!(csv_header(&schema), "window_start,window_end,word,count");
+        let mut s = String::new();
+        let w = Some(Window {
+            start: 1_618_463_100_000,
+            end: 1_618_473_900_000,
+        });
+        csv_row(
+            &mut s,
+            &ResultRow {
+                window: w,
+                key: "#revenus,".into(),
+                count: 1,
+            },
+        );
+        csv_row(
+            &mut s,
+            &ResultRow {
+                window: w,
+                key: "\n#Europe\"".into(),
+                count: 2,
+            },
+        );
+        assert_eq!(
+            s,
+            "2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"#revenus,\",1\n2021-04-15T05:05:00Z,2021-04-15T08:05:00Z,\"\n#Europe\"\"\",2\n"
+        );
+    }
 }

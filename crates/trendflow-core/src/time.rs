@@ -106,8 +106,7 @@ pub fn parse_created_at(s: &str) -> Result<EventTime, TimeError> {
         && b[19] == b' '
         && b[25] == b' '
         && (b[20] == b'+' || b[20] == b'-')
-    {
-        if let (Some(day), Some(hh), Some(mm), Some(ss), Some(oh), Some(om), Some(y1), Some(y2)) = (
+        && let (Some(day), Some(hh), Some(mm), Some(ss), Some(oh), Some(om), Some(y1), Some(y2)) = (
             two_digits(&b[8..10]),
             two_digits(&b[11..13]),
             two_digits(&b[14..16]),
@@ -116,22 +115,21 @@ pub fn parse_created_at(s: &str) -> Result<EventTime, TimeError> {
             two_digits(&b[23..25]),
             two_digits(&b[26..28]),
             two_digits(&b[28..30]),
-        ) {
-            if let Some(month) = month_abbrev(&b[4..7]) {
-                let year = (y1 * 100 + y2) as i64;
-                let sign = if b[20] == b'-' { -1 } else { 1 };
-                return assemble(
-                    year,
-                    month,
-                    day,
-                    hh,
-                    mm,
-                    ss,
-                    sign * (oh * 60 + om) as i64,
-                    Some(&s[0..3]),
-                );
-            }
-        }
+        )
+        && let Some(month) = month_abbrev(&b[4..7])
+    {
+        let year = (y1 * 100 + y2) as i64;
+        let sign = if b[20] == b'-' { -1 } else { 1 };
+        return assemble(
+            year,
+            month,
+            day,
+            hh,
+            mm,
+            ss,
+            sign * (oh * 60 + om) as i64,
+            Some(&s[0..3]),
+        );
     }
     parse_created_at_lenient(s)
 }

@@ -288,7 +288,10 @@ mod tests {
     use super::*;
     use trendflow_core::RawBatch;
 
-    fn parse(lines: &[&[u8]]) -> (Vec<(Option<i64>, String)>, Vec<(u64, Reason)>) {
+    /// (event time, text) of each post, and (line, reason) of each dead letter.
+    type Parsed = (Vec<(Option<i64>, String)>, Vec<(u64, Reason)>);
+
+    fn parse(lines: &[&[u8]]) -> Parsed {
         let mut data = Vec::new();
         for l in lines {
             data.extend_from_slice(l);

@@ -20,11 +20,11 @@ pub fn repair(line: &[u8]) -> Option<Vec<u8>> {
             decode_like_jackson(line)?
         }
     };
-    if let Some(end) = top_level_object_end(&text) {
-        if !text[end..].iter().all(u8::is_ascii_whitespace) {
-            text.truncate(end);
-            changed = true;
-        }
+    if let Some(end) = top_level_object_end(&text)
+        && !text[end..].iter().all(u8::is_ascii_whitespace)
+    {
+        text.truncate(end);
+        changed = true;
     }
     if let Some(t) = single_quotes_to_double(&text) {
         text = t;

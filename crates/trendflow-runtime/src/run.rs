@@ -339,12 +339,11 @@ impl RunningPipeline {
                 s.kill();
             }
         }
-        if let Some(d) = &self.dead_letters {
-            if let Err(e) = d.ask(Flush).await {
-                if result.is_ok() {
-                    return Err(PipelineError::DeadLetters(e.to_string()));
-                }
-            }
+        if let Some(d) = &self.dead_letters
+            && let Err(e) = d.ask(Flush).await
+            && result.is_ok()
+        {
+            return Err(PipelineError::DeadLetters(e.to_string()));
         }
         report.seconds = self.started.elapsed().as_secs_f64();
         result.map(|_| report)

@@ -191,7 +191,8 @@ impl Message<Tick> for SourceActor {
                         if wait.is_zero() {
                             let _ = me.tell(Tick).try_send();
                         } else {
-                            let _ = me.tell(Tick).send_after(wait.max(Duration::from_millis(1)));
+                            // The timer task runs on its own; its handle is not needed.
+                            drop(me.tell(Tick).send_after(wait.max(Duration::from_millis(1))));
                         }
                     }
                 }

@@ -228,9 +228,11 @@ impl Operator for Panicking {
     }
 }
 
+type MakeOperator = fn() -> Box<dyn Operator>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_operator_stops_the_pipeline_with_its_name() {
-    let cases: [(fn() -> Box<dyn Operator>, &str); 2] = [
+    let cases: [(MakeOperator, &str); 2] = [
         (|| Box::new(Failing) as Box<dyn Operator>, "boom"),
         (
             || Box::new(Panicking) as Box<dyn Operator>,
