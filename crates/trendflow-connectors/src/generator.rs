@@ -1981,8 +1981,8 @@ impl Composer<'_> {
 }
 
 fn push_num(b: &mut TextBuf, n: u64) {
-    let mut buf = [0u8; 20];
-    let s = fmt_u64(n, &mut buf);
+    let mut digits = itoa::Buffer::new();
+    let s = digits.format(n);
     b.s.push_str(s);
     b.chars += s.len() as u32;
 }
@@ -2138,23 +2138,9 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&b[start..]);
 }
 
-fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("digits")
-}
-
 #[inline]
 fn push_u64(out: &mut Vec<u8>, n: u64) {
-    let mut buf = [0u8; 20];
-    out.extend_from_slice(fmt_u64(n, &mut buf).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[inline]
@@ -2210,24 +2196,23 @@ fn write_indices(out: &mut Vec<u8>, e: &Ent) {
 
 /// The expanded URL of a link, into `s`.
 fn expanded_url(t: &Tables, target: UrlTarget, s: &mut String) {
-    let mut buf = [0u8; 20];
     s.clear();
     match target {
         UrlTarget::Link { site, num } => {
             let (prefix, suffix) = voc::LINK_SITES[site as usize];
             s.push_str(prefix);
-            s.push_str(fmt_u64(num as u64, &mut buf));
+            s.push_str(itoa::Buffer::new().format(num as u64));
             s.push_str(suffix);
         }
         UrlTarget::Status { user, id } => {
             s.push_str("https://twitter.com/");
             s.push_str(&t.users[user as usize].screen_name);
             s.push_str("/status/");
-            s.push_str(fmt_u64(id, &mut buf));
+            s.push_str(itoa::Buffer::new().format(id));
         }
         UrlTarget::Web { id } => {
             s.push_str("https://twitter.com/i/web/status/");
-            s.push_str(fmt_u64(id, &mut buf));
+            s.push_str(itoa::Buffer::new().format(id));
         }
     }
 }

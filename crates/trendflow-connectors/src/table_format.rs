@@ -55,29 +55,9 @@ impl CsvWriter {
         }
         out.push_str(&csv_field(&row.key));
         out.push(',');
-        let mut digits = [0u8; 21];
-        out.push_str(format_count(row.count, &mut digits));
+        out.push_str(itoa::Buffer::new().format(row.count));
         out.push('\n');
     }
-}
-
-/// Decimal digits of a count without the formatting machinery (millions of rows per epoch).
-fn format_count(n: i64, buf: &mut [u8; 21]) -> &str {
-    let mut i = buf.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
 /// One JSON line (with newline).
@@ -184,14 +164,6 @@ pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) ->
 mod tests {
     use super::*;
     use trendflow_core::Window;
-
-    #[test]
-    fn counts_format_as_decimal() {
-        for n in [0i64, 7, 10, 123_456_789, i64::MAX, -5, i64::MIN] {
-            let mut b = [0u8; 21];
-            assert_eq!(format_count(n, &mut b), n.to_string());
-        }
-    }
 
     #[test]
     fn csv_quotes_like_rfc4180() {
