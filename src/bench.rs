@@ -16,7 +16,7 @@ use trendflow_core::{Batch, Emitter, Operator, RawBatch, SlidingWindows};
 use trendflow_ops::{
     JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
 };
-use trendflow_runtime::RunningPipeline;
+use trendflow_runtime::{Resume, RunningPipeline};
 
 pub const TUTORIAL_Q1: &str = include_str!("../config/tutorial-q1.yaml");
 pub const TUTORIAL_Q2: &str = include_str!("../config/tutorial-q2.yaml");
@@ -194,7 +194,8 @@ async fn run_pipeline(
     let built = build(&config).map_err(|e| e.join("; "))?;
     peak_rss_reset();
     let started = Instant::now();
-    let running = RunningPipeline::start(built.graph).map_err(|e| e.to_string())?;
+    let running =
+        RunningPipeline::start(built.graph, Resume::fresh()).map_err(|e| e.to_string())?;
     let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let tweets = built

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use trendflow_config::{BuiltPipeline, Override, build, load_file};
+use trendflow_config::{BuiltParts, BuiltPipeline, Override, build, load_file};
 use trendflow_core::time::format_iso_utc;
-use trendflow_runtime::{EpochSummary, RunningPipeline};
+use trendflow_runtime::EpochSummary;
 use trendflow_sql::server::{ApiState, serve};
 
 /// Loads and builds a pipeline, printing every problem. None if there were any.
@@ -69,7 +69,7 @@ pub struct LiveStatus {
 /// What the HTTP endpoint serves, and where (trying the next ports when the first is taken,
 /// as Spark's UI does from 4040).
 fn api_state(
-    built: &BuiltPipeline,
+    built: &BuiltParts,
     status: Arc<Mutex<LiveStatus>>,
 ) -> Option<(SocketAddr, ApiState, String)> {
     if !built.api.enabled {
@@ -135,6 +135,7 @@ pub async fn run_built(
     stop_after: Option<std::time::Duration>,
     on_epoch: impl FnMut(&EpochSummary) + Send,
 ) -> i32 {
+    let (supervisor, built) = built.into_supervisor();
     let status = Arc::new(Mutex::new(LiveStatus::default()));
     let addr = match api_state(&built, status.clone()) {
         Some((addr, state, configured)) => serve_on_free_port(addr, state, configured).await,
@@ -152,14 +153,7 @@ pub async fn run_built(
         )
     });
     let name = built.name.clone();
-    let running = match RunningPipeline::start(built.graph) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("trendflow: {e}");
-            return 2;
-        }
-    };
-    let stop = running.stop_handle();
+    let stop = supervisor.stop_handle();
     let signals = tokio::spawn(async move {
         match stop_after {
             Some(d) => {
@@ -177,8 +171,8 @@ pub async fn run_built(
         std::process::exit(130);
     });
     let mut on_epoch = on_epoch;
-    let result = running
-        .wait(|e| {
+    let result = supervisor
+        .run(|e| {
             let mut s = status.lock().unwrap();
             s.epochs += 1;
             s.records += e.records;

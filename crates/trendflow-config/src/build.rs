@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
 use trendflow_connectors::file_sink::Layout;
 use trendflow_connectors::{
     CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource,
@@ -14,7 +15,10 @@ use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
 use trendflow_ops::{
     JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
 };
-use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, Trigger};
+use trendflow_runtime::checkpoint::{CheckpointStore, Checkpointer, LocalDirStore, MemoryStore};
+use trendflow_runtime::{
+    GraphBuilder, NodeBody, NodeSpec, PipelineGraph, RestartPolicy, Supervisor, Trigger,
+};
 use trendflow_sql::MemoryTables;
 
 use crate::model::*;
@@ -28,6 +32,36 @@ pub struct BuiltPipeline {
     pub api: ApiConfig,
     pub trigger: TriggerConfig,
     /// Memory tables the sinks write, by sink name.
+    pub memory_tables: BTreeMap<String, String>,
+    /// Builds fresh components for a restart (same metrics and memory tables).
+    pub rebuild: GraphBuilder,
+    pub checkpoints: Checkpointer,
+    pub restart: RestartPolicy,
+}
+
+impl BuiltPipeline {
+    /// The supervisor that runs this pipeline, restarting it from checkpoints on failure.
+    pub fn into_supervisor(self) -> (Supervisor, BuiltParts) {
+        let parts = BuiltParts {
+            name: self.name,
+            tables: self.tables,
+            metrics: self.metrics,
+            api: self.api,
+            trigger: self.trigger,
+            memory_tables: self.memory_tables,
+        };
+        let sup = Supervisor::new(self.graph, self.rebuild, self.restart, self.checkpoints);
+        (sup, parts)
+    }
+}
+
+/// What the binary keeps of a built pipeline once its supervisor runs it.
+pub struct BuiltParts {
+    pub name: String,
+    pub tables: MemoryTables,
+    pub metrics: Metrics,
+    pub api: ApiConfig,
+    pub trigger: TriggerConfig,
     pub memory_tables: BTreeMap<String, String>,
 }
 
@@ -69,10 +103,54 @@ fn row_schema(
 
 /// Checks the wiring and builds every component. Returns every problem found.
 pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
-    let mut errors = Vec::new();
-    let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
     let metrics = Metrics::new();
     let tables = MemoryTables::new();
+    let (graph, memory_tables) = build_graph(config, &metrics, &tables)?;
+    let name = graph.name.clone();
+    let rebuild: GraphBuilder = {
+        let (config, metrics, tables) = (config.clone(), metrics.clone(), tables.clone());
+        Box::new(move || {
+            build_graph(&config, &metrics, &tables)
+                .map(|(g, _)| g)
+                .map_err(|e| e.join("; "))
+        })
+    };
+    let store: Arc<dyn CheckpointStore> = match &config.checkpoint {
+        Some(c) => Arc::new(LocalDirStore::new(&c.path)),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let keep = config.checkpoint.as_ref().map_or(2, |c| c.keep);
+    let r = &config.restart;
+    Ok(BuiltPipeline {
+        name,
+        graph,
+        tables,
+        metrics,
+        api: config.api.clone(),
+        trigger: config.trigger,
+        memory_tables,
+        rebuild,
+        checkpoints: Checkpointer::new(store, keep),
+        restart: RestartPolicy {
+            max_restarts: r.max_restarts,
+            within: r.within.0,
+            backoff: r.backoff.0,
+            max_backoff: r.max_backoff.0,
+            poison_retries: r.poison_retries,
+        },
+    })
+}
+
+type GraphAndTables = (PipelineGraph, BTreeMap<String, String>);
+
+/// Builds every component of `config`, writing to `metrics` and `tables`.
+fn build_graph(
+    config: &PipelineConfig,
+    metrics: &Metrics,
+    tables: &MemoryTables,
+) -> Result<GraphAndTables, Vec<String>> {
+    let mut errors = Vec::new();
+    let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
     let kinds = kinds(config);
 
     // Names are unique across sections: `inputs:` refers to them.
@@ -182,7 +260,7 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                     o.batch_bytes = b.max(1);
                 }
                 o.bounded = trigger == Trigger::AvailableNow;
-                match FileSource::local(o, n, &metrics) {
+                match FileSource::local(o, n, metrics) {
                     Ok(src) => nodes.push(NodeSpec {
                         name: n.clone(),
                         body: NodeBody::Source {
@@ -350,13 +428,5 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(BuiltPipeline {
-        name,
-        graph,
-        tables,
-        metrics,
-        api: config.api.clone(),
-        trigger: config.trigger,
-        memory_tables,
-    })
+    Ok((graph, memory_tables))
 }

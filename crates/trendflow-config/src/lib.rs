@@ -7,6 +7,6 @@ mod build;
 mod load;
 mod model;
 
-pub use build::{BuiltPipeline, build};
+pub use build::{BuiltParts, BuiltPipeline, build};
 pub use load::{ConfigError, ConfigErrors, Override, load_file, load_str};
 pub use model::*;

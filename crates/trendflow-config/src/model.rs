@@ -96,6 +96,12 @@ pub struct PipelineConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub dead_letter: Option<DeadLetterConfig>,
+    /// Where checkpoints are kept; without it they are kept in memory only (failed actors
+    /// are still restarted, but a new process starts from scratch).
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointConfig>,
+    #[serde(default)]
+    pub restart: RestartConfig,
     /// Capacity of every mailbox, in batches (a raw batch is about 1 MB of lines).
     #[serde(default = "default_mailbox")]
     pub mailbox_capacity: usize,
@@ -148,6 +154,70 @@ fn default_api_address() -> String {
 
 fn default_true() -> bool {
     true
+}
+
+/// Durable checkpoints (docs/checkpoints.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// A local directory, created if missing. One directory per pipeline.
+    pub path: PathBuf,
+    /// How many checkpoints are kept (at least 2).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_keep() -> usize {
+    3
+}
+
+/// How failed actors are restarted (all together, from the last checkpoint).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartConfig {
+    /// At most this many restarts within `within`; one more failure stops the pipeline
+    /// with an error (exit code 1).
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: usize,
+    #[serde(default = "default_within")]
+    pub within: Dur,
+    /// Wait before the first restart, doubled each consecutive time up to `max_backoff`.
+    #[serde(default = "default_backoff")]
+    pub backoff: Dur,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Dur,
+    /// Failures of the same epoch before it is replayed record by record, setting aside
+    /// (dead letter `operator_failed`) the records it fails on.
+    #[serde(default = "default_poison_retries")]
+    pub poison_retries: usize,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            max_restarts: default_max_restarts(),
+            within: default_within(),
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+            poison_retries: default_poison_retries(),
+        }
+    }
+}
+
+fn default_max_restarts() -> usize {
+    5
+}
+fn default_within() -> Dur {
+    Dur(Duration::from_secs(600))
+}
+fn default_backoff() -> Dur {
+    Dur(Duration::from_millis(500))
+}
+fn default_max_backoff() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn default_poison_retries() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::{Batch, Epoch, OperatorError, RowSchema, Sink, Window};
 
+use trendflow_core::codec::{StateReader, StateWriter};
+
 use crate::table_format::{CsvWriter, csv_header, json_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,9 @@ pub struct FileSink {
     append_only: bool,
     log_started: bool,
     dirty: bool,
+    /// Length of the file after the last commit (appending layouts): a restart truncates the
+    /// file back to the length its checkpoint recorded, dropping rows of epochs it replays.
+    committed_len: u64,
 }
 
 impl FileSink {
@@ -77,6 +82,7 @@ impl FileSink {
             append_only: false,
             log_started: false,
             dirty: true,
+            committed_len: 0,
         }
     }
 
@@ -146,10 +152,14 @@ impl FileSink {
             {
                 std::fs::create_dir_all(dir).map_err(err)?;
             }
-            let fresh = !self.options.path.exists();
+            // A table starts anew (an old file is a previous run's table); a log goes on.
+            let restart_table = self.options.layout == Layout::Table;
+            let fresh = restart_table || !self.options.path.exists();
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
+                .append(!restart_table)
+                .write(true)
+                .truncate(restart_table)
                 .open(&self.options.path)
                 .map_err(err)?;
             if fresh
@@ -169,6 +179,7 @@ impl FileSink {
             f.sync_data().map_err(err)?;
             self.log_pending.clear();
         }
+        self.committed_len = std::fs::metadata(&self.options.path).map_err(err)?.len();
         Ok(())
     }
 }
@@ -228,5 +239,78 @@ impl Sink for FileSink {
         } else {
             self.commit(Epoch::MAX)
         }
+    }
+
+    fn state_signature(&self) -> Option<String> {
+        Some(format!(
+            "file sink v1 {} {:?} {:?}",
+            self.options.path.display(),
+            self.options.format,
+            self.options.layout
+        ))
+    }
+
+    /// Appending layouts: the committed length. Rewritten tables: the table itself.
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        let mut w = StateWriter::new();
+        w.u64(1)
+            .bool(self.append_only)
+            .bool(self.log_started)
+            .u64(self.committed_len)
+            .u64(self.table.len() as u64);
+        for ((window, key), count) in &self.table {
+            w.opt_i64(window.map(|w| w.start))
+                .opt_i64(window.map(|w| w.end))
+                .str(key)
+                .i64(*count);
+        }
+        Ok(w.finish())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        let bad = |e: trendflow_core::codec::DecodeError| {
+            OperatorError::new(format!("file sink state: {e}"))
+        };
+        let mut r = StateReader::new(state);
+        if r.u64().map_err(bad)? != 1 {
+            return Err(OperatorError::new("file sink state: unknown version"));
+        }
+        self.append_only = r.bool().map_err(bad)?;
+        self.log_started = r.bool().map_err(bad)?;
+        self.committed_len = r.u64().map_err(bad)?;
+        self.table.clear();
+        for _ in 0..r.u64().map_err(bad)? {
+            let start = r.opt_i64().map_err(bad)?;
+            let end = r.opt_i64().map_err(bad)?;
+            let window = start.zip(end).map(|(start, end)| Window { start, end });
+            let key: Arc<str> = r.str().map_err(bad)?.into();
+            self.table.insert((window, key), r.i64().map_err(bad)?);
+        }
+        r.end().map_err(bad)?;
+        self.epoch_rows.clear();
+        self.log_pending.clear();
+        self.dirty = true;
+        let appending = self.options.layout == Layout::Log || self.append_only;
+        if appending && self.log_started {
+            let path = &self.options.path;
+            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if len < self.committed_len {
+                return Err(OperatorError::new(format!(
+                    "{} is shorter ({len} bytes) than at its checkpoint ({} bytes): it was changed outside trendflow",
+                    path.display(),
+                    self.committed_len
+                )));
+            }
+            // Output of epochs after the checkpoint is written again by their replay.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| {
+                    f.set_len(self.committed_len)?;
+                    f.sync_all()
+                })
+                .map_err(|e| OperatorError::new(format!("truncating {}: {e}", path.display())))?;
+        }
+        Ok(())
     }
 }

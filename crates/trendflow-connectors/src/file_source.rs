@@ -23,9 +23,10 @@ use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
 use trendflow_core::metrics::{Counter, Metrics, names};
 use trendflow_core::{
-    Batch, BatchSender, BoxFuture, Epoch, OperatorError, PollOutcome, RawBatch, Source,
+    Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, RawBatch, Source,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,10 +305,10 @@ impl FileSource {
             CleanSource::Delete => {
                 let store = self.store()?;
                 for f in files {
-                    store
-                        .delete(&f)
-                        .await
-                        .map_err(|e| OperatorError::new(format!("deleting {f}: {e}")))?;
+                    match store.delete(&f).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(OperatorError::new(format!("deleting {f}: {e}"))),
+                    }
                 }
                 Ok(())
             }
@@ -319,6 +320,10 @@ impl FileSource {
                         std::fs::create_dir_all(parent).map_err(|e| {
                             OperatorError::new(format!("archive {}: {e}", parent.display()))
                         })?;
+                    }
+                    // Already moved: a restart cleans the epochs of its checkpoint again.
+                    if !from.exists() && to.exists() {
+                        continue;
                     }
                     std::fs::rename(&from, &to).map_err(|e| {
                         OperatorError::new(format!(
@@ -334,12 +339,41 @@ impl FileSource {
     }
 }
 
+impl FileSource {
+    fn encode_plan(files: &[FileEntry]) -> Vec<u8> {
+        let mut w = StateWriter::new();
+        w.u64(PLAN_VERSION).u64(files.len() as u64);
+        for f in files {
+            w.str(f.location.as_ref()).i64(f.mtime_ms).u64(f.size);
+        }
+        w.finish()
+    }
+
+    fn decode_plan(input: &[u8]) -> Result<Vec<FileEntry>, DecodeError> {
+        let mut r = StateReader::new(input);
+        if r.u64()? != PLAN_VERSION {
+            return Err(DecodeError(0));
+        }
+        let n = r.u64()? as usize;
+        let mut files = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            files.push(FileEntry {
+                location: StorePath::from(r.str()?),
+                mtime_ms: r.i64()?,
+                size: r.u64()?,
+            });
+        }
+        r.end()?;
+        Ok(files)
+    }
+}
+
+/// Format of an epoch's input record (the files it reads) and of the source's state.
+const PLAN_VERSION: u64 = 1;
+const STATE_VERSION: u64 = 1;
+
 impl Source for FileSource {
-    fn poll_epoch<'a>(
-        &'a mut self,
-        epoch: Epoch,
-        out: &'a mut dyn BatchSender,
-    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+    fn plan_epoch(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
         Box::pin(async move {
             let limit = self
                 .options
@@ -361,13 +395,30 @@ impl Source for FileSource {
             };
             if batch.is_empty() {
                 return Ok(if self.options.bounded {
-                    PollOutcome::Exhausted
+                    EpochPlan::Exhausted
                 } else {
-                    PollOutcome::Idle
+                    EpochPlan::Idle
                 });
             }
+            Ok(EpochPlan::Input(Self::encode_plan(&batch)))
+        })
+    }
+
+    fn read_epoch<'a>(
+        &'a mut self,
+        epoch: Epoch,
+        input: &'a [u8],
+        out: &'a mut dyn BatchSender,
+    ) -> BoxFuture<'a, Result<(), OperatorError>> {
+        Box::pin(async move {
+            let batch = Self::decode_plan(input).map_err(|e| {
+                OperatorError::new(format!(
+                    "the input record of epoch {epoch} is unreadable: {e}"
+                ))
+            })?;
             for f in &batch {
                 self.seen.insert(f.location.to_string(), f.mtime_ms);
+                self.latest_mtime = self.latest_mtime.max(f.mtime_ms);
                 self.read_file(f, out).await?;
             }
             self.last_files = batch.len();
@@ -375,7 +426,7 @@ impl Source for FileSource {
                 self.epoch_files
                     .insert(epoch, batch.into_iter().map(|f| f.location).collect());
             }
-            Ok(PollOutcome::Data)
+            Ok(())
         })
     }
 
@@ -396,6 +447,58 @@ impl Source for FileSource {
             self.seen.len(),
             self.last_files
         )
+    }
+
+    fn state_signature(&self) -> Option<String> {
+        Some(format!("file source v{STATE_VERSION}"))
+    }
+
+    /// The files already taken (bounded by `max_file_age`), and those of epochs not yet
+    /// cleaned up, so a restart neither reads a file twice nor forgets to archive one.
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        let mut w = StateWriter::new();
+        w.u64(STATE_VERSION)
+            .i64(self.latest_mtime)
+            .bool(self.listed_once)
+            .u64(self.seen.len() as u64);
+        let mut seen: Vec<_> = self.seen.iter().collect();
+        seen.sort();
+        for (path, mtime) in seen {
+            w.str(path).i64(*mtime);
+        }
+        w.u64(self.epoch_files.len() as u64);
+        for (epoch, files) in &self.epoch_files {
+            w.u64(*epoch).u64(files.len() as u64);
+            for f in files {
+                w.str(f.as_ref());
+            }
+        }
+        Ok(w.finish())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        let bad = |e: DecodeError| OperatorError::new(format!("file source state: {e}"));
+        let mut r = StateReader::new(state);
+        if r.u64().map_err(bad)? != STATE_VERSION {
+            return Err(OperatorError::new("file source state: unknown version"));
+        }
+        self.latest_mtime = r.i64().map_err(bad)?;
+        self.listed_once = r.bool().map_err(bad)?;
+        self.seen.clear();
+        for _ in 0..r.u64().map_err(bad)? {
+            let path = r.str().map_err(bad)?.to_string();
+            self.seen.insert(path, r.i64().map_err(bad)?);
+        }
+        self.epoch_files.clear();
+        for _ in 0..r.u64().map_err(bad)? {
+            let epoch = r.u64().map_err(bad)?;
+            let mut files = Vec::new();
+            for _ in 0..r.u64().map_err(bad)? {
+                files.push(StorePath::from(r.str().map_err(bad)?));
+            }
+            self.epoch_files.insert(epoch, files);
+        }
+        r.end().map_err(bad)
     }
 }
 
@@ -422,6 +525,25 @@ mod tests {
             _: trendflow_core::DeadLetter,
         ) -> BoxFuture<'_, Result<(), OperatorError>> {
             Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Polled {
+        Data,
+        Idle,
+        Exhausted,
+    }
+
+    /// Plans and reads one epoch, as the runtime does.
+    async fn poll(src: &mut FileSource, epoch: Epoch, out: &mut Collect) -> Polled {
+        match src.plan_epoch(epoch).await.unwrap() {
+            EpochPlan::Input(input) => {
+                src.read_epoch(epoch, &input, out).await.unwrap();
+                Polled::Data
+            }
+            EpochPlan::Idle => Polled::Idle,
+            EpochPlan::Exhausted => Polled::Exhausted,
         }
     }
 
@@ -459,28 +581,16 @@ mod tests {
         o.max_files_per_trigger = Some(1);
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        assert_eq!(
-            src.poll_epoch(0, &mut out).await.unwrap(),
-            PollOutcome::Data
-        );
+        assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         assert_eq!(lines_of(&out.0), vec!["b1", "b2"]);
         out.0.clear();
-        assert_eq!(
-            src.poll_epoch(1, &mut out).await.unwrap(),
-            PollOutcome::Data
-        );
+        assert_eq!(poll(&mut src, 1, &mut out).await, Polled::Data);
         assert_eq!(lines_of(&out.0), vec!["a1"]);
         out.0.clear();
-        assert_eq!(
-            src.poll_epoch(2, &mut out).await.unwrap(),
-            PollOutcome::Idle
-        );
+        assert_eq!(poll(&mut src, 2, &mut out).await, Polled::Idle);
         // a new file arrives
         write(dir.path(), "d.json", "d1", 3_000);
-        assert_eq!(
-            src.poll_epoch(2, &mut out).await.unwrap(),
-            PollOutcome::Data
-        );
+        assert_eq!(poll(&mut src, 2, &mut out).await, Polled::Data);
         assert_eq!(lines_of(&out.0), vec!["d1"]);
     }
 
@@ -492,15 +602,9 @@ mod tests {
         o.bounded = true;
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        assert_eq!(
-            src.poll_epoch(0, &mut out).await.unwrap(),
-            PollOutcome::Data
-        );
+        assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         write(dir.path(), "2.json", "y\n", 2);
-        assert_eq!(
-            src.poll_epoch(1, &mut out).await.unwrap(),
-            PollOutcome::Exhausted
-        );
+        assert_eq!(poll(&mut src, 1, &mut out).await, Polled::Exhausted);
         assert_eq!(lines_of(&out.0), vec!["x"]);
     }
 
@@ -513,7 +617,7 @@ mod tests {
         o.latest_first = true;
         let mut src = FileSource::local(o.clone(), "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        src.poll_epoch(0, &mut out).await.unwrap();
+        poll(&mut src, 0, &mut out).await;
         assert_eq!(lines_of(&out.0), vec!["new", "old"]);
 
         // After the first listing, files older than newest - max_file_age are ignored.
@@ -524,12 +628,9 @@ mod tests {
         let metrics = Metrics::new();
         let mut src = FileSource::local(o, "s", &metrics).unwrap();
         let mut out = Collect(vec![]);
-        src.poll_epoch(0, &mut out).await.unwrap();
+        poll(&mut src, 0, &mut out).await;
         write(dir.path(), "too-old.json", "z\n", 1_000);
-        assert_eq!(
-            src.poll_epoch(1, &mut out).await.unwrap(),
-            PollOutcome::Idle
-        );
+        assert_eq!(poll(&mut src, 1, &mut out).await, Polled::Idle);
         assert_eq!(metrics.value(names::FILES_SKIPPED, "s"), 1);
     }
 
@@ -542,7 +643,7 @@ mod tests {
         o.batch_bytes = 100;
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        src.poll_epoch(0, &mut out).await.unwrap();
+        poll(&mut src, 0, &mut out).await;
         assert!(out.0.len() > 10);
         let mut expected_line = 1;
         for b in &out.0 {
@@ -563,10 +664,54 @@ mod tests {
         o.clean_source = CleanSource::Archive(archive.path().to_path_buf());
         let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
-        src.poll_epoch(0, &mut out).await.unwrap();
+        poll(&mut src, 0, &mut out).await;
         assert!(dir.path().join("a.json").exists());
         src.on_commit(0).await.unwrap();
         assert!(!dir.path().join("a.json").exists());
+        assert!(archive.path().join("a.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_restored_source_reads_neither_twice_nor_less() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", "a\n", 1);
+        write(dir.path(), "b.json", "b\n", 2);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.max_files_per_trigger = Some(1);
+        let mut src = FileSource::local(o.clone(), "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        poll(&mut src, 0, &mut out).await;
+        let state = src.snapshot().unwrap();
+        // The next epoch is planned (and recorded) but the process dies before it commits.
+        let EpochPlan::Input(planned) = src.plan_epoch(1).await.unwrap() else {
+            panic!()
+        };
+        let mut again = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        again.restore(&state).unwrap();
+        let mut out = Collect(vec![]);
+        again.read_epoch(1, &planned, &mut out).await.unwrap();
+        assert_eq!(lines_of(&out.0), vec!["b"]);
+        assert_eq!(poll(&mut again, 2, &mut out).await, Polled::Idle);
+        assert!(again.restore(&state[..state.len() - 1]).is_err());
+        assert!(again.read_epoch(3, b"garbage", &mut out).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn cleaning_a_file_already_archived_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", "a\n", 1);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.clean_source = CleanSource::Archive(archive.path().to_path_buf());
+        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut out = Collect(vec![]);
+        poll(&mut src, 0, &mut out).await;
+        let state = src.snapshot().unwrap();
+        src.on_commit(0).await.unwrap();
+        // A crash after the archive but before the next checkpoint: the restored source
+        // cleans epoch 0 again.
+        src.restore(&state).unwrap();
+        src.on_commit(0).await.unwrap();
         assert!(archive.path().join("a.json").exists());
     }
 }

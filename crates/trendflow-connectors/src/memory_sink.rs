@@ -3,6 +3,7 @@
 //! append and update modes append, up to an optional bound on retained rows.
 
 use trendflow_core::batch::OutputMode;
+use trendflow_core::codec::{StateReader, StateWriter};
 use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowSchema, Sink};
 use trendflow_sql::tables::{arrow_schema, to_record_batch};
 use trendflow_sql::{MemoryTables, TableMode};
@@ -83,5 +84,64 @@ impl Sink for MemorySink {
         self.tables
             .commit(&self.table, table_mode, to_record_batch(schema, &rows));
         Ok(())
+    }
+
+    fn state_signature(&self) -> Option<String> {
+        Some(format!("memory table `{}` v1", self.table))
+    }
+
+    /// The committed table (Arrow IPC), with its columns and mode: a restart puts the table
+    /// back as it was after the checkpoint's epoch, dropping rows of later epochs.
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        let mut w = StateWriter::new();
+        w.u64(1);
+        match (&self.schema, self.mode) {
+            (Some(schema), Some(mode)) => {
+                w.bool(true)
+                    .bool(schema.windowed)
+                    .str(&schema.key_column)
+                    .str(&schema.value_column)
+                    .u64(mode as u64);
+                let ipc = self
+                    .tables
+                    .export(&self.table)
+                    .map_err(OperatorError::new)?
+                    .unwrap_or_default();
+                w.bytes(&ipc);
+            }
+            _ => {
+                w.bool(false);
+            }
+        }
+        Ok(w.finish())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        let bad = |e: trendflow_core::codec::DecodeError| {
+            OperatorError::new(format!("memory sink state: {e}"))
+        };
+        let mut r = StateReader::new(state);
+        if r.u64().map_err(bad)? != 1 {
+            return Err(OperatorError::new("memory sink state: unknown version"));
+        }
+        if r.bool().map_err(bad)? {
+            let schema = RowSchema {
+                windowed: r.bool().map_err(bad)?,
+                key_column: r.str().map_err(bad)?.into(),
+                value_column: r.str().map_err(bad)?.into(),
+            };
+            self.mode = Some(match r.u64().map_err(bad)? {
+                0 => OutputMode::Append,
+                1 => OutputMode::Update,
+                _ => OutputMode::Complete,
+            });
+            self.schema = Some(schema);
+            let ipc = r.bytes().map_err(bad)?;
+            self.tables
+                .import(&self.table, ipc, self.max_rows)
+                .map_err(|e| OperatorError::new(format!("memory sink state: {e}")))?;
+        }
+        self.pending.clear();
+        r.end().map_err(bad)
     }
 }

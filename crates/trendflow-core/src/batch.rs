@@ -60,6 +60,75 @@ impl Batch {
     }
 
     /// Size in bytes of the payload, for byte rates.
+    /// The batch cut into one batch per record, each with where the record came from
+    /// (origin, 1-based line; empty and 0 when unknown). Used to find the one record an
+    /// operator keeps failing on.
+    pub fn split_records(&self) -> Vec<(Batch, Arc<str>, u64)> {
+        let none: Arc<str> = Arc::from("");
+        match self {
+            Batch::Raw(b) => {
+                let mut out = Vec::with_capacity(b.lines);
+                let mut line = b.first_line;
+                let mut rest = &b.data[..];
+                while !rest.is_empty() {
+                    let end = rest
+                        .iter()
+                        .position(|&c| c == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    let raw = RawBatch {
+                        origin: b.origin.clone(),
+                        first_line: line,
+                        lines: 1,
+                        data: rest[..end].to_vec(),
+                    };
+                    out.push((Batch::Raw(Arc::new(raw)), b.origin.clone(), line));
+                    rest = &rest[end..];
+                    line += 1;
+                }
+                out
+            }
+            Batch::Posts(b) => (0..b.len())
+                .map(|i| {
+                    let mut one = PostBatch::new(b.origin.clone());
+                    one.push(b.lines[i], b.ids[i], b.event_times[i], b.text(i));
+                    (Batch::Posts(Arc::new(one)), b.origin.clone(), b.lines[i])
+                })
+                .collect(),
+            Batch::Tokens(b) => b
+                .iter()
+                .map(|(t, w)| {
+                    let mut one = TokenBatch::with_capacity(1, w.len());
+                    one.push(t, w);
+                    (Batch::Tokens(Arc::new(one)), none.clone(), 0)
+                })
+                .collect(),
+            Batch::Rows(b) => b
+                .rows
+                .iter()
+                .map(|r| {
+                    let one = RowBatch {
+                        schema: b.schema.clone(),
+                        mode: b.mode,
+                        epoch: b.epoch,
+                        rows: vec![r.clone()],
+                    };
+                    (Batch::Rows(Arc::new(one)), none.clone(), 0)
+                })
+                .collect(),
+        }
+    }
+
+    /// The start of a one-record batch, for a dead letter's excerpt.
+    pub fn excerpt(&self) -> String {
+        match self {
+            Batch::Raw(b) => crate::DeadLetter::excerpt_of(&b.data),
+            Batch::Posts(b) if !b.is_empty() => crate::DeadLetter::excerpt_of(b.text(0).as_bytes()),
+            Batch::Tokens(b) if !b.is_empty() => b.token(0).to_string(),
+            Batch::Rows(b) if !b.rows.is_empty() => b.rows[0].key.to_string(),
+            _ => String::new(),
+        }
+    }
+
     pub fn payload_bytes(&self) -> usize {
         match self {
             Batch::Raw(b) => b.data.len(),
@@ -214,6 +283,26 @@ pub struct RowBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_split_into_records_with_positions() {
+        let raw = RawBatch {
+            origin: "f".into(),
+            first_line: 10,
+            lines: 3,
+            data: b"a\nbb\nc".to_vec(),
+        };
+        let parts = Batch::Raw(Arc::new(raw)).split_records();
+        let lines: Vec<u64> = parts.iter().map(|p| p.2).collect();
+        assert_eq!(lines, [10, 11, 12]);
+        assert_eq!(parts[1].0.excerpt(), "bb\n");
+        let mut posts = PostBatch::new("g".into());
+        posts.push(3, Some(1), None, "x");
+        posts.push(7, Some(2), None, "y");
+        let parts = Batch::Posts(Arc::new(posts)).split_records();
+        assert_eq!((parts[1].2, parts[1].0.excerpt()), (7, "y".to_string()));
+        assert!(parts.iter().all(|p| p.0.len() == 1 && &*p.1 == "g"));
+    }
 
     #[test]
     fn post_batch_keeps_texts_apart() {

@@ -31,10 +31,13 @@ pub enum Reason {
     /// Dated beyond the wall clock plus `max_future_skew`: it would drag the watermark ahead
     /// and close windows early, so it is set aside.
     FutureEvent,
+    /// A component failed on this record again and again: after the restart budget for its
+    /// epoch it was isolated, so the rest of the stream goes on.
+    OperatorFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::EmptyLine,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
@@ -47,6 +50,7 @@ impl Reason {
         Reason::BadEventTime,
         Reason::LateEvent,
         Reason::FutureEvent,
+        Reason::OperatorFailed,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -63,6 +67,7 @@ impl Reason {
             Reason::BadEventTime => "bad_event_time",
             Reason::LateEvent => "late_event",
             Reason::FutureEvent => "future_event",
+            Reason::OperatorFailed => "operator_failed",
         }
     }
 }

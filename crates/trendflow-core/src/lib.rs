@@ -6,8 +6,10 @@
 //! can be unit-tested by calling it directly.
 
 pub mod batch;
+pub mod codec;
 pub mod deadletter;
 pub mod duration;
+pub mod failpoint;
 pub mod message;
 pub mod metrics;
 pub mod operator;
@@ -19,7 +21,7 @@ pub use batch::{Batch, DataKind, PostBatch, RawBatch, ResultRow, RowBatch, RowSc
 pub use deadletter::{DeadLetter, Reason};
 pub use message::{Epoch, StreamMessage};
 pub use operator::{
-    BatchSender, BoxFuture, DeadLetterSink, Emitter, Operator, OperatorError, PollOutcome, Sink,
+    BatchSender, BoxFuture, DeadLetterSink, Emitter, EpochPlan, Operator, OperatorError, Sink,
     Source,
 };
 pub use watermark::WatermarkTracker;

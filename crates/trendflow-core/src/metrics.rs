@@ -26,7 +26,12 @@ pub mod names {
     pub const STATE_SLICES: &str = "trendflow_state_slices";
     pub const WATERMARK_MS: &str = "trendflow_watermark_milliseconds";
     pub const MAILBOX_FULL_WAITS: &str = "trendflow_mailbox_full_waits_total";
+    /// Restarts of the pipeline's actors from the last checkpoint, labelled with the
+    /// component whose failure caused them.
     pub const ACTOR_RESTARTS: &str = "trendflow_actor_restarts_total";
+    pub const CHECKPOINTS_WRITTEN: &str = "trendflow_checkpoints_written_total";
+    /// Epochs read again from the offset log after a restart.
+    pub const EPOCHS_REPLAYED: &str = "trendflow_epochs_replayed_total";
     pub const BUSY_NANOS: &str = "trendflow_busy_nanoseconds_total";
 }
 

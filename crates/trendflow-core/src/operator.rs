@@ -98,6 +98,23 @@ pub trait Operator: Send + 'static {
     fn state_rows(&self) -> usize {
         0
     }
+
+    /// What this component's checkpointed state is: `Some` for a stateful component, naming
+    /// its kind and every parameter that shapes the state (window size, slide, key...). A
+    /// checkpoint is restored only into a component with the same signature.
+    fn state_signature(&self) -> Option<String> {
+        None
+    }
+
+    /// Its state after the current barrier, for a checkpoint (stateful components only).
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back a state taken by [`Self::snapshot`] before any input arrives.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// The end of a branch: writes batches somewhere.
@@ -117,6 +134,25 @@ pub trait Sink: Send + 'static {
     fn finish(&mut self) -> Result<(), OperatorError> {
         Ok(())
     }
+
+    /// A sink's state is what it has committed (a file's length, a table's rows), so that a
+    /// restart from a checkpoint first takes back output of epochs after it.
+    /// What this component's checkpointed state is: `Some` for a stateful component, naming
+    /// its kind and every parameter that shapes the state (window size, slide, key...). A
+    /// checkpoint is restored only into a component with the same signature.
+    fn state_signature(&self) -> Option<String> {
+        None
+    }
+
+    /// Its state after the current barrier, for a checkpoint (stateful components only).
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back a state taken by [`Self::snapshot`] before any input arrives.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// A boxed future, as returned by the async methods of [`Source`].
@@ -130,27 +166,34 @@ pub trait BatchSender: Send {
     fn dead_letter(&mut self, letter: DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>>;
 }
 
-/// What one poll of a source produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollOutcome {
-    /// The epoch carried data.
-    Data,
+/// What a source will read in its next epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EpochPlan {
+    /// This input, described so that [`Source::read_epoch`] can read exactly it again after a
+    /// crash (file names, partition offsets...). The runtime records it before reading.
+    Input(Vec<u8>),
     /// Nothing new this time; the stream goes on.
     Idle,
     /// A bounded source has nothing more to read.
     Exhausted,
 }
 
-/// The start of a pipeline: reads input one epoch at a time.
+/// The start of a pipeline: reads input one epoch at a time, in two steps so that an epoch's
+/// input can be recorded before it is read and read again identically after a crash.
 pub trait Source: Send + 'static {
-    /// Reads the next epoch's input and sends it. Called once per trigger.
-    fn poll_epoch<'a>(
+    /// Chooses the next epoch's input, without reading it. Called once per trigger.
+    fn plan_epoch(&mut self, epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>>;
+
+    /// Reads and sends an input chosen by [`Self::plan_epoch`], now or before a restart.
+    fn read_epoch<'a>(
         &'a mut self,
         epoch: Epoch,
+        input: &'a [u8],
         out: &'a mut dyn BatchSender,
-    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>>;
+    ) -> BoxFuture<'a, Result<(), OperatorError>>;
 
-    /// Every sink has committed `epoch`: input of that epoch may now be cleaned up.
+    /// Every sink has committed `epoch` and its checkpoint is durable: input of that epoch may
+    /// now be cleaned up.
     fn on_commit(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<(), OperatorError>> {
         Box::pin(async { Ok(()) })
     }
@@ -158,6 +201,22 @@ pub trait Source: Send + 'static {
     /// A short description of the input position, for progress reports.
     fn describe_offset(&self) -> String {
         String::new()
+    }
+    /// What this component's checkpointed state is: `Some` for a stateful component, naming
+    /// its kind and every parameter that shapes the state (window size, slide, key...). A
+    /// checkpoint is restored only into a component with the same signature.
+    fn state_signature(&self) -> Option<String> {
+        None
+    }
+
+    /// Its state after the current barrier, for a checkpoint (stateful components only).
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back a state taken by [`Self::snapshot`] before any input arrives.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), OperatorError> {
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
+use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
 use trendflow_core::{
     Batch, Emitter, Epoch, Operator, OperatorError, ResultRow, RowBatch, RowSchema,
 };
@@ -117,5 +118,33 @@ impl Operator for KeyCount {
 
     fn state_rows(&self) -> usize {
         self.counts.len()
+    }
+
+    fn state_signature(&self) -> Option<String> {
+        Some(format!("count v1 mode={:?}", self.mode))
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        let mut w = StateWriter::new();
+        w.u64(1).u64(self.counts.len() as u64);
+        for (k, c) in &self.counts {
+            w.str(k).i64(*c);
+        }
+        Ok(w.finish())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        let bad = |e: DecodeError| OperatorError::new(format!("count state: {e}"));
+        let mut r = StateReader::new(state);
+        if r.u64().map_err(bad)? != 1 {
+            return Err(OperatorError::new("count state: unknown version"));
+        }
+        self.counts.clear();
+        self.touched.clear();
+        for _ in 0..r.u64().map_err(bad)? {
+            let k: Arc<str> = r.str().map_err(bad)?.into();
+            self.counts.insert(k, r.i64().map_err(bad)?);
+        }
+        r.end().map_err(bad)
     }
 }

@@ -47,6 +47,19 @@ impl Operator for Tokenizer {
                 batch.kind()
             )));
         };
+        // Test hooks: fail on a whole batch, or on every post whose text contains a marker
+        // (a "poisoned" record that fails deterministically).
+        trendflow_core::failpoint::check("tokenizer-batch").map_err(OperatorError::new)?;
+        if let Some(marker) = trendflow_core::failpoint::arg("tokenizer-poison") {
+            for i in 0..posts.len() {
+                if posts.text(i).contains(marker) {
+                    panic!(
+                        "poisoned post at line {} of {}",
+                        posts.lines[i], posts.origin
+                    );
+                }
+            }
+        }
         let mut tokens = TokenBatch::with_capacity(posts.len() * 2, posts.len() * 24);
         for i in 0..posts.len() {
             let t = posts.event_times[i];

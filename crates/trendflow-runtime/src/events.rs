@@ -25,6 +25,11 @@ pub enum RuntimeEvent {
     SinkFinished { sink: String },
     /// A source ended (bounded input exhausted, or stopped).
     SourceFinished { source: String },
+    /// A stateful component's state after the barrier of `epoch`, for its checkpoint.
+    Snapshot {
+        epoch: Epoch,
+        state: crate::checkpoint::ComponentState,
+    },
     /// A component failed; the pipeline stops.
     Failed { component: String, error: String },
 }

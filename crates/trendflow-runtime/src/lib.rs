@@ -5,6 +5,7 @@
 //! The runtime knows [`trendflow_core`]'s traits only: which sources, operators and sinks run
 //! is decided by whoever builds the [`PipelineGraph`] (the config crate, or a test).
 
+pub mod checkpoint;
 mod dead_letters;
 mod events;
 mod graph;
@@ -12,7 +13,9 @@ mod outputs;
 mod run;
 mod source_actor;
 mod stage_actor;
+mod supervisor;
 
 pub use events::{EpochSummary, RuntimeEvent};
 pub use graph::{GraphError, NodeBody, NodeSpec, OperatorFactory, PipelineGraph, Trigger};
-pub use run::{PipelineError, RunReport, RunningPipeline, StopHandle};
+pub use run::{PipelineError, Resume, RunReport, RunningPipeline};
+pub use supervisor::{GraphBuilder, RestartPolicy, StopHandle, Supervisor};

@@ -1,6 +1,6 @@
 //! Starting a pipeline graph as actors, following its epochs, stopping it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use kameo::actor::{ActorRef, Spawn};
@@ -9,11 +9,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use trendflow_core::metrics::{Metrics, names};
 use trendflow_core::{Epoch, EventTime};
 
+use crate::checkpoint::{Checkpoint, Checkpointer, ComponentState, OffsetEntry};
 use crate::dead_letters::{DeadLetterActor, DeadLetterOut, Flush};
 use crate::events::{EpochSummary, RuntimeEvent};
 use crate::graph::{GraphError, NodeBody, PipelineGraph};
 use crate::outputs::{Edge, Outputs};
-use crate::source_actor::{Committed, SourceActor, Stop};
+use crate::source_actor::{Committed, SourceActor};
 use crate::stage_actor::{Body, StageActor, StageMetrics};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,173 @@ pub enum PipelineError {
     Component { component: String, error: String },
     #[error("dead-letter output failed: {0}")]
     DeadLetters(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("the checkpoint does not fit this pipeline: {}", .0.join("; "))]
+    Incompatible(Vec<String>),
+    #[error("gave up after {restarts} restarts within {within_secs} s; last failure: {last}")]
+    RestartBudget {
+        restarts: usize,
+        within_secs: u64,
+        last: Box<PipelineError>,
+    },
+}
+
+/// Where a run starts from: the checkpoint directory, the newest checkpoint in it (if any)
+/// and the epochs to replay exactly.
+pub struct Resume {
+    pub checkpoints: Checkpointer,
+    pub checkpoint: Option<Checkpoint>,
+    pub replays: HashMap<String, Vec<(Epoch, OffsetEntry)>>,
+    /// Process this epoch record by record, isolating records that fail (set by the
+    /// supervisor after repeated failures of the same epoch).
+    pub isolate: Option<Epoch>,
+}
+
+impl Resume {
+    /// Reads the newest checkpoint and the offset entries after it for every source of `graph`.
+    pub fn load(
+        checkpoints: Checkpointer,
+        graph: &PipelineGraph,
+    ) -> impl std::future::Future<Output = Result<Resume, PipelineError>> + Send + 'static {
+        // Names only: the graph is not held across an await (it is not `Sync`).
+        let pipeline = graph.name.clone();
+        let sources: Vec<String> = graph
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.body, NodeBody::Source { .. }))
+            .map(|n| n.name.clone())
+            .collect();
+        Self::load_for(checkpoints, pipeline, sources)
+    }
+
+    async fn load_for(
+        checkpoints: Checkpointer,
+        pipeline: String,
+        sources: Vec<String>,
+    ) -> Result<Resume, PipelineError> {
+        let checkpoint = checkpoints
+            .load_latest(&pipeline)
+            .await
+            .map_err(PipelineError::Checkpoint)?;
+        let after = checkpoint.as_ref().map(|c| c.epoch);
+        let mut replays = HashMap::new();
+        for name in &sources {
+            {
+                checkpoints
+                    .register_source(name)
+                    .await
+                    .map_err(PipelineError::Checkpoint)?;
+                let entries = checkpoints
+                    .offsets_after(name, after)
+                    .await
+                    .map_err(PipelineError::Checkpoint)?;
+                replays.insert(name.clone(), entries);
+            }
+        }
+        Ok(Resume {
+            checkpoints,
+            checkpoint,
+            replays,
+            isolate: None,
+        })
+    }
+
+    /// A run from scratch, with checkpoints kept in memory only.
+    pub fn fresh() -> Resume {
+        Resume {
+            checkpoints: Checkpointer::new(
+                std::sync::Arc::new(crate::checkpoint::MemoryStore::new()),
+                2,
+            ),
+            checkpoint: None,
+            replays: HashMap::new(),
+            isolate: None,
+        }
+    }
+
+    /// The first epoch this run processes.
+    pub fn first_epoch(&self) -> Epoch {
+        self.checkpoint.as_ref().map_or(0, |c| c.epoch + 1)
+    }
+}
+
+/// The saved states of a checkpoint, by component and instance, checked against the graph.
+struct Restore {
+    states: HashMap<(String, u32), ComponentState>,
+}
+
+impl Restore {
+    /// Every incompatibility at once: a component whose state changed kind or parameters,
+    /// changed parallelism, or disappeared. New components simply start empty.
+    fn check(
+        checkpoint: Option<&Checkpoint>,
+        graph: &PipelineGraph,
+    ) -> Result<Restore, Vec<String>> {
+        let mut states = HashMap::new();
+        let Some(c) = checkpoint else {
+            return Ok(Restore { states });
+        };
+        let mut errors = Vec::new();
+        let mut expected: HashMap<&str, (Option<String>, u32)> = HashMap::new();
+        for n in &graph.nodes {
+            let (signature, instances) = match &n.body {
+                NodeBody::Source { source, .. } => (
+                    Some(source.state_signature().unwrap_or_else(|| "source".into())),
+                    1,
+                ),
+                NodeBody::Operator {
+                    factory,
+                    parallelism,
+                } => (factory().state_signature(), (*parallelism).max(1) as u32),
+                NodeBody::Sink(s) => (s.state_signature(), 1),
+            };
+            expected.insert(n.name.as_str(), (signature, instances));
+        }
+        for s in &c.components {
+            match expected.get(s.name.as_str()) {
+                None => errors.push(format!(
+                    "`{}` has state in checkpoint {} but is not in the pipeline any more (its state would be lost: restore the component or use a new checkpoint.path)",
+                    s.name, c.epoch
+                )),
+                Some((None, _)) => errors.push(format!(
+                    "`{}` was stateful ({}) and now keeps no state",
+                    s.name, s.signature
+                )),
+                Some((Some(sig), _)) if *sig != s.signature => errors.push(format!(
+                    "`{}` changed: the checkpoint holds `{}`, the pipeline has `{sig}`",
+                    s.name, s.signature
+                )),
+                Some((_, n)) if *n != s.instances => errors.push(format!(
+                    "`{}` changed parallelism from {} to {n}: its state is split by instance",
+                    s.name, s.instances
+                )),
+                _ => {
+                    states.insert((s.name.clone(), s.instance), s.clone());
+                }
+            }
+        }
+        for (name, (sig, _)) in &expected {
+            if sig.is_some() && !c.components.iter().any(|s| s.name == *name) {
+                tracing::info!(
+                    component = name,
+                    "new in this pipeline: starts with empty state"
+                );
+            }
+        }
+        errors.dedup();
+        if errors.is_empty() {
+            Ok(Restore { states })
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn take(&mut self, name: &str, instance: u32) -> Option<Vec<u8>> {
+        self.states
+            .remove(&(name.to_string(), instance))
+            .map(|s| s.state)
+    }
 }
 
 /// What a finished run did.
@@ -35,21 +203,6 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
-/// Stops the sources of a running pipeline: each finishes its current epoch, then the end
-/// of the stream flows through every stage and the sinks close.
-#[derive(Clone)]
-pub struct StopHandle {
-    sources: Vec<ActorRef<SourceActor>>,
-}
-
-impl StopHandle {
-    pub async fn stop(&self) {
-        for s in &self.sources {
-            let _ = s.tell(Stop).send().await;
-        }
-    }
-}
-
 pub struct RunningPipeline {
     name: String,
     events: UnboundedReceiver<RuntimeEvent>,
@@ -59,12 +212,27 @@ pub struct RunningPipeline {
     dead_letters: Option<ActorRef<DeadLetterActor>>,
     metrics: Metrics,
     started: Instant,
+    checkpoints: Checkpointer,
+    /// The watermark of the last committed epoch.
+    watermark: Option<EventTime>,
 }
 
 impl RunningPipeline {
-    /// Spawns every actor of the graph (sinks first, sources last) and starts the sources.
-    pub fn start(graph: PipelineGraph) -> Result<RunningPipeline, PipelineError> {
+    /// Spawns every actor of the graph (sinks first, sources last) with the state of the
+    /// checkpoint it resumes from, and starts the sources.
+    pub fn start(graph: PipelineGraph, resume: Resume) -> Result<RunningPipeline, PipelineError> {
         let order = graph.validate().map_err(PipelineError::Graph)?;
+        let mut restore = Restore::check(resume.checkpoint.as_ref(), &graph)
+            .map_err(PipelineError::Incompatible)?;
+        let first_epoch = resume.first_epoch();
+        let Resume {
+            checkpoints,
+            checkpoint,
+            mut replays,
+            isolate,
+        } = resume;
+        let restore_err =
+            |name: &str, e: String| PipelineError::Checkpoint(format!("restoring `{name}`: {e}"));
         let PipelineGraph {
             name,
             nodes,
@@ -142,7 +310,19 @@ impl RunningPipeline {
                 busy_nanos: metrics.counter(names::BUSY_NANOS, &node_name),
             };
             match bodies[i].take().unwrap() {
-                NodeBody::Source { source, trigger } => {
+                NodeBody::Source {
+                    mut source,
+                    trigger,
+                } => {
+                    let mut had_data = false;
+                    if let Some(state) = restore.take(&node_name, 0) {
+                        let (flag, inner) = crate::source_actor::decode_source_state(&state)
+                            .map_err(|e| restore_err(&node_name, e))?;
+                        source
+                            .restore(inner)
+                            .map_err(|e| restore_err(&node_name, e.to_string()))?;
+                        had_data = flag;
+                    }
                     let actor = SourceActor {
                         name: node_name.clone(),
                         source,
@@ -150,9 +330,12 @@ impl RunningPipeline {
                         outputs: make_outputs(&refs, 0),
                         dead: DeadLetterOut::new(&node_name, &metrics, dead_ref.clone()),
                         events: tx.clone(),
-                        epoch: 0,
-                        had_data: false,
+                        epoch: first_epoch,
+                        had_data,
                         finished: false,
+                        checkpoints: checkpoints.clone(),
+                        replay: VecDeque::from(replays.remove(&node_name).unwrap_or_default()),
+                        resumed_from: checkpoint.as_ref().map(|c| c.epoch),
                     };
                     sources.push((i, actor));
                 }
@@ -162,15 +345,24 @@ impl RunningPipeline {
                 } => {
                     for k in 0..parallelism.max(1) {
                         let outputs = make_outputs(&refs, k);
-                        let actor = StageActor::new(
+                        let mut op = factory();
+                        if let Some(state) = restore.take(&node_name, k as u32) {
+                            op.restore(&state)
+                                .map_err(|e| restore_err(&node_name, e.to_string()))?;
+                        }
+                        let mut actor = StageActor::new(
                             node_name.clone(),
-                            Body::Operator(factory()),
+                            Body::Operator(op),
                             outputs,
                             DeadLetterOut::new(&node_name, &metrics, dead_ref.clone()),
                             tx.clone(),
                             stage_metrics(),
                             channels[i],
                         );
+                        actor.instance = k as u32;
+                        actor.instances = parallelism.max(1) as u32;
+                        actor.epoch = first_epoch;
+                        actor.isolate = isolate;
                         let r = StageActor::spawn_with_mailbox(
                             actor,
                             mailbox::bounded(mailbox_cap.max(1)),
@@ -179,8 +371,12 @@ impl RunningPipeline {
                         stages.push(r);
                     }
                 }
-                NodeBody::Sink(sink) => {
-                    let actor = StageActor::new(
+                NodeBody::Sink(mut sink) => {
+                    if let Some(state) = restore.take(&node_name, 0) {
+                        sink.restore(&state)
+                            .map_err(|e| restore_err(&node_name, e.to_string()))?;
+                    }
+                    let mut actor = StageActor::new(
                         node_name.clone(),
                         Body::Sink(sink),
                         Outputs {
@@ -193,6 +389,8 @@ impl RunningPipeline {
                         stage_metrics(),
                         channels[i],
                     );
+                    actor.epoch = first_epoch;
+                    actor.isolate = isolate;
                     let r =
                         StageActor::spawn_with_mailbox(actor, mailbox::bounded(mailbox_cap.max(1)));
                     refs[i].push(r.clone());
@@ -217,6 +415,8 @@ impl RunningPipeline {
             dead_letters: dead_ref,
             metrics,
             started: Instant::now(),
+            checkpoints,
+            watermark: checkpoint.as_ref().and_then(|c| c.watermark),
         })
     }
 
@@ -228,23 +428,32 @@ impl RunningPipeline {
         &self.metrics
     }
 
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            sources: self.sources.clone(),
-        }
+    pub(crate) fn sources(&self) -> Vec<ActorRef<SourceActor>> {
+        self.sources.clone()
     }
 
     /// Follows the run until every sink has closed (or a component fails), logging one line
     /// per committed epoch. `on_epoch` sees each committed epoch.
     pub async fn wait(
-        mut self,
-        mut on_epoch: impl FnMut(&EpochSummary),
+        self,
+        on_epoch: impl FnMut(&EpochSummary),
     ) -> Result<RunReport, PipelineError> {
         let mut report = RunReport::default();
+        self.follow(&mut report, on_epoch).await.map(|_| report)
+    }
+
+    /// As [`Self::wait`], filling `report` as epochs commit (kept when the run fails, so a
+    /// supervisor knows how far it got).
+    pub async fn follow(
+        mut self,
+        report: &mut RunReport,
+        mut on_epoch: impl FnMut(&EpochSummary),
+    ) -> Result<(), PipelineError> {
         let mut read: BTreeMap<Epoch, (u64, u64, Instant)> = BTreeMap::new();
         let mut commits: BTreeMap<Epoch, usize> = BTreeMap::new();
         let mut finished = 0usize;
-        let mut watermark: Option<EventTime> = None;
+        let mut watermark: Option<EventTime> = self.watermark;
+        let mut snapshots: BTreeMap<Epoch, Vec<ComponentState>> = BTreeMap::new();
         let mut epoch_watermarks: BTreeMap<Epoch, EventTime> = BTreeMap::new();
         let sinks = self.sinks.len();
         let result = loop {
@@ -279,6 +488,9 @@ impl RunningPipeline {
                     }
                     None => watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w))),
                 },
+                RuntimeEvent::Snapshot { epoch, state } => {
+                    snapshots.entry(epoch).or_default().push(state);
+                }
                 RuntimeEvent::SinkCommitted { epoch, .. } => {
                     let c = commits.entry(epoch).or_insert(0);
                     *c += 1;
@@ -288,6 +500,35 @@ impl RunningPipeline {
                             read.remove(&epoch).unwrap_or((0, 0, Instant::now()));
                         if let Some(w) = epoch_watermarks.remove(&epoch) {
                             watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w)));
+                        }
+                        // Every sink made the epoch visible: record where to resume from.
+                        if let Err(e) =
+                            trendflow_core::failpoint::check("after-sink-commit-before-checkpoint")
+                        {
+                            break Err(PipelineError::Checkpoint(e));
+                        }
+                        let mut components = snapshots.remove(&epoch).unwrap_or_default();
+                        components
+                            .sort_by(|a, b| (&a.name, a.instance).cmp(&(&b.name, b.instance)));
+                        let checkpoint = Checkpoint {
+                            epoch,
+                            pipeline: self.name.clone(),
+                            created_ms: std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as i64),
+                            watermark,
+                            components,
+                        };
+                        if let Err(e) = self.checkpoints.write_checkpoint(&checkpoint).await {
+                            break Err(PipelineError::Checkpoint(e));
+                        }
+                        self.metrics
+                            .counter(names::CHECKPOINTS_WRITTEN, &self.name)
+                            .inc();
+                        if let Err(e) = trendflow_core::failpoint::check(
+                            "after-checkpoint-before-source-commit",
+                        ) {
+                            break Err(PipelineError::Checkpoint(e));
                         }
                         let summary = EpochSummary {
                             epoch,
@@ -345,7 +586,7 @@ impl RunningPipeline {
         {
             return Err(PipelineError::DeadLetters(e.to_string()));
         }
-        report.seconds = self.started.elapsed().as_secs_f64();
-        result.map(|_| report)
+        report.seconds += self.started.elapsed().as_secs_f64();
+        result
     }
 }

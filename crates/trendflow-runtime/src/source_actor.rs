@@ -7,13 +7,16 @@ use kameo::Actor;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use tokio::sync::mpsc::UnboundedSender;
+use trendflow_core::codec::{StateReader, StateWriter};
 use trendflow_core::{
-    Batch, BatchSender, BoxFuture, DeadLetter, Epoch, OperatorError, PollOutcome, Source,
+    Batch, BatchSender, BoxFuture, DeadLetter, Epoch, EpochPlan, OperatorError, Source,
     StreamMessage,
 };
 
+use crate::checkpoint::{Checkpointer, ComponentState, OffsetEntry};
 use crate::dead_letters::DeadLetterOut;
 use crate::events::RuntimeEvent;
 use crate::graph::Trigger;
@@ -31,6 +34,29 @@ pub(crate) struct SourceActor {
     /// watermark it moved can close windows, as Spark's no-data micro-batch does.
     pub had_data: bool,
     pub finished: bool,
+    /// Where the offset log is written before each epoch is read.
+    pub checkpoints: Checkpointer,
+    /// Epochs recorded in the offset log but not committed before a restart: read again,
+    /// exactly, before anything new.
+    pub replay: VecDeque<(Epoch, OffsetEntry)>,
+    /// The epoch of the checkpoint this run resumed from: cleaned up again at start, in case
+    /// the previous run stopped between the checkpoint and the clean-up.
+    pub resumed_from: Option<Epoch>,
+}
+
+/// The source actor's part of a checkpoint: its own flag, then the source's state.
+pub(crate) fn encode_source_state(had_data: bool, state: &[u8]) -> Vec<u8> {
+    let mut w = StateWriter::new();
+    w.bool(had_data).bytes(state);
+    w.finish()
+}
+
+pub(crate) fn decode_source_state(state: &[u8]) -> Result<(bool, &[u8]), String> {
+    let mut r = StateReader::new(state);
+    let had_data = r.bool().map_err(|e| e.to_string())?;
+    let inner = r.bytes().map_err(|e| e.to_string())?;
+    r.end().map_err(|e| e.to_string())?;
+    Ok((had_data, inner))
 }
 
 pub(crate) struct Tick;
@@ -84,56 +110,95 @@ impl SourceActor {
         Ok(())
     }
 
+    /// What the current epoch reads: a recorded entry when replaying, else a fresh plan,
+    /// recorded in the offset log before anything is read. `None`: no epoch now.
+    async fn next_entry(&mut self) -> Result<(Option<OffsetEntry>, bool), String> {
+        if let Some((e, entry)) = self.replay.pop_front() {
+            if e != self.epoch {
+                tracing::warn!(
+                    source = self.name,
+                    expected = self.epoch,
+                    found = e,
+                    "offset log skips epochs; replaying from the one found"
+                );
+                self.epoch = e;
+            }
+            tracing::info!(
+                source = self.name,
+                epoch = e,
+                "replaying an epoch recorded before the restart"
+            );
+            return Ok((Some(entry), true));
+        }
+        let plan = self
+            .source
+            .plan_epoch(self.epoch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (entry, more) = match plan {
+            EpochPlan::Input(input) => (Some(OffsetEntry::Input(input)), true),
+            // After a data epoch, one epoch without data lets the watermark it moved close
+            // windows (Spark's no-data micro-batch).
+            EpochPlan::Idle => (self.had_data.then_some(OffsetEntry::NoData), true),
+            EpochPlan::Exhausted => (self.had_data.then_some(OffsetEntry::NoData), false),
+        };
+        if let Some(entry) = &entry {
+            self.checkpoints
+                .write_offsets(&self.name, self.epoch, entry)
+                .await?;
+        }
+        Ok((entry, more))
+    }
+
     /// Runs one trigger; returns whether the stream goes on.
     async fn run_epoch(&mut self) -> Result<bool, String> {
         let started = Instant::now();
+        let (entry, more) = self.next_entry().await?;
+        let Some(entry) = entry else {
+            self.had_data = false;
+            return Ok(more);
+        };
         let mut sender = Sender {
             outputs: &mut self.outputs,
             dead: &mut self.dead,
             records: 0,
             bytes: 0,
         };
-        let outcome = self
-            .source
-            .poll_epoch(self.epoch, &mut sender)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (records, bytes) = (sender.records, sender.bytes);
-        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = |s: &Self| {
-            let _ = s.events.send(RuntimeEvent::EpochRead {
-                source: s.name.clone(),
-                epoch: s.epoch,
-                records,
-                bytes,
-                read_ms,
-                offset: s.source.describe_offset(),
-            });
-        };
-        match outcome {
-            PollOutcome::Data => {
-                report(self);
-                self.close_epoch().await?;
-                self.had_data = true;
-                Ok(true)
-            }
-            PollOutcome::Idle => {
-                if self.had_data {
-                    report(self);
-                    self.close_epoch().await?;
-                }
-                self.had_data = false;
-                Ok(true)
-            }
-            PollOutcome::Exhausted => {
-                if self.had_data {
-                    report(self);
-                    self.close_epoch().await?;
-                }
-                self.had_data = false;
-                Ok(false)
-            }
+        if let OffsetEntry::Input(input) = &entry {
+            self.source
+                .read_epoch(self.epoch, input, &mut sender)
+                .await
+                .map_err(|e| e.to_string())?;
         }
+        let (records, bytes) = (sender.records, sender.bytes);
+        let _ = self.events.send(RuntimeEvent::EpochRead {
+            source: self.name.clone(),
+            epoch: self.epoch,
+            records,
+            bytes,
+            read_ms: started.elapsed().as_secs_f64() * 1000.0,
+            offset: self.source.describe_offset(),
+        });
+        self.had_data = matches!(entry, OffsetEntry::Input(_));
+        let state = self.source.snapshot().map_err(|e| e.to_string())?;
+        let _ = self.events.send(RuntimeEvent::Snapshot {
+            epoch: self.epoch,
+            state: ComponentState {
+                name: self.name.clone(),
+                instance: 0,
+                instances: 1,
+                signature: self.signature(),
+                state: encode_source_state(self.had_data, &state),
+            },
+        });
+        self.close_epoch().await?;
+        Ok(more)
+    }
+
+    pub(crate) fn signature(&self) -> String {
+        self.source
+            .state_signature()
+            .unwrap_or_else(|| "source".into())
     }
 }
 
@@ -141,7 +206,12 @@ impl Actor for SourceActor {
     type Args = Self;
     type Error = kameo::error::Infallible;
 
-    async fn on_start(args: Self, actor_ref: ActorRef<Self>) -> Result<Self, Self::Error> {
+    async fn on_start(mut args: Self, actor_ref: ActorRef<Self>) -> Result<Self, Self::Error> {
+        if let Some(e) = args.resumed_from
+            && let Err(err) = args.source.on_commit(e).await
+        {
+            tracing::warn!(source = args.name, error = %err, "clean-up of the resumed epoch failed");
+        }
         let _ = actor_ref.tell(Tick).try_send();
         Ok(args)
     }

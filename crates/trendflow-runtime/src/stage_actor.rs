@@ -49,6 +49,16 @@ pub(crate) struct StageActor {
     pub buffered: VecDeque<Envelope>,
     pub pending_barrier: Option<Epoch>,
     pub failed: bool,
+    /// Which parallel instance this is, of how many.
+    pub instance: u32,
+    pub instances: u32,
+    /// `Some` for a stateful body: its state is sent for the checkpoint at every barrier.
+    pub signature: Option<String>,
+    /// The epoch whose data is arriving now.
+    pub epoch: Epoch,
+    /// An epoch that failed again and again: its records are processed one at a time and
+    /// those that fail are set aside, so the rest goes on.
+    pub isolate: Option<Epoch>,
 }
 
 impl StageActor {
@@ -61,6 +71,10 @@ impl StageActor {
         metrics: StageMetrics,
         channels: usize,
     ) -> Self {
+        let signature = match &body {
+            Body::Operator(op) => op.state_signature(),
+            Body::Sink(s) => s.state_signature(),
+        };
         StageActor {
             name,
             body,
@@ -75,6 +89,11 @@ impl StageActor {
             buffered: VecDeque::new(),
             pending_barrier: None,
             failed: false,
+            instance: 0,
+            instances: 1,
+            signature,
+            epoch: 0,
+            isolate: None,
         }
     }
 
@@ -120,12 +139,58 @@ impl StageActor {
     async fn on_data(&mut self, batch: Batch) -> Result<(), String> {
         self.metrics.records_in.add(batch.len() as u64);
         self.metrics.batches_in.inc();
+        if self.isolate == Some(self.epoch) {
+            return self.on_data_isolated(batch).await;
+        }
         let mut out = Emitter::new();
         self.timed(|body| match body {
             Body::Operator(op) => op.process_batch(batch, &mut out),
             Body::Sink(s) => s.write(&batch),
         })
         .map_err(|e| e.to_string())?;
+        self.flush(out).await
+    }
+
+    /// Processes a batch record by record, setting aside each record the body fails or
+    /// panics on, with its position and the error.
+    async fn on_data_isolated(&mut self, batch: Batch) -> Result<(), String> {
+        let mut out = Emitter::new();
+        for (one, origin, line) in batch.split_records() {
+            let body = &mut self.body;
+            let mut part = Emitter::new();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match body {
+                Body::Operator(op) => op.process_batch(one.clone(), &mut part),
+                Body::Sink(s) => s.write(&one),
+            }));
+            let error = match result {
+                Ok(Ok(())) => {
+                    out.batches.extend(part.batches);
+                    out.dead_letters.extend(part.dead_letters);
+                    if let Some(w) = part.watermark {
+                        out.watermark(w);
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .map_or_else(|| "panicked".to_string(), |m| format!("panicked: {m}")),
+            };
+            tracing::warn!(component = self.name, origin = %origin, line, error, "record isolated after repeated failures");
+            out.dead_letter(trendflow_core::DeadLetter {
+                component: self.name.as_str().into(),
+                origin,
+                line,
+                reason: trendflow_core::Reason::OperatorFailed,
+                detail: format!(
+                    "`{}` failed on this record in every retry of epoch {}: {error}",
+                    self.name, self.epoch
+                ),
+                excerpt: one.excerpt(),
+            });
+        }
         self.flush(out).await
     }
 
@@ -172,6 +237,24 @@ impl StageActor {
         });
         res.map_err(|e| e.to_string())?;
         self.flush_epoch(out, Some(epoch)).await?;
+        self.epoch = epoch + 1;
+        if let Some(signature) = &self.signature {
+            let state = match &self.body {
+                Body::Operator(op) => op.snapshot(),
+                Body::Sink(s) => s.snapshot(),
+            }
+            .map_err(|e| format!("snapshot: {e}"))?;
+            let _ = self.events.send(RuntimeEvent::Snapshot {
+                epoch,
+                state: crate::checkpoint::ComponentState {
+                    name: self.name.clone(),
+                    instance: self.instance,
+                    instances: self.instances,
+                    signature: signature.clone(),
+                    state,
+                },
+            });
+        }
         match self.body {
             Body::Operator(_) => {
                 self.outputs

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use trendflow_core::metrics::{Metrics, names};
 use trendflow_core::{
-    Batch, BatchSender, BoxFuture, Emitter, Epoch, Operator, OperatorError, PollOutcome, RawBatch,
+    Batch, BatchSender, BoxFuture, Emitter, Epoch, EpochPlan, Operator, OperatorError, RawBatch,
     Sink, Source,
 };
-use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, RunningPipeline, Trigger};
+use trendflow_runtime::{NodeBody, NodeSpec, PipelineGraph, Resume, RunningPipeline, Trigger};
 
 /// Sends `per_epoch` one-line batches tagged with their epoch, for `epochs` epochs.
 struct CountingSource {
@@ -20,15 +20,23 @@ struct CountingSource {
 }
 
 impl Source for CountingSource {
-    fn poll_epoch<'a>(
+    fn plan_epoch(&mut self, epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
+        let plan = if epoch >= self.epochs {
+            EpochPlan::Exhausted
+        } else {
+            EpochPlan::Input(epoch.to_le_bytes().to_vec())
+        };
+        Box::pin(async move { Ok(plan) })
+    }
+
+    fn read_epoch<'a>(
         &'a mut self,
-        epoch: Epoch,
+        _epoch: Epoch,
+        input: &'a [u8],
         out: &'a mut dyn BatchSender,
-    ) -> BoxFuture<'a, Result<PollOutcome, OperatorError>> {
+    ) -> BoxFuture<'a, Result<(), OperatorError>> {
         Box::pin(async move {
-            if epoch >= self.epochs {
-                return Ok(PollOutcome::Exhausted);
-            }
+            let epoch = u64::from_le_bytes(input.try_into().unwrap());
             for i in 0..self.per_epoch {
                 let data = format!("{epoch} {i}\n").into_bytes();
                 out.send(Batch::Raw(Arc::new(RawBatch {
@@ -40,7 +48,7 @@ impl Source for CountingSource {
                 .await?;
                 self.sent.fetch_add(1, Ordering::SeqCst);
             }
-            Ok(PollOutcome::Data)
+            Ok(())
         })
     }
 }
@@ -161,7 +169,7 @@ async fn a_slow_sink_makes_the_source_wait_and_memory_stays_bounded() {
         mailbox,
     );
     let metrics = g.metrics.clone();
-    let running = RunningPipeline::start(g).unwrap();
+    let running = RunningPipeline::start(g, Resume::fresh()).unwrap();
     running.wait(|_| {}).await.unwrap();
     let s = seen.lock().unwrap();
     assert_eq!(s.writes, 200);
@@ -198,7 +206,7 @@ async fn barriers_align_across_parallel_instances() {
         },
         4,
     );
-    let running = RunningPipeline::start(g).unwrap();
+    let running = RunningPipeline::start(g, Resume::fresh()).unwrap();
     let report = running.wait(|_| {}).await.unwrap();
     let s = seen.lock().unwrap();
     // Every data epoch, then the final no-data epoch of an available-now run.
@@ -257,7 +265,7 @@ async fn a_failing_operator_stops_the_pipeline_with_its_name() {
             },
             2,
         );
-        let err = RunningPipeline::start(g)
+        let err = RunningPipeline::start(g, Resume::fresh())
             .unwrap()
             .wait(|_| {})
             .await

@@ -8,6 +8,8 @@ use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use trendflow_core::{ResultRow, RowSchema};
@@ -134,6 +136,43 @@ impl MemoryTables {
                 }
             }
         }
+    }
+
+    /// A table's rows as an Arrow IPC stream (its schema first), for a checkpoint.
+    pub fn export(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let tables = self.inner.read().unwrap();
+        let Some(t) = tables.get(name) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        let mut w = StreamWriter::try_new(&mut out, &t.schema).map_err(|e| e.to_string())?;
+        for b in &t.batches {
+            w.write(b).map_err(|e| e.to_string())?;
+        }
+        w.finish().map_err(|e| e.to_string())?;
+        drop(w);
+        Ok(Some(out))
+    }
+
+    /// Replaces a table with rows exported by [`Self::export`].
+    pub fn import(&self, name: &str, ipc: &[u8], max_rows: Option<usize>) -> Result<(), String> {
+        let reader =
+            StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(|e| e.to_string())?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        self.inner.write().unwrap().insert(
+            name.to_string(),
+            Table {
+                schema,
+                batches,
+                rows,
+                max_rows,
+            },
+        );
+        Ok(())
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -1,0 +1,209 @@
+//! A small binary encoding for component state in checkpoints: varints, strings and byte
+//! strings, appended to a buffer and read back in the same order. No schema: each component
+//! writes a version byte first and reads its own fields back.
+
+/// Appends values to a state buffer.
+#[derive(Debug, Default)]
+pub struct StateWriter {
+    buf: Vec<u8>,
+}
+
+impl StateWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn u64(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self
+    }
+
+    /// Signed values, zigzag-encoded so small negatives stay small.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.u64(((v << 1) ^ (v >> 63)) as u64)
+    }
+
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.buf.push(u8::from(v));
+        self
+    }
+
+    pub fn opt_i64(&mut self, v: Option<i64>) -> &mut Self {
+        self.bool(v.is_some());
+        if let Some(v) = v {
+            self.i64(v);
+        }
+        self
+    }
+
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.u64(v.len() as u64);
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    pub fn str(&mut self, v: &str) -> &mut Self {
+        self.bytes(v.as_bytes())
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Why a state buffer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state is truncated or malformed at byte {0}")]
+pub struct DecodeError(pub usize);
+
+/// Reads values back in the order they were written.
+#[derive(Debug)]
+pub struct StateReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> StateReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        StateReader { buf, pos: 0 }
+    }
+
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or(DecodeError(self.pos))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError(self.pos))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        let z = self.u64()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
+        let b = *self.buf.get(self.pos).ok_or(DecodeError(self.pos))?;
+        self.pos += 1;
+        match b {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError(self.pos - 1)),
+        }
+    }
+
+    pub fn opt_i64(&mut self) -> Result<Option<i64>, DecodeError> {
+        Ok(if self.bool()? {
+            Some(self.i64()?)
+        } else {
+            None
+        })
+    }
+
+    /// A length read from the buffer, checked against what is left so a garbled length
+    /// cannot make the reader allocate gigabytes.
+    pub fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        if n > (self.buf.len() - self.pos) as u64 {
+            return Err(DecodeError(self.pos));
+        }
+        Ok(n as usize)
+    }
+
+    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len()?;
+        let v = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(v)
+    }
+
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let at = self.pos;
+        std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError(at))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Fails unless every byte was read: trailing bytes mean a format mismatch.
+    pub fn end(&self) -> Result<(), DecodeError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError(self.pos))
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, as zlib computes it): the checksum of checkpoint files.
+pub fn crc32(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *e = c;
+        }
+        t
+    });
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn garbled_lengths_are_refused() {
+        let mut w = StateWriter::new();
+        w.u64(1_000_000);
+        let buf = w.finish();
+        assert!(StateReader::new(&buf).bytes().is_err());
+        assert!(StateReader::new(&[0x80]).u64().is_err());
+        assert!(StateReader::new(&[2]).bool().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn values_read_back_as_written(a: u64, b: i64, c: Option<i64>, s: String, v: Vec<u8>, f: bool) {
+            let mut w = StateWriter::new();
+            w.u64(a).i64(b).opt_i64(c).str(&s).bytes(&v).bool(f);
+            let buf = w.finish();
+            let mut r = StateReader::new(&buf);
+            prop_assert_eq!(r.u64().unwrap(), a);
+            prop_assert_eq!(r.i64().unwrap(), b);
+            prop_assert_eq!(r.opt_i64().unwrap(), c);
+            prop_assert_eq!(r.str().unwrap(), s.as_str());
+            prop_assert_eq!(r.bytes().unwrap(), &v[..]);
+            prop_assert_eq!(r.bool().unwrap(), f);
+            prop_assert!(r.end().is_ok());
+        }
+    }
+}
