@@ -298,6 +298,7 @@ fn build_graph(
                 let mode = match c.mode {
                     TokenizeMode::Split => TokenizerMode::Split,
                     TokenizeMode::Words => TokenizerMode::Words,
+                    TokenizeMode::Ids => TokenizerMode::Ids,
                 };
                 (
                     Box::new(move || Box::new(Tokenizer::new(mode)) as Box<dyn Operator>),

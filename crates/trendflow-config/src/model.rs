@@ -313,6 +313,8 @@ pub enum TokenizeMode {
     Split,
     /// Every word.
     Words,
+    /// The post's id (to count posts: with a count, each id once).
+    Ids,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@
 //! the N-th time the point is reached (counting from 1), and for [`arg`] any text after `:`:
 //!
 //! ```text
-//! TRENDFLOW_FAILPOINTS="checkpoint-before-rename=abort@3;tokenizer-panic=panic@2"
+//! TRENDFLOW_FAILPOINTS="put-before-rename=abort@3;tokenizer-batch=panic@2"
 //! TRENDFLOW_FAILPOINTS="tokenizer-poison=panic:#poisoned"
 //! ```
 //!

@@ -12,6 +12,8 @@ pub enum TokenizerMode {
     Split,
     /// Every word, split on ' ' (for word counts).
     Words,
+    /// The post's id, once per post (counting posts: each id must count exactly once).
+    Ids,
 }
 
 /// The tokenizer operator: [`trendflow_core::PostBatch`] in, [`TokenBatch`] out.
@@ -81,6 +83,11 @@ impl Operator for Tokenizer {
                         tokens.push(t, w);
                     }
                 }
+                TokenizerMode::Ids => {
+                    if let Some(id) = posts.ids[i] {
+                        tokens.push(t, itoa::Buffer::new().format(id));
+                    }
+                }
             }
         }
         out.emit(Batch::Tokens(Arc::new(tokens)));
@@ -104,6 +111,21 @@ mod tests {
             Some(Batch::Tokens(t)) => t.iter().map(|(_, w)| w.to_string()).collect(),
             _ => vec![],
         }
+    }
+
+    #[test]
+    fn ids_mode_emits_each_post_id_once() {
+        let mut posts = PostBatch::new("f".into());
+        posts.push(1, Some(42), None, "#a #b");
+        posts.push(2, None, None, "no id");
+        let mut out = Emitter::new();
+        Tokenizer::new(TokenizerMode::Ids)
+            .process_batch(Batch::Posts(Arc::new(posts)), &mut out)
+            .unwrap();
+        let Some(Batch::Tokens(t)) = out.batches.first() else {
+            panic!()
+        };
+        assert_eq!(t.iter().map(|(_, w)| w).collect::<Vec<_>>(), ["42"]);
     }
 
     #[test]

@@ -473,6 +473,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap as Map;
+    use trendflow_core::TokenBatch;
 
     /// The naive reference: one counter per (window, key), Spark's rule applied per window.
     struct Naive {

@@ -30,6 +30,9 @@ pub enum RuntimeEvent {
         epoch: Epoch,
         state: crate::checkpoint::ComponentState,
     },
+    /// The checkpoint store failed (a full disk...): restarting would not help; the
+    /// pipeline stops with its last complete checkpoint.
+    CheckpointFailed { error: String },
     /// A component failed; the pipeline stops.
     Failed { component: String, error: String },
 }

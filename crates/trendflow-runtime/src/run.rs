@@ -566,6 +566,10 @@ impl RunningPipeline {
                 RuntimeEvent::SourceFinished { source } => {
                     tracing::debug!(source, "source finished")
                 }
+                RuntimeEvent::CheckpointFailed { error } => {
+                    tracing::error!(error, "checkpoint store failed; stopping the pipeline");
+                    break Err(PipelineError::Checkpoint(error));
+                }
                 RuntimeEvent::Failed { component, error } => {
                     tracing::error!(component, error, "component failed; stopping the pipeline");
                     break Err(PipelineError::Component { component, error });

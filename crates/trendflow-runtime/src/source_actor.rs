@@ -142,10 +142,16 @@ impl SourceActor {
             EpochPlan::Idle => (self.had_data.then_some(OffsetEntry::NoData), true),
             EpochPlan::Exhausted => (self.had_data.then_some(OffsetEntry::NoData), false),
         };
-        if let Some(entry) = &entry {
-            self.checkpoints
+        if let Some(entry) = &entry
+            && let Err(error) = self
+                .checkpoints
                 .write_offsets(&self.name, self.epoch, entry)
-                .await?;
+                .await
+        {
+            let _ = self.events.send(RuntimeEvent::CheckpointFailed {
+                error: error.clone(),
+            });
+            return Err(error);
         }
         Ok((entry, more))
     }
