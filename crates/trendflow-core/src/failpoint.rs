@@ -52,7 +52,7 @@ fn parse(spec: &str) -> HashMap<String, Point> {
             continue;
         };
         let (rest, arg) = match rest.split_once(':') {
-            Some((a, b)) => (a, Some(b.to_string())),
+            Some((a, b)) => (a, Some(b.trim().to_string())),
             None => (rest, None),
         };
         let (action, nth) = match rest.split_once('@') {
