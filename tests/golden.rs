@@ -13,6 +13,17 @@ fn run_case(
     query: &str,
     max_files_per_trigger: Option<usize>,
 ) -> Result<(), String> {
+    run_case_crashing(case_dir, query, max_files_per_trigger, None)
+}
+
+/// As the golden check runs a case; with `crash_at`, the first run has a checkpoint and is
+/// ended abruptly by a failpoint, and the same command is run again to finish.
+fn run_case_crashing(
+    case_dir: &Path,
+    query: &str,
+    max_files_per_trigger: Option<usize>,
+    crash_at: Option<&str>,
+) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input");
     copy_with_mtimes(&case_dir.join("input"), &input, 1_618_466_400);
@@ -34,6 +45,20 @@ fn run_case(
     if let Some(n) = max_files_per_trigger {
         limit = format!("sources.tweets.max_files_per_trigger={n}");
         args.extend(["--set", limit.as_str()]);
+    }
+    let checkpoint = format!("checkpoint.path={}", tmp.path().join("checkpoint").display());
+    if let Some(point) = crash_at {
+        args.extend(["--set", checkpoint.as_str()]);
+        let o = std::process::Command::new(bin())
+            .args(&args)
+            .current_dir(root())
+            .env("TRENDFLOW_RUN_DIR", tmp.path())
+            .env("TRENDFLOW_FAILPOINTS", point)
+            .output()
+            .unwrap();
+        if o.status.code() != Some(86) {
+            return Err(format!("the failpoint {point} did not end the run: {o:?}"));
+        }
     }
     let o = trendflow(&args, tmp.path());
     if !o.status.success() {
@@ -76,6 +101,26 @@ fn bad_lines_equal_spark() {
 #[test]
 fn multibatch_late_data_equals_spark() {
     check(root().join("tests/fixtures/golden/multibatch"));
+}
+
+/// The golden check's crash-and-restart runs: the same command with a checkpoint, ended
+/// abruptly between epochs (and inside a checkpoint write), then run again, gives Spark's table.
+#[test]
+fn multibatch_with_a_crash_and_a_restart_equals_spark() {
+    let case = root().join("tests/fixtures/golden/multibatch");
+    let mut failures = Vec::new();
+    for q in ["q1", "q2"] {
+        for point in [
+            "after-sink-commit-before-checkpoint=abort@3",
+            "put-before-rename=abort@8",
+            "after-checkpoint-before-source-commit=abort@10",
+        ] {
+            if let Err(e) = run_case_crashing(&case, q, Some(4), Some(point)) {
+                failures.push(format!("multibatch {q} crashing at {point}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Every case of the shared golden set, when it is there (it is in CI).
