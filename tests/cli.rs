@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -256,6 +258,60 @@ fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let (_, file) = table(&tmp.path().join("q1.csv"));
     assert_eq!(file, spark);
+}
+
+#[test]
+fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = root().join("tests/fixtures/golden/tiny/input");
+    let input = tmp.path().join("input");
+    copy_with_mtimes(&tiny, &input, 1_618_466_400);
+    let (_, spark) = table(&root().join("tests/fixtures/golden/tiny/spark/q1.csv"));
+    let out = tmp.path().join("q1.csv");
+    let args = |trigger: &str| {
+        vec![
+            "run".to_string(),
+            "config/tutorial-q1.yaml".into(),
+            "--set".into(),
+            format!("sources.tweets.path={}", input.display()),
+            "--set".into(),
+            format!("sinks.result.path={}", out.display()),
+            "--set".into(),
+            format!("checkpoint.path={}", tmp.path().join("checkpoint").display()),
+            "--set".into(),
+            format!("trigger={trigger}"),
+            "--set".into(),
+            "api.address=127.0.0.1:0".into(),
+        ]
+    };
+    let live = args("200ms");
+    let (mut child, _) = start(&live.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    wait_until("the table to hold the whole input", || {
+        out.exists() && table(&out).1 == spark
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        std::fs::read_dir(tmp.path().join("checkpoint/state")).unwrap().count() >= 1,
+        "no checkpoint written"
+    );
+    // The same tweets arrive again under new names: counts continue from the checkpoint
+    // (doubled), and the files already read are not read a third time.
+    let again = tmp.path().join("again");
+    copy_with_mtimes(&tiny, &again, 1_618_470_000);
+    for e in std::fs::read_dir(&again).unwrap() {
+        let p = e.unwrap().path();
+        let name = format!("second-{}", p.file_name().unwrap().to_string_lossy());
+        std::fs::rename(&p, input.join(name)).unwrap();
+    }
+    let bounded = args("available_now");
+    let o = trendflow(&bounded.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doubled: BTreeMap<Vec<String>, i64> = spark.iter().map(|(k, v)| (k.clone(), v * 2)).collect();
+    assert_eq!(table(&out).1, doubled);
 }
 
 #[test]
