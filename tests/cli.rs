@@ -277,7 +277,10 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
             "--set".into(),
             format!("sinks.result.path={}", out.display()),
             "--set".into(),
-            format!("checkpoint.path={}", tmp.path().join("checkpoint").display()),
+            format!(
+                "checkpoint.path={}",
+                tmp.path().join("checkpoint").display()
+            ),
             "--set".into(),
             format!("trigger={trigger}"),
             "--set".into(),
@@ -285,7 +288,10 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
         ]
     };
     let live = args("200ms");
-    let (mut child, _) = start(&live.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let (mut child, _) = start(
+        &live.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
     wait_until("the table to hold the whole input", || {
         out.exists() && table(&out).1 == spark
     });
@@ -295,7 +301,10 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(
-        std::fs::read_dir(tmp.path().join("checkpoint/state")).unwrap().count() >= 1,
+        std::fs::read_dir(tmp.path().join("checkpoint/state"))
+            .unwrap()
+            .count()
+            >= 1,
         "no checkpoint written"
     );
     // The same tweets arrive again under new names: counts continue from the checkpoint
@@ -308,9 +317,13 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
         std::fs::rename(&p, input.join(name)).unwrap();
     }
     let bounded = args("available_now");
-    let o = trendflow(&bounded.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let o = trendflow(
+        &bounded.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let doubled: BTreeMap<Vec<String>, i64> = spark.iter().map(|(k, v)| (k.clone(), v * 2)).collect();
+    let doubled: BTreeMap<Vec<String>, i64> =
+        spark.iter().map(|(k, v)| (k.clone(), v * 2)).collect();
     assert_eq!(table(&out).1, doubled);
 }
 

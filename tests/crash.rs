@@ -402,3 +402,88 @@ fn a_full_disk_stops_the_run_cleanly_and_it_resumes_once_space_is_freed() {
     assert_eq!(code, 0, "{log}");
     assert_same(&tables(&out), &want, "after the disk was freed");
 }
+
+#[test]
+fn a_new_branch_starts_empty_and_the_others_keep_their_state() {
+    let case = Case::new(10, 200);
+    let want = reference(&case);
+    // The hashtag branch alone, as a pipeline file of its own.
+    let full = std::fs::read_to_string(root().join(CONFIG)).unwrap();
+    let hashtags_only = full
+        .replace("  ids:\n    type: tokenize\n    inputs: [parse]\n    mode: ids\n", "")
+        .replace("  id_counts:\n    type: count\n    inputs: [ids]\n    output_mode: complete\n    key_column: id\n", "")
+        .replace("  id_table:\n    type: file\n    inputs: [id_counts]\n    path: out/ids.csv\n", "");
+    assert!(
+        !hashtags_only.contains("id_table"),
+        "fixture changed: update this test"
+    );
+    let short_config = case.path("hashtags-only.yaml");
+    std::fs::write(&short_config, hashtags_only).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&case.input)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let later = case.path("later");
+    std::fs::create_dir_all(&later).unwrap();
+
+    // Two runs over the two halves of the input, resuming from a checkpoint; the second run
+    // is the short pipeline again (`grow` false) or the full one with the ids branch added.
+    let two_runs = |grow: bool| -> Tables {
+        let tag = if grow { "grown" } else { "same" };
+        let (out, ckpt) = (
+            case.path(&format!("out-{tag}")),
+            case.path(&format!("ckpt-{tag}")),
+        );
+        for p in &names[5..] {
+            std::fs::rename(p, later.join(p.file_name().unwrap())).unwrap();
+        }
+        let short_args = || {
+            let mut args = case.args(&out, Some(&ckpt));
+            args[1] = short_config.display().to_string();
+            let pos = args
+                .iter()
+                .position(|a| a.starts_with("sinks.id_table"))
+                .unwrap();
+            args.drain(pos - 1..=pos);
+            args
+        };
+        let o = Command::new(bin())
+            .args(short_args())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for p in &names[5..] {
+            std::fs::rename(later.join(p.file_name().unwrap()), p).unwrap();
+        }
+        if grow {
+            let (code, log) = case.run(&out, Some(&ckpt), "");
+            assert_eq!(code, 0, "{log}");
+            assert!(log.contains("starts with empty state"), "{log}");
+            tables(&out)
+        } else {
+            let o = Command::new(bin())
+                .args(short_args())
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            Tables {
+                q2: std::fs::read_to_string(out.join("q2.csv")).unwrap(),
+                ids: BTreeMap::new(),
+            }
+        }
+    };
+    let same = two_runs(false);
+    let grown = two_runs(true);
+    assert!(
+        grown.q2 == same.q2,
+        "adding a branch changed the hashtag branch's results"
+    );
+    // The new branch saw the second half only, each tweet once.
+    assert!(!grown.ids.is_empty() && grown.ids.len() < want.ids.len());
+    assert!(
+        grown.ids.keys().all(|k| want.ids.contains_key(k)) && grown.ids.values().all(|&c| c == 1)
+    );
+}

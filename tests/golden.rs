@@ -46,7 +46,10 @@ fn run_case_crashing(
         limit = format!("sources.tweets.max_files_per_trigger={n}");
         args.extend(["--set", limit.as_str()]);
     }
-    let checkpoint = format!("checkpoint.path={}", tmp.path().join("checkpoint").display());
+    let checkpoint = format!(
+        "checkpoint.path={}",
+        tmp.path().join("checkpoint").display()
+    );
     if let Some(point) = crash_at {
         args.extend(["--set", checkpoint.as_str()]);
         let o = std::process::Command::new(bin())
