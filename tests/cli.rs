@@ -328,6 +328,46 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
 }
 
 #[test]
+fn a_final_watermark_closes_the_windows_spark_leaves_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    copy_with_mtimes(
+        &root().join("tests/fixtures/golden/tiny/input"),
+        &input,
+        1_618_466_400,
+    );
+    let out = tmp.path().join("q2.csv");
+    let o = trendflow(
+        &[
+            "run",
+            "config/tutorial-q2.yaml",
+            "--set",
+            &format!("sources.tweets.path={}", input.display()),
+            "--set",
+            &format!("sinks.result.path={}", out.display()),
+            "--set",
+            "trigger=available_now",
+            "--set",
+            "sources.tweets.final_watermark=true",
+            "--set",
+            "api.enabled=false",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, spark) = table(&root().join("tests/fixtures/golden/tiny/spark/q2.csv"));
+    let (_, got) = table(&out);
+    // Spark's rows, unchanged, and the windows still open at Spark's end.
+    for (k, v) in &spark {
+        assert_eq!(got.get(k), Some(v), "{k:?}");
+    }
+    let spark_last_end = spark.keys().map(|k| k[1].clone()).max().unwrap();
+    let extra: Vec<_> = got.keys().filter(|k| !spark.contains_key(*k)).collect();
+    assert!(!extra.is_empty());
+    assert!(extra.iter().all(|k| k[1] > spark_last_end), "{extra:?}");
+}
+
+#[test]
 fn bad_lines_go_to_the_dead_letter_file_with_reasons() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input");

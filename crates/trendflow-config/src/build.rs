@@ -17,7 +17,8 @@ use trendflow_ops::{
 };
 use trendflow_runtime::checkpoint::{CheckpointStore, Checkpointer, LocalDirStore, MemoryStore};
 use trendflow_runtime::{
-    GraphBuilder, NodeBody, NodeSpec, PipelineGraph, RestartPolicy, Supervisor, Trigger,
+    GraphBuilder, NodeBody, NodeSpec, PipelineGraph, RestartPolicy, SourceOptions, Supervisor,
+    Trigger,
 };
 use trendflow_sql::MemoryTables;
 
@@ -217,6 +218,15 @@ fn build_graph(
         .unwrap_or(2);
     let mailbox = config.mailbox_capacity.max(1);
     let mut nodes = Vec::new();
+    // Aggregations with an idle timeout need epochs while no data comes.
+    let heartbeat = config
+        .transforms
+        .values()
+        .filter_map(|t| match t {
+            TransformConfig::WindowCount(c) => c.idle_timeout.map(|d| d.0),
+            _ => None,
+        })
+        .min();
 
     for (n, s) in &config.sources {
         match s {
@@ -266,6 +276,10 @@ fn build_graph(
                         body: NodeBody::Source {
                             source: Box::new(src),
                             trigger,
+                            options: SourceOptions {
+                                final_watermark: f.final_watermark,
+                                heartbeat,
+                            },
                         },
                         inputs: vec![],
                         mailbox,
@@ -326,12 +340,14 @@ fn build_graph(
                     FutureSkew::Off => None,
                     FutureSkew::At(d) => Some(d.as_millis() as i64),
                 };
+                let idle = c.idle_timeout.map(|d| d.0.as_millis() as i64);
                 (
                     Box::new(move || {
                         Box::new(
                             WindowedCount::new(&comp, windows, delay, mode, late, &m)
                                 .with_columns(&key, &value)
-                                .with_max_future_skew(skew, None),
+                                .with_max_future_skew(skew, None)
+                                .with_idle_timeout(idle),
                         ) as Box<dyn Operator>
                     }),
                     1,

@@ -262,6 +262,10 @@ pub struct FileSourceConfig {
     pub settle_time: Option<Dur>,
     #[serde(default)]
     pub batch_bytes: Option<usize>,
+    /// With `trigger: available_now`, end with a watermark that closes every window (Spark
+    /// leaves the windows after the last watermark open, and so does the default).
+    #[serde(default)]
+    pub final_watermark: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +358,10 @@ pub struct WindowCountConfig {
     /// they cannot drag the watermark ahead; `off` for replays of archives dated ahead.
     #[serde(default)]
     pub max_future_skew: FutureSkew,
+    /// When no row arrived for this long, event time is taken to advance with the wall clock,
+    /// so the last windows close on a quiet stream. Off by default (Spark waits for data).
+    #[serde(default)]
+    pub idle_timeout: Option<Dur>,
     #[serde(default = "default_key")]
     pub key_column: String,
     #[serde(default = "default_value")]

@@ -81,6 +81,16 @@ pub struct WindowedCount {
     max_future_skew: Option<i64>,
     /// The wall clock, in ms (a parameter so tests can fix it).
     clock: fn() -> EventTime,
+    /// Idle timeout (ms): without rows for this long, event time follows the wall clock.
+    idle_timeout: Option<i64>,
+    /// Wall-clock time of the last row, and rows seen in the current epoch.
+    last_row_at: EventTime,
+    epoch_rows: u64,
+    /// The max event time of rows (not of idle advances) when the last row came.
+    data_max_event_time: Option<EventTime>,
+    /// A watermark from upstream (the end of a bounded input): windows ending at or before it
+    /// close whatever the data says.
+    upstream_watermark: EventTime,
 }
 
 fn wall_clock_ms() -> EventTime {
@@ -124,6 +134,11 @@ impl WindowedCount {
             watermark_gauge: metrics.gauge(names::WATERMARK_MS, component),
             max_future_skew: None,
             clock: wall_clock_ms,
+            idle_timeout: None,
+            last_row_at: wall_clock_ms(),
+            epoch_rows: 0,
+            data_max_event_time: None,
+            upstream_watermark: EventTime::MIN,
         }
     }
 
@@ -148,6 +163,13 @@ impl WindowedCount {
         if let Some(c) = clock {
             self.clock = c;
         }
+        self
+    }
+
+    /// Lets event time advance with the wall clock after `idle_ms` without rows.
+    pub fn with_idle_timeout(mut self, idle_ms: Option<i64>) -> Self {
+        self.idle_timeout = idle_ms;
+        self.last_row_at = (self.clock)();
         self
     }
 
@@ -293,6 +315,7 @@ impl Operator for WindowedCount {
                 continue;
             }
             self.watermark.observe(t);
+            self.epoch_rows += 1;
             // Complete mode keeps every window and, as Spark, drops nothing as late.
             let late_bound = if complete {
                 EventTime::MIN
@@ -341,8 +364,25 @@ impl Operator for WindowedCount {
         Ok(())
     }
 
+    fn on_watermark(&mut self, watermark: EventTime, _: &mut Emitter) -> Result<(), OperatorError> {
+        self.upstream_watermark = self.upstream_watermark.max(watermark);
+        Ok(())
+    }
+
     fn on_barrier(&mut self, epoch: Epoch, out: &mut Emitter) -> Result<(), OperatorError> {
-        let watermark = self.watermark.eviction_bound();
+        let now = (self.clock)();
+        if self.epoch_rows > 0 {
+            self.last_row_at = now;
+            self.data_max_event_time = self.watermark.max_event_time();
+        } else if let (Some(idle), Some(max)) = (self.idle_timeout, self.data_max_event_time)
+            && now - self.last_row_at >= idle
+        {
+            // A quiet stream: event time is taken to have moved on with the wall clock since
+            // the last row.
+            self.watermark.observe(max + (now - self.last_row_at));
+        }
+        self.epoch_rows = 0;
+        let watermark = self.watermark.eviction_bound().max(self.upstream_watermark);
         let size = self.windows.size;
         let mut rows = Vec::new();
         match self.mode {
@@ -396,7 +436,9 @@ impl Operator for WindowedCount {
                 rows,
             })));
         }
-        out.watermark(watermark);
+        if watermark != EventTime::MAX {
+            out.watermark(watermark);
+        }
         Ok(())
     }
 
@@ -444,6 +486,8 @@ impl Operator for WindowedCount {
             r.opt_i64().map_err(bad)?,
         );
         self.watermark = WatermarkTracker::from_parts(self.watermark.delay(), late, evict, max);
+        self.data_max_event_time = max;
+        self.last_row_at = (self.clock)();
         self.closed_until = r.i64().map_err(bad)?;
         self.slices.clear();
         self.state_rows = 0;
@@ -711,6 +755,87 @@ mod tests {
         assert_eq!(out.dead_letters[0].excerpt, "#future");
         assert_eq!(op.watermark().max_event_time(), Some(1_005));
         assert_eq!(op.state_rows(), 1);
+    }
+
+    fn rows_of(out: Emitter) -> Vec<(Window, String, i64)> {
+        out.batches
+            .into_iter()
+            .flat_map(|b| {
+                let Batch::Rows(r) = b else { panic!() };
+                r.rows
+                    .iter()
+                    .map(|r| (r.window.unwrap(), r.key.to_string(), r.count))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_end_of_a_bounded_input_closes_every_window() {
+        let windows = SlidingWindows::new(100, 50).unwrap();
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            10,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &Metrics::new(),
+        );
+        let mut tokens = trendflow_core::TokenBatch::default();
+        tokens.push(Some(1_020), "#a");
+        let mut out = Emitter::new();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
+        op.on_barrier(0, &mut out).unwrap();
+        op.on_barrier(1, &mut out).unwrap();
+        // Watermark 1010: no window of 1020 has closed yet.
+        assert!(out.batches.is_empty());
+        op.on_watermark(EventTime::MAX, &mut out).unwrap();
+        op.on_barrier(2, &mut out).unwrap();
+        let rows = rows_of(out);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(op.state_rows(), 0);
+    }
+
+    static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    fn test_clock() -> EventTime {
+        NOW.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn on_a_quiet_stream_event_time_follows_the_wall_clock_after_the_idle_timeout() {
+        use std::sync::atomic::Ordering::SeqCst;
+        NOW.store(1_000_000, SeqCst);
+        let windows = SlidingWindows::new(100, 50).unwrap();
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            10,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &Metrics::new(),
+        )
+        .with_max_future_skew(None, Some(test_clock))
+        .with_idle_timeout(Some(5_000));
+        let mut tokens = trendflow_core::TokenBatch::default();
+        tokens.push(Some(1_020), "#a");
+        let mut out = Emitter::new();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
+        op.on_barrier(0, &mut out).unwrap();
+        // Quiet, but not for long enough: nothing moves.
+        NOW.store(1_004_000, SeqCst);
+        op.on_barrier(1, &mut out).unwrap();
+        op.on_barrier(2, &mut out).unwrap();
+        assert!(out.batches.is_empty());
+        assert_eq!(op.watermark().max_event_time(), Some(1_020));
+        // Past the idle timeout: event time is taken to be 1020 + 6000 ms; the next epoch
+        // closes the windows ending by then.
+        NOW.store(1_006_000, SeqCst);
+        op.on_barrier(3, &mut out).unwrap();
+        op.on_barrier(4, &mut out).unwrap();
+        assert_eq!(op.watermark().max_event_time(), Some(7_020));
+        assert_eq!(rows_of(out).len(), 2);
     }
 
     #[test]

@@ -15,6 +15,17 @@ pub enum Trigger {
     AvailableNow,
 }
 
+/// How a source's epochs move event time beyond its data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// A bounded input ends with a last epoch carrying the maximal watermark, which closes
+    /// every window (off by default: Spark's `availableNow` leaves the last windows open).
+    pub final_watermark: bool,
+    /// While no data comes, close an empty epoch this often, so operators with an idle
+    /// timeout can advance their watermark.
+    pub heartbeat: Option<Duration>,
+}
+
 /// Builds a fresh operator; called once per parallel instance.
 pub type OperatorFactory = Box<dyn Fn() -> Box<dyn Operator> + Send + Sync>;
 
@@ -22,6 +33,7 @@ pub enum NodeBody {
     Source {
         source: Box<dyn Source>,
         trigger: Trigger,
+        options: SourceOptions,
     },
     Operator {
         factory: OperatorFactory,

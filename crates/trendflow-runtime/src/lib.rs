@@ -16,6 +16,8 @@ mod stage_actor;
 mod supervisor;
 
 pub use events::{EpochSummary, RuntimeEvent};
-pub use graph::{GraphError, NodeBody, NodeSpec, OperatorFactory, PipelineGraph, Trigger};
+pub use graph::{
+    GraphError, NodeBody, NodeSpec, OperatorFactory, PipelineGraph, SourceOptions, Trigger,
+};
 pub use run::{PipelineError, Resume, RunReport, RunningPipeline};
 pub use supervisor::{GraphBuilder, RestartPolicy, StopHandle, Supervisor};

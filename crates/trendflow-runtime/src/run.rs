@@ -313,6 +313,7 @@ impl RunningPipeline {
                 NodeBody::Source {
                     mut source,
                     trigger,
+                    options,
                 } => {
                     let mut had_data = false;
                     if let Some(state) = restore.take(&node_name, 0) {
@@ -327,6 +328,8 @@ impl RunningPipeline {
                         name: node_name.clone(),
                         source,
                         trigger,
+                        options,
+                        last_epoch_at: Instant::now(),
                         outputs: make_outputs(&refs, 0),
                         dead: DeadLetterOut::new(&node_name, &metrics, dead_ref.clone()),
                         events: tx.clone(),
@@ -476,6 +479,8 @@ impl RunningPipeline {
                     report.records += records;
                     report.bytes += bytes;
                 }
+                // The end of a bounded input, not a point in time to report.
+                RuntimeEvent::Watermark { watermark: w, .. } if w == EventTime::MAX => {}
                 RuntimeEvent::Watermark {
                     watermark: w,
                     epoch,

@@ -19,13 +19,16 @@ use trendflow_core::{
 use crate::checkpoint::{Checkpointer, ComponentState, OffsetEntry};
 use crate::dead_letters::DeadLetterOut;
 use crate::events::RuntimeEvent;
-use crate::graph::Trigger;
+use crate::graph::{SourceOptions, Trigger};
 use crate::outputs::Outputs;
 
 pub(crate) struct SourceActor {
     pub name: String,
     pub source: Box<dyn Source>,
     pub trigger: Trigger,
+    pub options: SourceOptions,
+    /// When the last epoch was closed (for heartbeats while idle).
+    pub last_epoch_at: Instant,
     pub outputs: Outputs,
     pub dead: DeadLetterOut,
     pub events: UnboundedSender<RuntimeEvent>,
@@ -135,11 +138,19 @@ impl SourceActor {
             .plan_epoch(self.epoch)
             .await
             .map_err(|e| e.to_string())?;
+        let heartbeat_due = self
+            .options
+            .heartbeat
+            .is_some_and(|h| self.last_epoch_at.elapsed() >= h);
         let (entry, more) = match plan {
             EpochPlan::Input(input) => (Some(OffsetEntry::Input(input)), true),
             // After a data epoch, one epoch without data lets the watermark it moved close
             // windows (Spark's no-data micro-batch).
-            EpochPlan::Idle => (self.had_data.then_some(OffsetEntry::NoData), true),
+            EpochPlan::Idle => (
+                (self.had_data || heartbeat_due).then_some(OffsetEntry::NoData),
+                true,
+            ),
+            EpochPlan::Exhausted if self.options.final_watermark => (Some(OffsetEntry::End), false),
             EpochPlan::Exhausted => (self.had_data.then_some(OffsetEntry::NoData), false),
         };
         if let Some(entry) = &entry
@@ -186,6 +197,12 @@ impl SourceActor {
             offset: self.source.describe_offset(),
         });
         self.had_data = matches!(entry, OffsetEntry::Input(_));
+        if entry == OffsetEntry::End {
+            // The input is complete: event time may run to its end.
+            self.outputs
+                .broadcast(StreamMessage::Watermark(trendflow_core::EventTime::MAX))
+                .await?;
+        }
         let state = self.source.snapshot().map_err(|e| e.to_string())?;
         let _ = self.events.send(RuntimeEvent::Snapshot {
             epoch: self.epoch,
@@ -198,6 +215,7 @@ impl SourceActor {
             },
         });
         self.close_epoch().await?;
+        self.last_epoch_at = Instant::now();
         Ok(more)
     }
 

@@ -123,6 +123,7 @@ fn graph(
                 body: NodeBody::Source {
                     source: Box::new(source),
                     trigger: Trigger::AvailableNow,
+                    options: Default::default(),
                 },
                 inputs: vec![],
                 mailbox,

@@ -19,14 +19,17 @@ use trendflow_runtime::{
     NodeBody, NodeSpec, PipelineError, PipelineGraph, RestartPolicy, Supervisor, Trigger,
 };
 
-/// Epoch e carries the numbers 10e .. 10e+9, one per batch.
+/// Epoch e carries the numbers 10e .. 10e+9, one per batch. With `epochs: 0`, a stream that
+/// never has data.
 struct Numbers {
     epochs: u64,
 }
 
 impl Source for Numbers {
     fn plan_epoch(&mut self, epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
-        let plan = if epoch >= self.epochs {
+        let plan = if epoch >= self.epochs && self.epochs == 0 {
+            EpochPlan::Idle
+        } else if epoch >= self.epochs {
             EpochPlan::Exhausted
         } else {
             EpochPlan::Input(epoch.to_le_bytes().to_vec())
@@ -167,6 +170,7 @@ impl Setup {
                     body: NodeBody::Source {
                         source: Box::new(Numbers { epochs: 20 }),
                         trigger: Trigger::AvailableNow,
+                        options: Default::default(),
                     },
                     inputs: vec![],
                     mailbox: 4,
@@ -356,4 +360,41 @@ async fn the_newest_readable_checkpoint_is_used_and_old_ones_are_pruned() {
             .unwrap_err()
             .contains("no readable checkpoint")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_source_with_a_heartbeat_keeps_closing_epochs() {
+    let s = Setup::new();
+    let mut g = s.graph();
+    g.nodes[0].body = NodeBody::Source {
+        source: Box::new(Numbers { epochs: 0 }),
+        trigger: Trigger::ProcessingTime(Duration::from_millis(1)),
+        options: trendflow_runtime::SourceOptions {
+            final_watermark: false,
+            heartbeat: Some(Duration::ZERO),
+        },
+    };
+    let sup = Supervisor::new(
+        g,
+        Box::new(|| Err("no restart".into())),
+        RestartPolicy::default(),
+        memory(),
+    );
+    let stop = sup.stop_handle();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = tokio::spawn(sup.run(move |e| {
+        let _ = tx.send(e.epoch);
+    }));
+    // Without data, epochs still commit; without the heartbeat none would.
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let e = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("no epoch closed on an idle stream")
+            .unwrap();
+        seen.push(e);
+    }
+    stop.stop().await;
+    run.await.unwrap().unwrap();
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
 }

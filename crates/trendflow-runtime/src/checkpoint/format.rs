@@ -117,6 +117,8 @@ pub enum OffsetEntry {
     Input(Vec<u8>),
     /// An epoch without data that still moves the watermark (Spark's no-data batch).
     NoData,
+    /// The last epoch of a bounded input, carrying the final watermark.
+    End,
 }
 
 impl OffsetEntry {
@@ -126,6 +128,7 @@ impl OffsetEntry {
         match self {
             OffsetEntry::Input(b) => w.u64(0).bytes(b),
             OffsetEntry::NoData => w.u64(1),
+            OffsetEntry::End => w.u64(2),
         };
         let mut out = w.finish();
         let crc = crc32(&out);
@@ -150,6 +153,7 @@ impl OffsetEntry {
         let entry = match r.u64().map_err(bad)? {
             0 => OffsetEntry::Input(r.bytes().map_err(bad)?.to_vec()),
             1 => OffsetEntry::NoData,
+            2 => OffsetEntry::End,
             _ => return Err(FormatError::Corrupt),
         };
         r.end().map_err(bad)?;
@@ -181,7 +185,11 @@ mod tests {
     fn round_trip() {
         let c = sample();
         assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
-        for e in [OffsetEntry::Input(b"abc".to_vec()), OffsetEntry::NoData] {
+        for e in [
+            OffsetEntry::Input(b"abc".to_vec()),
+            OffsetEntry::NoData,
+            OffsetEntry::End,
+        ] {
             assert_eq!(OffsetEntry::decode(&e.encode()).unwrap(), e);
         }
     }
