@@ -8,6 +8,7 @@ pub mod file_sink;
 pub mod file_source;
 pub mod generator;
 pub mod memory_sink;
+pub mod object_checkpoints;
 pub mod table_format;
 
 pub use console_sink::ConsoleSink;
@@ -15,3 +16,4 @@ pub use dead_letter_file::DeadLetterFile;
 pub use file_sink::{FileFormat, FileSink, FileSinkOptions};
 pub use file_source::{CleanSource, FileSource, FileSourceOptions};
 pub use memory_sink::MemorySink;
+pub use object_checkpoints::ObjectStoreCheckpoints;

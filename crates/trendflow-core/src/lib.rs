@@ -6,6 +6,7 @@
 //! can be unit-tested by calling it directly.
 
 pub mod batch;
+pub mod checkpoint_store;
 pub mod codec;
 pub mod deadletter;
 pub mod duration;

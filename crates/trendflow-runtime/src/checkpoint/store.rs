@@ -13,21 +13,7 @@ use std::sync::{Arc, Mutex};
 use trendflow_core::BoxFuture;
 use trendflow_core::failpoint;
 
-pub type StoreResult<T> = Result<T, String>;
-
-/// Durable, atomic storage of named objects.
-pub trait CheckpointStore: Send + Sync + 'static {
-    /// Writes `data` under `name`, replacing any previous object, atomically and durably.
-    fn put<'a>(&'a self, name: &'a str, data: &'a [u8]) -> BoxFuture<'a, StoreResult<()>>;
-    /// Reads an object; `None` when it does not exist.
-    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>>;
-    /// Names of the objects directly under `dir`, relative to it, sorted.
-    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;
-    /// Removes an object; removing one that does not exist is not an error.
-    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<()>>;
-    /// Where the store is, for messages.
-    fn describe(&self) -> String;
-}
+pub use trendflow_core::checkpoint_store::{CheckpointStore, StoreResult};
 
 /// Checkpoints in memory: they survive actor restarts, not the process.
 #[derive(Default, Clone)]
