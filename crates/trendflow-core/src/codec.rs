@@ -144,29 +144,10 @@ impl<'a> StateReader<'a> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib computes it): the checksum of checkpoint files.
+/// CRC-32 (IEEE 802.3, as zlib computes it): the checksum of checkpoint files. crc32fast
+/// uses the CPU's carry-less multiply: checksumming a large checkpoint costs little.
 pub fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, e) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *e = c;
-        }
-        t
-    });
-    let mut crc = !0u32;
-    for &b in data {
-        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]

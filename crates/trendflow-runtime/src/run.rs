@@ -524,9 +524,13 @@ impl RunningPipeline {
                             watermark,
                             components,
                         };
-                        if let Err(e) = self.checkpoints.write_checkpoint(&checkpoint).await {
-                            break Err(PipelineError::Checkpoint(e));
-                        }
+                        let checkpoint_started = Instant::now();
+                        let checkpoint_bytes =
+                            match self.checkpoints.write_checkpoint(&checkpoint).await {
+                                Ok(n) => n,
+                                Err(e) => break Err(PipelineError::Checkpoint(e)),
+                            };
+                        let checkpoint_ms = checkpoint_started.elapsed().as_secs_f64() * 1000.0;
                         self.metrics
                             .counter(names::CHECKPOINTS_WRITTEN, &self.name)
                             .inc();
@@ -553,6 +557,8 @@ impl RunningPipeline {
                             duration_ms = format!("{:.1}", summary.duration_ms),
                             watermark = watermark.map(trendflow_core::time::format_iso_utc).unwrap_or_default(),
                             late_rows = self.metrics.total(names::LATE_ROWS_DROPPED),
+                            checkpoint_bytes,
+                            checkpoint_ms = format!("{checkpoint_ms:.1}"),
                             "epoch committed"
                         );
                         on_epoch(&summary);

@@ -58,13 +58,14 @@ impl Checkpointer {
         self.store.put(&name, &entry.encode()).await
     }
 
-    /// Writes checkpoint `c`, then removes what no restart can need any more.
-    pub async fn write_checkpoint(&self, c: &Checkpoint) -> Result<(), String> {
-        self.store
-            .put(&Self::state_name(c.epoch), &c.encode())
-            .await?;
+    /// Writes checkpoint `c`, then removes what no restart can need any more. Returns the
+    /// checkpoint's size in bytes.
+    pub async fn write_checkpoint(&self, c: &Checkpoint) -> Result<usize, String> {
+        let bytes = c.encode();
+        self.store.put(&Self::state_name(c.epoch), &bytes).await?;
         failpoint::check("after-checkpoint-before-prune")?;
-        self.prune().await
+        self.prune().await?;
+        Ok(bytes.len())
     }
 
     async fn checkpoint_epochs(&self) -> Result<Vec<Epoch>, String> {
