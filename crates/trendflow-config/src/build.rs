@@ -299,7 +299,6 @@ fn build_graph(
                     max_line_bytes: c
                         .max_line_bytes
                         .unwrap_or(ParserOptions::default().max_line_bytes),
-                    fast_path: c.fast_path,
                 };
                 let par = c.parallelism.unwrap_or(cores).max(1);
                 (

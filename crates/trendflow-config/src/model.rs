@@ -307,9 +307,6 @@ pub struct ParseJsonConfig {
     pub parallelism: Option<usize>,
     #[serde(default)]
     pub max_line_bytes: Option<usize>,
-    /// Try the single-pass scanner first (default); `false`: simd-json for every line.
-    #[serde(default = "default_true")]
-    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -5,7 +5,6 @@
 //! runtime run it in an actor.
 
 pub mod count;
-pub mod fast_json;
 pub mod parser;
 pub mod spark_lenient;
 pub mod tokenizer;

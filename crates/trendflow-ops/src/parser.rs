@@ -28,16 +28,12 @@ const CONTROL_KEYS: [&str; 8] = [
 pub struct ParserOptions {
     /// Lines longer than this are set aside unparsed (bounded memory).
     pub max_line_bytes: usize,
-    /// Try the single-pass scanner before simd-json (see `fast_json`). Off: every line
-    /// takes the full parser (for comparison, or to rule the scanner out).
-    pub fast_path: bool,
 }
 
 impl Default for ParserOptions {
     fn default() -> Self {
         ParserOptions {
             max_line_bytes: 1 << 20,
-            fast_path: true,
         }
     }
 }
@@ -64,8 +60,6 @@ pub struct JsonPostParser {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
-    /// Strings with escapes decoded by the fast path.
-    decoded: String,
     repaired: Counter,
 }
 
@@ -84,7 +78,6 @@ impl JsonPostParser {
             buffers: Buffers::new(8192),
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(8192),
-            decoded: String::with_capacity(1024),
             repaired: metrics.counter_labeled(
                 names::RECORDS_REPAIRED,
                 component,
@@ -95,24 +88,6 @@ impl JsonPostParser {
 
     /// Parses one line (without its newline); a post is appended to `posts`.
     fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> LineOutcome {
-        // The common case, a well-formed status, in one validating pass that builds nothing
-        // it does not need (several times faster than a tape); the rest takes the full path.
-        if self.options.fast_path
-            && let Some(f) = crate::fast_json::scan(line, &mut self.decoded)
-        {
-            let text = crate::fast_json::get(line, &self.decoded, f.text);
-            let event_time = match f.created_at {
-                None => Err((Reason::MissingEventTime, "no `created_at`".to_string())),
-                Some(c) => event_time_of(crate::fast_json::get(line, &self.decoded, c)),
-            };
-            posts.push(line_no, f.id, event_time.as_ref().ok().copied(), text);
-            return LineOutcome::Post(event_time.err());
-        }
-        self.parse_line_full(line, line_no, posts)
-    }
-
-    /// The full path: simd-json, then Spark's leniencies, then the reason for rejecting.
-    fn parse_line_full(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> LineOutcome {
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
         let error = match self.parse_scratch(line_no, posts) {
@@ -211,7 +186,8 @@ impl JsonPostParser {
                 Err((Reason::MissingEventTime, "`created_at` is null".to_string()))
             }
             Some(c) => match c.into_string() {
-                Some(s) => event_time_of(s),
+                Some(s) => parse_created_at(s)
+                    .map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}"))),
                 None => Err((
                     Reason::BadEventTime,
                     format!("`created_at` is a {:?}, not a string", c.value_type()),
@@ -222,11 +198,6 @@ impl JsonPostParser {
         posts.push(line_no, id, event_time.as_ref().ok().copied(), text);
         LineOutcome::Post(event_time.err())
     }
-}
-
-/// The event time of a `created_at` string, or why there is none.
-fn event_time_of(s: &str) -> Result<trendflow_core::EventTime, (Reason, String)> {
-    parse_created_at(s).map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}")))
 }
 
 impl Operator for JsonPostParser {
@@ -330,7 +301,6 @@ mod tests {
             "p",
             ParserOptions {
                 max_line_bytes: 10_000,
-                fast_path: true,
             },
             &Metrics::new(),
         );
@@ -454,95 +424,5 @@ mod tests {
         let (posts, dead) = parse(&[long.as_bytes(), br#"{"text":"a","created_at":null}"#]);
         assert_eq!(dead[0], (1, Reason::LineTooLong));
         assert_eq!(posts.len(), 1);
-    }
-
-    /// What a line gives: the post (id, event time, text) if any, and the reason if any.
-    type Outcome = (Option<(Option<u64>, Option<i64>, String)>, Option<Reason>);
-
-    fn outcome(p: &mut JsonPostParser, line: &[u8], full: bool) -> Outcome {
-        let mut posts = PostBatch::new("f".into());
-        let r = if full {
-            p.parse_line_full(line, 1, &mut posts)
-        } else {
-            p.parse_line(line, 1, &mut posts)
-        };
-        let post = (!posts.is_empty()).then(|| {
-            (
-                posts.ids[0],
-                posts.event_times[0],
-                posts.text(0).to_string(),
-            )
-        });
-        let reason = match r {
-            LineOutcome::Post(e) => e.map(|(r, _)| r),
-            LineOutcome::Rejected(r, _) => Some(r),
-        };
-        (post, reason)
-    }
-
-    fn sample_lines() -> Vec<Vec<u8>> {
-        let mut lines = Vec::new();
-        for data in [
-            &include_bytes!("../../../tests/fixtures/golden/tiny/input/tweets-000000.json")[..],
-            &include_bytes!("../../../tests/fixtures/golden/bad/input/tweets-000000.json")[..],
-            &include_bytes!("../../../tests/fixtures/golden/bad/input/tweets-000001.json")[..],
-        ] {
-            lines.extend(
-                data.split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec),
-            );
-        }
-        lines
-    }
-
-    #[test]
-    fn the_fast_path_agrees_with_the_full_parser_on_real_lines() {
-        let mut p = JsonPostParser::new("p", ParserOptions::default(), &Metrics::new());
-        let lines = sample_lines();
-        let mut fast = 0;
-        for l in &lines {
-            let mut decoded = String::new();
-            if crate::fast_json::scan(l, &mut decoded).is_some() {
-                fast += 1;
-            }
-            assert_eq!(
-                outcome(&mut p, l, false),
-                outcome(&mut p, l, true),
-                "{}",
-                String::from_utf8_lossy(l)
-            );
-        }
-        // Well-formed statuses take the fast path.
-        assert!(fast * 10 >= lines.len() * 8, "{fast} of {}", lines.len());
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
-        /// Truncated, garbled and spliced lines: wherever the fast path accepts one, it reads
-        /// what the full parser reads; where it declines, the full parser decides.
-        #[test]
-        fn the_fast_path_agrees_with_the_full_parser_on_mutated_lines(
-            pick in 0usize..1000,
-            pos in 0usize..10_000,
-            kind in 0u8..4,
-            byte in proptest::sample::select(vec![b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'-', b'.', b'e', b'u', b'a', 0x01, 0x7f, 0xc3, 0xff]),
-        ) {
-            let lines = sample_lines();
-            let mut l = lines[pick % lines.len()].clone();
-            let at = pos % (l.len() + 1);
-            match kind {
-                0 => l.truncate(at),
-                1 if at < l.len() => l[at] = byte,
-                2 => l.insert(at, byte),
-                _ => {
-                    let end = (at + 40).min(l.len());
-                    let piece = l[at..end].to_vec();
-                    l.splice(at..at, piece);
-                }
-            }
-            let mut p = JsonPostParser::new("p", ParserOptions::default(), &Metrics::new());
-            proptest::prop_assert_eq!(outcome(&mut p, &l, false), outcome(&mut p, &l, true));
-        }
     }
 }
