@@ -13,7 +13,7 @@ use clap::Args;
 use trendflow_config::{Override, build, load_str};
 use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::metrics::names;
-use trendflow_sql::server::to_table;
+use trendflow_sql::show::show_batches;
 
 /// The demo pipeline, embedded so `trendflow demo` needs no file.
 pub const INSEE_HASHTAGS: &str = include_str!("../config/insee-hashtags.yaml");
@@ -155,7 +155,7 @@ pub async fn main(args: DemoArgs) -> i32 {
             code = &mut pipeline => break code.unwrap_or(1),
             _ = ticker.tick() => {
                 let table = match tables.query_with_schema(TOP_QUERY).await {
-                    Ok((schema, b)) if b.iter().map(|x| x.num_rows()).sum::<usize>() > 0 => to_table(&schema, &b),
+                    Ok((schema, b)) if b.iter().map(|x| x.num_rows()).sum::<usize>() > 0 => show_batches(&schema, &b, 20, false),
                     Ok(_) => "(no window closed yet)\n".to_string(),
                     Err(e) => format!("query failed: {e}\n"),
                 };

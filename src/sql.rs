@@ -10,9 +10,15 @@ pub struct SqlArgs {
     /// table the query names (see `api.address`).
     #[arg(long)]
     pub addr: Option<String>,
-    /// table, csv or json.
+    /// table (as Spark's `show()`), csv or json.
     #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
     pub format: String,
+    /// Rows a table shows, as `show(n)` (default 20).
+    #[arg(long, default_value_t = 20)]
+    pub rows: usize,
+    /// Cut values at 20 characters, as `show()`; `--truncate false` is `show(n, False)`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub truncate: bool,
 }
 
 pub async fn main(args: SqlArgs) -> i32 {
@@ -35,7 +41,8 @@ pub async fn main(args: SqlArgs) -> i32 {
     };
     let mut last = String::new();
     for addr in &targets {
-        match trendflow_sql::client::post_sql(addr, &args.query, &args.format).await {
+        let show = format!("rows={}&truncate={}", args.rows, args.truncate);
+        match trendflow_sql::client::post_sql(addr, &args.query, &args.format, &show).await {
             Ok((200, body)) => {
                 print!("{body}");
                 return 0;

@@ -232,7 +232,14 @@ fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     assert_eq!(v.as_array().unwrap().len(), 5);
     assert_eq!(v[0]["word"], serde_json::Value::String(want[0].1.clone()));
     let o = trendflow(&["sql", "--addr", &addr, query], tmp.path());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("| word"));
+    // As Spark's show(): header right-aligned, 5 rows, no "only showing" line.
+    let t = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(
+        lines[1].ends_with("word|count|") && lines[1].starts_with("| "),
+        "{t}"
+    );
+    assert_eq!(lines.len(), 9, "{t}");
     let o = trendflow(
         &[
             "sql",

@@ -74,13 +74,7 @@ pub fn json_row(out: &mut String, schema: &RowSchema, row: &ResultRow) {
 }
 
 /// Spark's rendering of a timestamp in `show()`: "2021-04-15 05:05:00".
-fn show_time(t: i64) -> String {
-    let iso = format_iso_utc(t);
-    iso.trim_end_matches('Z').replacen('T', " ", 1)
-}
-
-/// Rows as Spark's `Dataset.show(n, truncate)` prints them: a boxed table, cells cut to 20
-/// characters and right-aligned when `truncate`, left-aligned and whole otherwise.
+/// Rows as Spark's `Dataset.show(n, truncate)` prints them (see [`trendflow_sql::show`]).
 pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) -> String {
     let mut header: Vec<String> = Vec::new();
     if schema.windowed {
@@ -88,76 +82,23 @@ pub fn show(schema: &RowSchema, rows: &[ResultRow], n: usize, truncate: bool) ->
     }
     header.push(schema.key_column.to_string());
     header.push(schema.value_column.to_string());
-    let cut = |s: String| -> String {
-        if truncate && s.chars().count() > 20 {
-            let head: String = s.chars().take(17).collect();
-            format!("{head}...")
-        } else {
-            s
-        }
-    };
-    let mut cells: Vec<Vec<String>> = Vec::new();
-    for r in rows.iter().take(n) {
-        let mut line = Vec::new();
-        if let Some(w) = r.window {
-            line.push(cut(format!(
-                "{{{}, {}}}",
-                show_time(w.start),
-                show_time(w.end)
-            )));
-        } else if schema.windowed {
-            line.push("null".into());
-        }
-        line.push(cut(r.key.to_string()));
-        line.push(r.count.to_string());
-        cells.push(line);
-    }
-    let width = |s: &str| s.chars().count();
-    let mut widths: Vec<usize> = header.iter().map(|h| width(h).max(3)).collect();
-    for line in &cells {
-        for (i, c) in line.iter().enumerate() {
-            widths[i] = widths[i].max(width(c));
-        }
-    }
-    let sep: String = {
-        let mut s = String::from("+");
-        for w in &widths {
-            s.push_str(&"-".repeat(*w));
-            s.push('+');
-        }
-        s.push('\n');
-        s
-    };
-    let render = |line: &[String], out: &mut String| {
-        out.push('|');
-        for (i, c) in line.iter().enumerate() {
-            let pad = widths[i] - width(c);
-            if truncate {
-                out.push_str(&" ".repeat(pad));
-                out.push_str(c);
-            } else {
-                out.push_str(c);
-                out.push_str(&" ".repeat(pad));
+    let time = |ms: i64| trendflow_sql::show::spark_time(ms * 1000);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .take(n)
+        .map(|r| {
+            let mut line = Vec::new();
+            if let Some(w) = r.window {
+                line.push(format!("{{{}, {}}}", time(w.start), time(w.end)));
+            } else if schema.windowed {
+                line.push("NULL".into());
             }
-            out.push('|');
-        }
-        out.push('\n');
-    };
-    let mut out = sep.clone();
-    render(&header, &mut out);
-    out.push_str(&sep);
-    for line in &cells {
-        render(line, &mut out);
-    }
-    out.push_str(&sep);
-    if rows.len() > n {
-        let _ = writeln!(
-            out,
-            "only showing top {n} row{}",
-            if n == 1 { "" } else { "s" }
-        );
-    }
-    out
+            line.push(r.key.to_string());
+            line.push(r.count.to_string());
+            line
+        })
+        .collect();
+    trendflow_sql::show::render(&header, &cells, truncate, rows.len())
 }
 
 #[cfg(test)]

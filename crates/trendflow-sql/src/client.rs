@@ -4,12 +4,23 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Sends `sql` to a running pipeline; returns the status code and the body.
-pub async fn post_sql(addr: &str, sql: &str, format: &str) -> std::io::Result<(u16, String)> {
+/// Sends `sql` to a running pipeline; returns the status code and the body. `query` adds
+/// parameters (`rows=10&truncate=false`).
+pub async fn post_sql(
+    addr: &str,
+    sql: &str,
+    format: &str,
+    query: &str,
+) -> std::io::Result<(u16, String)> {
+    let extra = if query.is_empty() {
+        String::new()
+    } else {
+        format!("&{query}")
+    };
     request(
         addr,
         "POST",
-        &format!("/sql?format={format}"),
+        &format!("/sql?format={format}{extra}"),
         sql.as_bytes(),
     )
     .await

@@ -2,7 +2,9 @@
 //! DataFusion, served over HTTP (and read back by `trendflow sql`).
 
 pub mod client;
+pub mod functions;
 pub mod server;
+pub mod show;
 pub mod tables;
 
 pub use tables::{MemoryTables, TableMode};

@@ -35,6 +35,19 @@ pub struct ApiState {
 struct SqlParams {
     format: Option<String>,
     q: Option<String>,
+    /// Table format: rows shown (default 20, as Spark's `show()`), and `truncate=false` to
+    /// show values whole.
+    rows: Option<usize>,
+    truncate: Option<bool>,
+}
+
+impl SqlParams {
+    fn show(&self) -> ShowOptions {
+        ShowOptions {
+            rows: self.rows.unwrap_or(20),
+            truncate: self.truncate.unwrap_or(true),
+        }
+    }
 }
 
 /// Result formats of `/sql`.
@@ -84,7 +97,7 @@ async fn sql_post(
     body: Bytes,
 ) -> Response {
     let sql = String::from_utf8_lossy(&body).into_owned();
-    run_sql(&s, &sql, p.format.as_deref(), &headers).await
+    run_sql(&s, &sql, p.format.as_deref(), p.show(), &headers).await
 }
 
 async fn sql_get(
@@ -99,10 +112,23 @@ async fn sql_get(
         )
             .into_response();
     };
-    run_sql(&s, &sql, p.format.as_deref(), &headers).await
+    run_sql(&s, &sql, p.format.as_deref(), p.show(), &headers).await
 }
 
-async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &HeaderMap) -> Response {
+/// How many rows a table result shows, and whether values are cut (Spark's `show(n, truncate)`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShowOptions {
+    pub rows: usize,
+    pub truncate: bool,
+}
+
+async fn run_sql(
+    s: &ApiState,
+    sql: &str,
+    format: Option<&str>,
+    show: ShowOptions,
+    headers: &HeaderMap,
+) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -126,7 +152,10 @@ async fn run_sql(s: &ApiState, sql: &str, format: Option<&str>, headers: &Header
             let (ctype, body) = match format {
                 Format::Json => ("application/json", to_json(&batches).to_string()),
                 Format::Csv => ("text/csv; charset=utf-8", to_csv(&schema, &batches)),
-                Format::Table => ("text/plain; charset=utf-8", to_table(&schema, &batches)),
+                Format::Table => (
+                    "text/plain; charset=utf-8",
+                    crate::show::show_batches(&schema, &batches, show.rows, show.truncate),
+                ),
             };
             ([(header::CONTENT_TYPE, ctype)], body).into_response()
         }
@@ -280,16 +309,5 @@ pub fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
-    }
-}
-
-/// A boxed text table.
-pub fn to_table(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
-    match datafusion::arrow::util::pretty::pretty_format_batches_with_schema(
-        schema.clone(),
-        batches,
-    ) {
-        Ok(t) => format!("{t}\n"),
-        Err(e) => format!("{e}\n"),
     }
 }

@@ -186,6 +186,7 @@ impl MemoryTables {
     /// A DataFusion session with every table registered as it is now.
     pub fn session(&self) -> datafusion::error::Result<SessionContext> {
         let ctx = SessionContext::new();
+        crate::functions::register(&ctx);
         let tables = self.inner.read().unwrap().clone();
         for (name, t) in tables {
             let mem = MemTable::try_new(t.schema.clone(), vec![t.batches.clone()])?;
