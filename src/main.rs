@@ -7,6 +7,8 @@
 mod bench;
 mod demo;
 mod generate;
+mod manage;
+mod progress;
 mod registry;
 mod run;
 mod sql;
@@ -54,6 +56,21 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure the tutorial's queries on generated tweets.
     Bench(bench::BenchArgs),
+    /// List running pipelines (Spark's `spark.streams.active`).
+    Ps {
+        /// Also the last run of stopped pipelines, from their event log.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running pipeline gracefully: its epoch finishes and its checkpoint is written.
+    Stop {
+        name: String,
+        /// Seconds to wait for it to exit.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn init_logs(format: &str) {
@@ -88,6 +105,10 @@ fn main() {
             Command::Sql(args) => sql::main(args).await,
             Command::Demo(args) => demo::main(args).await,
             Command::Bench(args) => bench::main(args).await,
+            Command::Ps { all, json } => manage::ps(all, json).await,
+            Command::Stop { name, timeout } => {
+                manage::stop(&name, std::time::Duration::from_secs(timeout)).await
+            }
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

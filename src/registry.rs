@@ -1,8 +1,8 @@
-//! Where running pipelines announce their HTTP endpoint, so `trendflow sql` finds them
-//! without being told a port: one small JSON file per process, removed when it exits.
+//! Where running pipelines announce themselves, so `trendflow sql`, `ps` and `stop` find them
+//! without being told a port: one small JSON file per process, removed when it exits; and a
+//! history entry per pipeline name pointing at its event log, for `ps --all`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn dir() -> PathBuf {
     if let Ok(d) = std::env::var("TRENDFLOW_RUN_DIR") {
@@ -15,6 +15,23 @@ pub fn dir() -> PathBuf {
     base.join("trendflow").join("run")
 }
 
+/// The default event log directory of a pipeline without a checkpoint directory.
+pub fn default_event_log(name: &str) -> PathBuf {
+    dir().join("events").join(sanitize(name))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Removes the registration when dropped.
 pub struct Registration(PathBuf);
 
@@ -24,21 +41,68 @@ impl Drop for Registration {
     }
 }
 
-pub fn register(name: &str, addr: SocketAddr, tables: Vec<String>) -> Option<Registration> {
+/// What a running pipeline announces.
+pub struct Announce<'a> {
+    pub name: &'a str,
+    pub id: &'a str,
+    pub run_id: &'a str,
+    pub address: Option<String>,
+    pub tables: Vec<String>,
+    pub event_log: &'a Path,
+}
+
+pub fn register(a: &Announce<'_>) -> Option<Registration> {
     let d = dir();
-    std::fs::create_dir_all(&d).ok()?;
-    let path = d.join(format!("{}.json", std::process::id()));
-    let doc = serde_json::json!({"name": name, "pid": std::process::id(), "address": addr.to_string(), "tables": tables});
+    std::fs::create_dir_all(d.join("history")).ok()?;
+    let pid = std::process::id();
+    let path = d.join(format!("{pid}.json"));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let doc = serde_json::json!({
+        "name": a.name, "id": a.id, "runId": a.run_id, "pid": pid,
+        "address": a.address, "tables": a.tables, "started_ms": started,
+        "event_log": a.event_log,
+    });
     std::fs::write(&path, doc.to_string()).ok()?;
+    let history = d.join("history").join(format!("{}.json", sanitize(a.name)));
+    let _ = std::fs::write(history, doc.to_string());
     Some(Registration(path))
 }
 
-/// A running pipeline, as registered.
+/// A pipeline, as registered.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub name: String,
-    pub address: String,
+    pub id: String,
+    pub run_id: String,
+    pub pid: u64,
+    pub address: Option<String>,
     pub tables: Vec<String>,
+    pub event_log: Option<PathBuf>,
+}
+
+fn entry(v: &serde_json::Value) -> Entry {
+    Entry {
+        name: v["name"].as_str().unwrap_or("").to_string(),
+        id: v["id"].as_str().unwrap_or("").to_string(),
+        run_id: v["runId"].as_str().unwrap_or("").to_string(),
+        pid: v["pid"].as_u64().unwrap_or(0),
+        address: v["address"].as_str().map(String::from),
+        tables: v["tables"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        event_log: v["event_log"].as_str().map(PathBuf::from),
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    pid != 0 && PathBuf::from(format!("/proc/{pid}")).exists()
 }
 
 /// Registered pipelines whose process is still alive.
@@ -48,30 +112,41 @@ pub fn running() -> Vec<Entry> {
     };
     let mut out = Vec::new();
     for e in rd.flatten() {
+        if e.path().extension().is_none_or(|x| x != "json") {
+            continue;
+        }
         let Ok(text) = std::fs::read_to_string(e.path()) else {
             continue;
         };
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
             continue;
         };
-        let pid = v["pid"].as_u64().unwrap_or(0);
-        if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
+        let en = entry(&v);
+        if !alive(en.pid) {
             let _ = std::fs::remove_file(e.path());
             continue;
         }
-        out.push(Entry {
-            name: v["name"].as_str().unwrap_or("").to_string(),
-            address: v["address"].as_str().unwrap_or("").to_string(),
-            tables: v["tables"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+        out.push(en);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The last run of every pipeline name ever registered here.
+pub fn history() -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(dir().join("history")) else {
+        return vec![];
+    };
+    let mut out: Vec<Entry> = rd
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|v| entry(&v))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn is_alive(e: &Entry) -> bool {
+    alive(e.pid)
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use trendflow_config::{BuiltParts, BuiltPipeline, Override, build, load_file};
 use trendflow_core::time::format_iso_utc;
 use trendflow_runtime::EpochSummary;
+
+use crate::progress::{EventLog, Progress};
 use trendflow_sql::server::{ApiState, serve};
 
 /// Loads and builds a pipeline, printing every problem. None if there were any.
@@ -64,6 +66,8 @@ pub struct LiveStatus {
     pub last_epoch: Option<EpochSummary>,
     pub epochs: u64,
     pub records: u64,
+    /// Records taken in by all stages when the last epoch committed.
+    pub records_in_at_commit: i64,
 }
 
 /// What the HTTP endpoint serves, and where (trying the next ports when the first is taken,
@@ -71,6 +75,7 @@ pub struct LiveStatus {
 fn api_state(
     built: &BuiltParts,
     status: Arc<Mutex<LiveStatus>>,
+    progress: Arc<Mutex<Progress>>,
 ) -> Option<(SocketAddr, ApiState, String)> {
     if !built.api.enabled {
         return None;
@@ -82,9 +87,31 @@ fn api_state(
     let configured = built.api.address.clone();
     let name = built.name.clone();
     let tables: Vec<String> = built.memory_tables.values().cloned().collect();
+    let metrics = built.metrics.clone();
+    let (id, run_id) = {
+        let p = progress.lock().unwrap();
+        (p.id.clone(), p.run_id.clone())
+    };
     let status_fn: trendflow_sql::server::StatusFn = Arc::new(move || {
         let s = status.lock().unwrap().clone();
+        // Spark's StreamingQueryStatus: data is available when the last epoch had input;
+        // the trigger is active while records are moving through the stages.
+        let in_flight =
+            metrics.total(trendflow_core::metrics::names::RECORDS_IN) != s.records_in_at_commit;
+        let data = s.last_epoch.as_ref().is_some_and(|e| e.records > 0);
+        let message = if in_flight {
+            "Processing new data"
+        } else if s.epochs == 0 {
+            "Initializing sources"
+        } else {
+            "Waiting for data to arrive"
+        };
         serde_json::json!({
+            "message": message,
+            "isDataAvailable": data,
+            "isTriggerActive": in_flight,
+            "id": id,
+            "runId": run_id,
             "name": name,
             "tables": tables,
             "epochs_committed": s.epochs,
@@ -95,10 +122,15 @@ fn api_state(
             })),
         })
     });
+    let progress_fn: trendflow_sql::server::ProgressFn = Arc::new(move |recent| {
+        let p = progress.lock().unwrap();
+        if recent { p.recent() } else { p.last() }
+    });
     let state = ApiState {
         tables: built.tables.clone(),
         metrics: built.metrics.clone(),
         status: status_fn,
+        progress: progress_fn,
     };
     Some((addr, state, configured))
 }
@@ -135,23 +167,56 @@ pub async fn run_built(
     stop_after: Option<std::time::Duration>,
     on_epoch: impl FnMut(&EpochSummary) + Send,
 ) -> i32 {
+    // One query per name, as Spark refuses to start a query whose name is active.
+    if let Some(e) = crate::registry::running()
+        .into_iter()
+        .find(|e| e.name == built.name)
+    {
+        eprintln!(
+            "trendflow: pipeline `{}` is already running (pid {}{}): stop it first with `trendflow stop {}`",
+            e.name,
+            e.pid,
+            e.address
+                .map(|a| format!(", http://{a}"))
+                .unwrap_or_default(),
+            e.name
+        );
+        return 2;
+    }
     let (supervisor, built) = built.into_supervisor();
+    let event_log_dir = match &built.checkpoint_path {
+        Some(c) => c.join("events"),
+        None => crate::registry::default_event_log(&built.name),
+    };
+    let progress = Arc::new(Mutex::new(Progress::new(
+        crate::progress::query_id(built.checkpoint_path.as_deref()),
+        &built.name,
+        built.sinks.clone(),
+        Some(EventLog::new(event_log_dir.clone(), 16 << 20, 8)),
+    )));
     let status = Arc::new(Mutex::new(LiveStatus::default()));
-    let addr = match api_state(&built, status.clone()) {
+    let addr = match api_state(&built, status.clone(), progress.clone()) {
         Some((addr, state, configured)) => serve_on_free_port(addr, state, configured).await,
         None => None,
     };
-    let _registration = addr.map(|a| {
+    if let Some(a) = addr {
         eprintln!(
             "trendflow: pipeline `{}`: SQL endpoint on http://{a}",
             built.name
         );
-        crate::registry::register(
-            &built.name,
-            a,
-            built.memory_tables.values().cloned().collect(),
-        )
-    });
+    }
+    let _registration = {
+        let p = progress.lock().unwrap();
+        crate::registry::register(&crate::registry::Announce {
+            name: &built.name,
+            id: &p.id,
+            run_id: &p.run_id,
+            address: addr.map(|a| a.to_string()),
+            tables: built.memory_tables.values().cloned().collect(),
+            event_log: &event_log_dir,
+        })
+    };
+    let metrics = built.metrics.clone();
     let name = built.name.clone();
     let stop = supervisor.stop_handle();
     let signals = tokio::spawn(async move {
@@ -173,10 +238,12 @@ pub async fn run_built(
     let mut on_epoch = on_epoch;
     let result = supervisor
         .run(|e| {
+            progress.lock().unwrap().on_epoch(e, &metrics);
             let mut s = status.lock().unwrap();
             s.epochs += 1;
             s.records += e.records;
             s.last_epoch = Some(e.clone());
+            s.records_in_at_commit = metrics.total(trendflow_core::metrics::names::RECORDS_IN);
             drop(s);
             on_epoch(e);
         })

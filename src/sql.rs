@@ -36,7 +36,7 @@ pub async fn main(args: SqlArgs) -> i32 {
             let q = args.query.to_lowercase();
             let mut r = running;
             r.sort_by_key(|e| !e.tables.iter().any(|t| q.contains(&t.to_lowercase())));
-            r.into_iter().map(|e| e.address).collect()
+            r.into_iter().filter_map(|e| e.address).collect()
         }
     };
     let mut last = String::new();

@@ -34,6 +34,10 @@ pub struct BuiltPipeline {
     pub trigger: TriggerConfig,
     /// Memory tables the sinks write, by sink name.
     pub memory_tables: BTreeMap<String, String>,
+    /// `checkpoint.path`, when set.
+    pub checkpoint_path: Option<std::path::PathBuf>,
+    /// Names of the sinks.
+    pub sinks: Vec<String>,
     /// Builds fresh components for a restart (same metrics and memory tables).
     pub rebuild: GraphBuilder,
     pub checkpoints: Checkpointer,
@@ -50,6 +54,8 @@ impl BuiltPipeline {
             api: self.api,
             trigger: self.trigger,
             memory_tables: self.memory_tables,
+            checkpoint_path: self.checkpoint_path,
+            sinks: self.sinks,
         };
         let sup = Supervisor::new(self.graph, self.rebuild, self.restart, self.checkpoints);
         (sup, parts)
@@ -64,6 +70,8 @@ pub struct BuiltParts {
     pub api: ApiConfig,
     pub trigger: TriggerConfig,
     pub memory_tables: BTreeMap<String, String>,
+    pub checkpoint_path: Option<std::path::PathBuf>,
+    pub sinks: Vec<String>,
 }
 
 fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)> {
@@ -130,6 +138,8 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
         api: config.api.clone(),
         trigger: config.trigger,
         memory_tables,
+        checkpoint_path: config.checkpoint.as_ref().map(|c| c.path.clone()),
+        sinks: config.sinks.keys().cloned().collect(),
         rebuild,
         checkpoints: Checkpointer::new(store, keep),
         restart: RestartPolicy {

@@ -43,8 +43,16 @@ pub struct EpochSummary {
     pub epoch: Epoch,
     pub records: u64,
     pub bytes: u64,
+    /// From the start of the epoch's read to its checkpoint.
     pub duration_ms: f64,
     pub watermark: Option<EventTime>,
+    /// Wall-clock start of the epoch (ms since the Unix epoch).
+    pub started_ms: i64,
+    /// Time the sources took to read it, and to write its checkpoint.
+    pub read_ms: f64,
+    pub checkpoint_ms: f64,
+    /// Where each source stood after it: (source, description).
+    pub offsets: Vec<(String, String)>,
 }
 
 /// The message of a panic caught by kameo, for the `Failed` event.

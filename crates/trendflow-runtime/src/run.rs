@@ -116,6 +116,31 @@ impl Resume {
     }
 }
 
+/// What the sources reported of an epoch so far.
+struct EpochRead {
+    records: u64,
+    bytes: u64,
+    started: Instant,
+    started_ms: i64,
+    read_ms: f64,
+    offsets: Vec<(String, String)>,
+}
+
+impl EpochRead {
+    fn new() -> Self {
+        EpochRead {
+            records: 0,
+            bytes: 0,
+            started: Instant::now(),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            read_ms: 0.0,
+            offsets: Vec::new(),
+        }
+    }
+}
+
 /// The saved states of a checkpoint, by component and instance, checked against the graph.
 struct Restore {
     states: HashMap<(String, u32), ComponentState>,
@@ -452,7 +477,8 @@ impl RunningPipeline {
         report: &mut RunReport,
         mut on_epoch: impl FnMut(&EpochSummary),
     ) -> Result<(), PipelineError> {
-        let mut read: BTreeMap<Epoch, (u64, u64, Instant)> = BTreeMap::new();
+        // Per epoch: records, bytes, start, read time, wall-clock start, source offsets.
+        let mut read: BTreeMap<Epoch, EpochRead> = BTreeMap::new();
         let mut commits: BTreeMap<Epoch, usize> = BTreeMap::new();
         let mut finished = 0usize;
         let mut watermark: Option<EventTime> = self.watermark;
@@ -473,9 +499,18 @@ impl RunningPipeline {
                     source,
                 } => {
                     tracing::debug!(source, epoch, records, bytes, read_ms, offset, "epoch read");
-                    let e = read.entry(epoch).or_insert((0, 0, Instant::now()));
-                    e.0 += records;
-                    e.1 += bytes;
+                    let e = read.entry(epoch).or_insert_with(|| {
+                        // The epoch started when its read did.
+                        let mut e = EpochRead::new();
+                        let took = std::time::Duration::from_secs_f64(read_ms.max(0.0) / 1000.0);
+                        e.started = e.started.checked_sub(took).unwrap_or(e.started);
+                        e.started_ms -= read_ms as i64;
+                        e
+                    });
+                    e.records += records;
+                    e.bytes += bytes;
+                    e.read_ms = e.read_ms.max(read_ms);
+                    e.offsets.push((source.clone(), offset.clone()));
                     report.records += records;
                     report.bytes += bytes;
                 }
@@ -501,8 +536,14 @@ impl RunningPipeline {
                     *c += 1;
                     if *c == sinks {
                         commits.remove(&epoch);
-                        let (records, bytes, t0) =
-                            read.remove(&epoch).unwrap_or((0, 0, Instant::now()));
+                        let EpochRead {
+                            records,
+                            bytes,
+                            started: t0,
+                            started_ms,
+                            read_ms,
+                            offsets,
+                        } = read.remove(&epoch).unwrap_or_else(EpochRead::new);
                         if let Some(w) = epoch_watermarks.remove(&epoch) {
                             watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w)));
                         }
@@ -545,6 +586,10 @@ impl RunningPipeline {
                             bytes,
                             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
                             watermark,
+                            started_ms,
+                            read_ms,
+                            checkpoint_ms,
+                            offsets,
                         };
                         self.metrics
                             .counter(names::EPOCHS_COMMITTED, &self.name)

@@ -23,12 +23,15 @@ use crate::MemoryTables;
 
 /// Supplies the live status document (`GET /status`).
 pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+pub type ProgressFn = Arc<dyn Fn(bool) -> serde_json::Value + Send + Sync>;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub tables: MemoryTables,
     pub metrics: Metrics,
     pub status: StatusFn,
+    /// Spark's `lastProgress` (false) or `recentProgress` (true).
+    pub progress: ProgressFn,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +81,8 @@ pub async fn serve(
         .route("/sql", post(sql_post).get(sql_get))
         .route("/tables", get(tables))
         .route("/status", get(status))
+        .route("/progress", get(last_progress))
+        .route("/progress/recent", get(recent_progress))
         .route("/metrics", get(metrics))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -170,6 +175,14 @@ async fn tables(State(s): State<ApiState>) -> Response {
         .map(|n| serde_json::json!({"name": n, "rows": s.tables.row_count(&n)}))
         .collect();
     axum::Json(v).into_response()
+}
+
+async fn last_progress(State(s): State<ApiState>) -> Response {
+    axum::Json((s.progress)(false)).into_response()
+}
+
+async fn recent_progress(State(s): State<ApiState>) -> Response {
+    axum::Json((s.progress)(true)).into_response()
 }
 
 async fn status(State(s): State<ApiState>) -> Response {
