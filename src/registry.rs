@@ -101,8 +101,19 @@ fn entry(v: &serde_json::Value) -> Entry {
     }
 }
 
+/// Is the process running? An exited process its parent has not reaped yet (a zombie) is
+/// not: it still has a /proc entry, in state Z.
 fn alive(pid: u64) -> bool {
-    pid != 0 && PathBuf::from(format!("/proc/{pid}")).exists()
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
 }
 
 /// Registered pipelines whose process is still alive.
