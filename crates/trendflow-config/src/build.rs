@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use std::sync::Arc;
 use trendflow_connectors::file_sink::Layout;
+use trendflow_connectors::generator::GeneratorConfig;
 use trendflow_connectors::{
     CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource,
-    FileSourceOptions, MemorySink,
+    FileSourceOptions, GeneratorSource, GeneratorSourceOptions, MemorySink, SocketSource,
 };
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
@@ -150,6 +151,28 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
             poison_retries: r.poison_retries,
         },
     })
+}
+
+fn source_node(
+    name: &str,
+    source: Box<dyn trendflow_core::Source>,
+    trigger: Trigger,
+    heartbeat: Option<std::time::Duration>,
+    mailbox: usize,
+) -> NodeSpec {
+    NodeSpec {
+        name: name.to_string(),
+        body: NodeBody::Source {
+            source,
+            trigger,
+            options: SourceOptions {
+                final_watermark: false,
+                heartbeat,
+            },
+        },
+        inputs: vec![],
+        mailbox,
+    }
 }
 
 type GraphAndTables = (PipelineGraph, BTreeMap<String, String>);
@@ -296,6 +319,58 @@ fn build_graph(
                     }),
                     Err(e) => errors.push(format!("sources.{n}: {e}")),
                 }
+            }
+            SourceConfig::Generator(g) => {
+                let start_ms = match &g.start {
+                    None => None,
+                    Some(s) => match trendflow_core::time::parse_iso8601(s) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            errors.push(format!("sources.{n}: start {s:?}: {e}"));
+                            None
+                        }
+                    },
+                };
+                if !(g.rate > 0.0) {
+                    errors.push(format!("sources.{n}: rate must be positive"));
+                }
+                if trigger == Trigger::AvailableNow && g.limit.is_none() {
+                    errors.push(format!(
+                        "sources.{n}: a generator never runs out: with trigger available_now, set `limit`"
+                    ));
+                }
+                let defaults = GeneratorConfig::default();
+                let config = GeneratorConfig {
+                    seed: g.seed,
+                    start_ms: start_ms.unwrap_or(defaults.start_ms),
+                    rate: g.rate,
+                    late_fraction: g.late_fraction,
+                    late_max_ms: g
+                        .late_max
+                        .map_or(defaults.late_max_ms, |d| d.0.as_millis() as i64),
+                    bad_fraction: g.bad_fraction,
+                    retweet_fraction: g.retweet_fraction,
+                };
+                let src = GeneratorSource::new(
+                    n,
+                    GeneratorSourceOptions {
+                        config,
+                        start_now: g.start.is_none(),
+                        real_time: g.start.is_none(),
+                        max_lines_per_trigger: g.max_lines_per_trigger,
+                        limit: g.limit,
+                    },
+                );
+                nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox));
+            }
+            SourceConfig::Socket(s) => {
+                let src = SocketSource::new(
+                    &s.host,
+                    s.port,
+                    trigger == Trigger::AvailableNow,
+                    s.max_bytes_per_trigger,
+                );
+                nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox));
             }
         }
     }

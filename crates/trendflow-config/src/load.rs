@@ -234,7 +234,13 @@ fn component<T>(
 fn source(v: Value) -> Result<SourceConfig, (String, Option<String>)> {
     component(
         v,
-        &[("file", |v| deserialize_part(v).map(SourceConfig::File))],
+        &[
+            ("file", |v| deserialize_part(v).map(SourceConfig::File)),
+            ("generator", |v| {
+                deserialize_part(v).map(SourceConfig::Generator)
+            }),
+            ("socket", |v| deserialize_part(v).map(SourceConfig::Socket)),
+        ],
     )
 }
 

@@ -231,6 +231,67 @@ pub struct DeadLetterConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     File(FileSourceConfig),
+    Generator(GeneratorSourceConfig),
+    Socket(SocketSourceConfig),
+}
+
+/// Realistic v1.1 tweets generated live (what `trendflow generate` writes, without files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSourceConfig {
+    /// Tweets per second.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Event time of the first tweet (ISO-8601); default: the wall clock at the first start,
+    /// tweets then arriving in real time. With a start, tweets come as fast as they are taken.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default = "default_late_fraction")]
+    pub late_fraction: f64,
+    #[serde(default)]
+    pub late_max: Option<Dur>,
+    #[serde(default)]
+    pub bad_fraction: f64,
+    #[serde(default = "default_retweet_fraction")]
+    pub retweet_fraction: f64,
+    /// Stop after this many lines (required with `trigger: available_now`).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default = "default_lines_per_trigger")]
+    pub max_lines_per_trigger: usize,
+}
+
+fn default_rate() -> f64 {
+    10.0
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_late_fraction() -> f64 {
+    0.03
+}
+fn default_retweet_fraction() -> f64 {
+    0.3
+}
+fn default_lines_per_trigger() -> usize {
+    100_000
+}
+
+/// Lines from a TCP server (Spark's `socket` source).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketSourceConfig {
+    pub host: String,
+    pub port: u16,
+    /// Bytes taken per epoch at most.
+    #[serde(default = "default_socket_bytes")]
+    pub max_bytes_per_trigger: usize,
+}
+
+fn default_socket_bytes() -> usize {
+    8 << 20
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -7,13 +7,17 @@ pub mod dead_letter_file;
 pub mod file_sink;
 pub mod file_source;
 pub mod generator;
+pub mod generator_source;
 pub mod memory_sink;
 pub mod object_checkpoints;
+pub mod socket_source;
 pub mod table_format;
 
 pub use console_sink::ConsoleSink;
 pub use dead_letter_file::DeadLetterFile;
 pub use file_sink::{FileFormat, FileSink, FileSinkOptions};
 pub use file_source::{CleanSource, FileSource, FileSourceOptions};
+pub use generator_source::{GeneratorSource, GeneratorSourceOptions};
 pub use memory_sink::MemorySink;
 pub use object_checkpoints::ObjectStoreCheckpoints;
+pub use socket_source::SocketSource;

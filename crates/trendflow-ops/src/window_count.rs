@@ -329,7 +329,7 @@ impl Operator for WindowedCount {
                 self.late_row_windows.add(n);
                 if self.late == LatePolicy::DeadLetter {
                     let detail = format!(
-                        "event at {} is later than the watermark {} for all its windows",
+                        "event at {} is too late: every window it falls in ended at or before the watermark {}",
                         format_iso_utc(t),
                         format_iso_utc(late_bound)
                     );
