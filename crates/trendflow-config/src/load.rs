@@ -490,7 +490,9 @@ sinks:
         .collect();
         let c = load_str(GOOD, "q2.yaml", &o).unwrap();
         assert_eq!(c.trigger, TriggerConfig::AvailableNow);
-        let SourceConfig::File(f) = &c.sources["tweets"];
+        let SourceConfig::File(f) = &c.sources["tweets"] else {
+            panic!("a file source")
+        };
         assert_eq!(f.path, std::path::PathBuf::from("/data"));
         assert_eq!(f.max_files_per_trigger, Some(4));
     }
