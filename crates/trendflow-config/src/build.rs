@@ -331,7 +331,7 @@ fn build_graph(
                         }
                     },
                 };
-                if !(g.rate > 0.0) {
+                if g.rate.is_nan() || g.rate <= 0.0 {
                     errors.push(format!("sources.{n}: rate must be positive"));
                 }
                 if trigger == Trigger::AvailableNow && g.limit.is_none() {
