@@ -199,6 +199,7 @@ async fn run_pipeline(
     let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let tweets = built
+        .parts
         .metrics
         .value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
     Ok(Measure {

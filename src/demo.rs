@@ -122,8 +122,8 @@ pub async fn main(args: DemoArgs) -> i32 {
             return 2;
         }
     };
-    let tables = built.tables.clone();
-    let metrics = built.metrics.clone();
+    let tables = built.parts.tables.clone();
+    let metrics = built.parts.metrics.clone();
 
     // Live tweets: one file per second, dated now.
     let live = Arc::new(AtomicBool::new(true));

@@ -170,7 +170,7 @@ pub async fn run_built(
     // One query per name, as Spark refuses to start a query whose name is active.
     if let Some(e) = crate::registry::running()
         .into_iter()
-        .find(|e| e.name == built.name)
+        .find(|e| e.name == built.parts.name)
     {
         eprintln!(
             "trendflow: pipeline `{}` is already running (pid {}{}): stop it first with `trendflow stop {}`",

@@ -5,9 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 
@@ -126,40 +124,6 @@ fn generate_is_deterministic_and_realistic() {
     assert!((2500..6000).contains(&avg), "average line {avg} bytes");
 }
 
-/// Starts a pipeline in the background and returns it with its SQL endpoint address.
-fn start(args: &[&str], run_dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .env("TRENDFLOW_RUN_DIR", run_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("pipeline exited before announcing its endpoint")
-            .unwrap();
-        if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
@@ -171,7 +135,7 @@ fn a_running_pipeline_answers_sql_and_stops_cleanly_on_sigterm() {
     );
     let src = format!("sources.tweets.path={}", input.display());
     let sink = format!("sinks.result.path={}", tmp.path().join("q1.csv").display());
-    let (mut child, addr) = start(
+    let (mut child, addr) = start_pipeline(
         &[
             "run",
             "config/tutorial-q1.yaml",
@@ -295,7 +259,7 @@ fn sigterm_leaves_a_checkpoint_that_the_next_run_resumes_from() {
         ]
     };
     let live = args("200ms");
-    let (mut child, _) = start(
+    let (mut child, _) = start_pipeline(
         &live.iter().map(String::as_str).collect::<Vec<_>>(),
         tmp.path(),
     );

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
@@ -135,4 +136,41 @@ pub fn diff(a: &BTreeMap<Vec<String>, i64>, b: &BTreeMap<Vec<String>, i64>) -> S
         ));
     }
     out
+}
+
+/// Starts a pipeline in the background and returns it with its SQL endpoint address.
+pub fn start_pipeline(args: &[&str], run_dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .env("TRENDFLOW_RUN_DIR", run_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("pipeline exited before announcing its endpoint")
+            .unwrap();
+        if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -6,16 +6,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Child;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 
 fn start(config: &str, input: &Path, out: &Path, run_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(bin())
-        .args([
+    let checkpoint = out.with_extension("checkpoint");
+    start_pipeline(
+        &[
             "run",
             config,
             "--set",
@@ -27,40 +27,16 @@ fn start(config: &str, input: &Path, out: &Path, run_dir: &Path) -> (Child, Stri
             "--set",
             "api.address=127.0.0.1:0",
             "--set",
-            &format!(
-                "checkpoint.path={}",
-                out.with_extension("checkpoint").display()
-            ),
-        ])
-        .current_dir(root())
-        .env("TRENDFLOW_RUN_DIR", run_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("exited before its endpoint").unwrap();
-        if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+            &format!("checkpoint.path={}", checkpoint.display()),
+        ],
+        run_dir,
+    )
 }
 
 fn sql(run_dir: &Path, args: &[&str]) -> String {
     let o = trendflow(&[&["sql"], args].concat(), run_dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn get(addr: &str, path: &str) -> serde_json::Value {

@@ -27,18 +27,9 @@ use crate::model::*;
 
 /// A pipeline ready to start, with the handles the binary needs around it.
 pub struct BuiltPipeline {
-    pub name: String,
     pub graph: PipelineGraph,
-    pub tables: MemoryTables,
-    pub metrics: Metrics,
-    pub api: ApiConfig,
-    pub trigger: TriggerConfig,
-    /// Memory tables the sinks write, by sink name.
-    pub memory_tables: BTreeMap<String, String>,
-    /// `checkpoint.path`, when set.
-    pub checkpoint_path: Option<std::path::PathBuf>,
-    /// Names of the sinks.
-    pub sinks: Vec<String>,
+    /// What the binary keeps once the pipeline runs (name, tables, metrics...).
+    pub parts: BuiltParts,
     /// Builds fresh components for a restart (same metrics and memory tables).
     pub rebuild: GraphBuilder,
     pub checkpoints: Checkpointer,
@@ -48,18 +39,8 @@ pub struct BuiltPipeline {
 impl BuiltPipeline {
     /// The supervisor that runs this pipeline, restarting it from checkpoints on failure.
     pub fn into_supervisor(self) -> (Supervisor, BuiltParts) {
-        let parts = BuiltParts {
-            name: self.name,
-            tables: self.tables,
-            metrics: self.metrics,
-            api: self.api,
-            trigger: self.trigger,
-            memory_tables: self.memory_tables,
-            checkpoint_path: self.checkpoint_path,
-            sinks: self.sinks,
-        };
         let sup = Supervisor::new(self.graph, self.rebuild, self.restart, self.checkpoints);
-        (sup, parts)
+        (sup, self.parts)
     }
 }
 
@@ -132,15 +113,17 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     let keep = config.checkpoint.as_ref().map_or(2, |c| c.keep);
     let r = &config.restart;
     Ok(BuiltPipeline {
-        name,
         graph,
-        tables,
-        metrics,
-        api: config.api.clone(),
-        trigger: config.trigger,
-        memory_tables,
-        checkpoint_path: config.checkpoint.as_ref().map(|c| c.path.clone()),
-        sinks: config.sinks.keys().cloned().collect(),
+        parts: BuiltParts {
+            name,
+            tables,
+            metrics,
+            api: config.api.clone(),
+            trigger: config.trigger,
+            memory_tables,
+            checkpoint_path: config.checkpoint.as_ref().map(|c| c.path.clone()),
+            sinks: config.sinks.keys().cloned().collect(),
+        },
         rebuild,
         checkpoints: Checkpointer::new(store, keep),
         restart: RestartPolicy {
