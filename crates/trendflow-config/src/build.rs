@@ -13,6 +13,7 @@ use trendflow_connectors::{
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
+use trendflow_ops::formats::{Format, FormatOptions, RepostText, TextChoice, TimeChoice};
 use trendflow_ops::{
     JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
 };
@@ -367,6 +368,7 @@ fn build_graph(
                     max_line_bytes: c
                         .max_line_bytes
                         .unwrap_or(ParserOptions::default().max_line_bytes),
+                    format: format_options(c),
                 };
                 let par = c.parallelism.unwrap_or(cores).max(1);
                 (
@@ -514,4 +516,31 @@ fn build_graph(
         return Err(errors);
     }
     Ok((graph, memory_tables))
+}
+
+/// The parser's format options from its YAML.
+fn format_options(c: &crate::model::ParseJsonConfig) -> FormatOptions {
+    use crate::model::{EventTimeConfig, PostFormat, RepostsConfig, TextConfig};
+    FormatOptions {
+        format: match c.format {
+            PostFormat::Auto => Format::Auto,
+            PostFormat::TwitterV1 => Format::TwitterV1,
+            PostFormat::TwitterV2 => Format::TwitterV2,
+            PostFormat::Mastodon => Format::Mastodon,
+            PostFormat::Bluesky => Format::Bluesky,
+        },
+        text: match c.text {
+            TextConfig::Full => TextChoice::Full,
+            TextConfig::AsSent => TextChoice::AsSent,
+        },
+        reposts: match c.reposts {
+            RepostsConfig::Own => RepostText::Own,
+            RepostsConfig::Original => RepostText::Original,
+        },
+        time: match c.event_time {
+            EventTimeConfig::Auto => TimeChoice::Auto,
+            EventTimeConfig::Created => TimeChoice::Created,
+            EventTimeConfig::Captured => TimeChoice::Captured,
+        },
+    }
 }

@@ -352,9 +352,52 @@ impl TransformConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PostFormat {
-    /// Twitter API v1.1 statuses (`created_at`, `text`).
+    /// Recognised line by line.
     #[default]
+    Auto,
+    /// Twitter API v1.1 statuses (`created_at`, `text`).
     TwitterV1,
+    /// X API v2 payloads (`data`, `includes`).
+    TwitterV2,
+    /// Mastodon statuses.
+    Mastodon,
+    /// Bluesky Jetstream / tap events and AppView posts.
+    Bluesky,
+}
+
+/// `text:` which text of a Twitter status counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextConfig {
+    /// The full text of a truncated status.
+    #[default]
+    Full,
+    /// `text` as sent (140 characters at most), as Spark's tutorial reads it.
+    AsSent,
+}
+
+/// `reposts:` what a retweet / reblog / repost contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RepostsConfig {
+    /// Its own text (`RT @a: ...`), as Spark's tutorial.
+    #[default]
+    Own,
+    /// The original's text and entities.
+    Original,
+}
+
+/// `event_time:` where a post's event time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTimeConfig {
+    /// Creation time, else capture time (`timestamp_ms`, `time_us`, `indexedAt`).
+    #[default]
+    Auto,
+    /// Creation time only (`created_at`), as Spark's tutorial.
+    Created,
+    /// Capture time only.
+    Captured,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,6 +406,12 @@ pub struct ParseJsonConfig {
     pub inputs: Vec<String>,
     #[serde(default)]
     pub format: PostFormat,
+    #[serde(default)]
+    pub text: TextConfig,
+    #[serde(default)]
+    pub reposts: RepostsConfig,
+    #[serde(default)]
+    pub event_time: EventTimeConfig,
     /// Parser actors running in parallel (default: one per core).
     #[serde(default)]
     pub parallelism: Option<usize>,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use crate::post::PostBatch;
 use crate::{Epoch, EventTime, Window};
 
 /// What a stage consumes or produces; checked when a pipeline is wired.
@@ -90,7 +91,7 @@ impl Batch {
             Batch::Posts(b) => (0..b.len())
                 .map(|i| {
                     let mut one = PostBatch::new(b.origin.clone());
-                    one.push(b.lines[i], b.ids[i], b.event_times[i], b.text(i));
+                    one.push_from(b, i);
                     (Batch::Posts(Arc::new(one)), b.origin.clone(), b.lines[i])
                 })
                 .collect(),
@@ -132,7 +133,7 @@ impl Batch {
     pub fn payload_bytes(&self) -> usize {
         match self {
             Batch::Raw(b) => b.data.len(),
-            Batch::Posts(b) => b.text.len(),
+            Batch::Posts(b) => b.text_bytes(),
             Batch::Tokens(b) => b.text.len(),
             Batch::Rows(b) => b.rows.iter().map(|r| r.key.len() + 24).sum(),
         }
@@ -150,51 +151,6 @@ pub struct RawBatch {
     pub lines: usize,
     /// The bytes of the lines, each ended by '\n' (the last one may lack it).
     pub data: Vec<u8>,
-}
-
-/// Parsed posts, column by column. Texts live in one string; `text_ends[i]` ends post i.
-#[derive(Debug, Clone, Default)]
-pub struct PostBatch {
-    pub origin: Arc<str>,
-    pub lines: Vec<u64>,
-    pub ids: Vec<Option<u64>>,
-    pub event_times: Vec<Option<EventTime>>,
-    text: String,
-    text_ends: Vec<u32>,
-}
-
-impl PostBatch {
-    pub fn new(origin: Arc<str>) -> Self {
-        PostBatch {
-            origin,
-            ..Default::default()
-        }
-    }
-
-    pub fn push(&mut self, line: u64, id: Option<u64>, event_time: Option<EventTime>, text: &str) {
-        self.lines.push(line);
-        self.ids.push(id);
-        self.event_times.push(event_time);
-        self.text.push_str(text);
-        self.text_ends.push(self.text.len() as u32);
-    }
-
-    pub fn len(&self) -> usize {
-        self.text_ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text_ends.is_empty()
-    }
-
-    pub fn text(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            0
-        } else {
-            self.text_ends[i - 1] as usize
-        };
-        &self.text[start..self.text_ends[i] as usize]
-    }
 }
 
 /// Tokens (hashtags, words) with the event time of the post they come from.
@@ -302,18 +258,6 @@ mod tests {
         let parts = Batch::Posts(Arc::new(posts)).split_records();
         assert_eq!((parts[1].2, parts[1].0.excerpt()), (7, "y".to_string()));
         assert!(parts.iter().all(|p| p.0.len() == 1 && &*p.1 == "g"));
-    }
-
-    #[test]
-    fn post_batch_keeps_texts_apart() {
-        let mut b = PostBatch::new("f".into());
-        b.push(1, Some(7), Some(1000), "hello #a");
-        b.push(2, None, None, "");
-        b.push(3, None, None, "L’#emploi");
-        assert_eq!(b.len(), 3);
-        assert_eq!(b.text(0), "hello #a");
-        assert_eq!(b.text(1), "");
-        assert_eq!(b.text(2), "L’#emploi");
     }
 
     #[test]

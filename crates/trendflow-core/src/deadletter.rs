@@ -16,8 +16,6 @@ pub enum Reason {
     NotAnObject,
     /// A line longer than the configured maximum.
     LineTooLong,
-    /// A stream control message (delete, limit, scrub_geo, ...), not a post.
-    ControlMessage,
     /// A post without text.
     MissingText,
     /// A field of the wrong JSON type.
@@ -37,13 +35,12 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 12] = [
         Reason::EmptyLine,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::LineTooLong,
-        Reason::ControlMessage,
         Reason::MissingText,
         Reason::WrongType,
         Reason::MissingEventTime,
@@ -60,7 +57,6 @@ impl Reason {
             Reason::InvalidJson => "invalid_json",
             Reason::NotAnObject => "not_an_object",
             Reason::LineTooLong => "line_too_long",
-            Reason::ControlMessage => "control_message",
             Reason::MissingText => "missing_text",
             Reason::WrongType => "wrong_type",
             Reason::MissingEventTime => "missing_event_time",
@@ -102,9 +98,9 @@ impl DeadLetter {
 }
 
 impl Reason {
-    /// Counted, but not worth a line in the dead-letter file: keep-alive blank lines and the
-    /// stream's own control messages are normal traffic.
+    /// Counted, but not worth a line in the dead-letter file: keep-alive blank lines are
+    /// normal traffic.
     pub fn is_routine(&self) -> bool {
-        matches!(self, Reason::EmptyLine | Reason::ControlMessage)
+        matches!(self, Reason::EmptyLine)
     }
 }

@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod message;
 pub mod metrics;
 pub mod operator;
+pub mod post;
 pub mod time;
 pub mod watermark;
 pub mod window;

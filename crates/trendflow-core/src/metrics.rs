@@ -12,6 +12,8 @@ pub mod names {
     pub const RECORDS_OUT: &str = "trendflow_records_out_total";
     /// Records read after a repair Spark also makes (a lone surrogate escape read as `?`).
     pub const RECORDS_REPAIRED: &str = "trendflow_records_repaired_total";
+    /// Stream messages that are not posts (delete notices, likes, rate-limit warnings), by kind.
+    pub const CONTROL_MESSAGES: &str = "trendflow_control_messages_total";
     pub const BYTES_IN: &str = "trendflow_bytes_in_total";
     pub const BATCHES_IN: &str = "trendflow_batches_in_total";
     pub const DEAD_LETTERS: &str = "trendflow_dead_letters_total";

@@ -1,39 +1,34 @@
-//! Turns JSON lines (Twitter API v1.1 statuses) into posts.
+//! Turns JSON lines into posts: Twitter API v1.1 statuses (the tutorial's input), X API v2
+//! payloads, Mastodon statuses and Bluesky records, all mapped onto one post model (see
+//! [`crate::formats`]).
 //!
 //! Each line is parsed completely with simd-json into a tape (buffers reused across lines):
 //! a truncated or garbled line must be rejected as a whole, as Spark's reader does, even if the
-//! fields we need were readable. Lines that are not posts become dead letters with a reason.
+//! fields we need were readable. Lines that are not posts become dead letters with a reason;
+//! stream messages that are not posts (delete notices, likes...) are counted by kind.
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use simd_json::prelude::*;
 use simd_json::{Buffers, Tape};
 use trendflow_core::metrics::{Counter, Metrics, names};
-use trendflow_core::time::parse_created_at;
 use trendflow_core::{Batch, DeadLetter, Emitter, Operator, OperatorError, PostBatch, Reason};
 
-/// Keys whose presence (without `text`) marks a Twitter stream control message.
-const CONTROL_KEYS: [&str; 8] = [
-    "delete",
-    "limit",
-    "scrub_geo",
-    "status_withheld",
-    "user_withheld",
-    "warning",
-    "disconnect",
-    "friends",
-];
+use crate::formats::{self, Format, FormatOptions, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct ParserOptions {
     /// Lines longer than this are set aside unparsed (bounded memory).
     pub max_line_bytes: usize,
+    pub format: FormatOptions,
 }
 
 impl Default for ParserOptions {
     fn default() -> Self {
         ParserOptions {
             max_line_bytes: 1 << 20,
+            format: FormatOptions::default(),
         }
     }
 }
@@ -46,13 +41,18 @@ impl Default for ParserOptions {
 /// use trendflow_ops::{JsonPostParser, ParserOptions};
 ///
 /// let mut parser = JsonPostParser::new("parse", ParserOptions::default(), &Metrics::new());
-/// let data = b"{\"created_at\":\"Thu Apr 15 08:00:05 +0000 2021\",\"text\":\"#Insee rocks\"}\nnot json\n".to_vec();
-/// let raw = RawBatch { origin: "f.json".into(), first_line: 1, lines: 2, data };
+/// let data = concat!(
+///     r##"{"created_at":"Thu Apr 15 08:00:05 +0000 2021","text":"#Insee rocks","user":{"screen_name":"a"}}"##, "\n",
+///     r##"{"id":"1","created_at":"2021-04-15T08:00:05.000Z","content":"<p>#Insee <b>too</b></p>","account":{"acct":"b@m.s"}}"##, "\n",
+///     "not json\n",
+/// ).as_bytes().to_vec();
+/// let raw = RawBatch { origin: "f.json".into(), first_line: 1, lines: 3, data };
 /// let mut out = Emitter::new();
 /// parser.process_batch(Batch::Raw(Arc::new(raw)), &mut out).unwrap();
 /// let Batch::Posts(posts) = &out.batches[0] else { panic!() };
-/// assert_eq!(posts.text(0), "#Insee rocks");
-/// assert_eq!(out.dead_letters[0].line, 2);
+/// assert_eq!((posts.text(0), posts.fields(0).author), ("#Insee rocks", "a"));
+/// assert_eq!((posts.text(1), posts.fields(1).author), ("#Insee too", "b@m.s"));
+/// assert_eq!(out.dead_letters[0].line, 3);
 /// ```
 pub struct JsonPostParser {
     component: Arc<str>,
@@ -61,13 +61,8 @@ pub struct JsonPostParser {
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
     repaired: Counter,
-}
-
-/// What became of one line.
-enum LineOutcome {
-    /// A post was added; the error says why it has no event time.
-    Post(Option<(Reason, String)>),
-    Rejected(Reason, String),
+    metrics: Metrics,
+    control: FxHashMap<&'static str, Counter>,
 }
 
 impl JsonPostParser {
@@ -83,11 +78,13 @@ impl JsonPostParser {
                 component,
                 Some(("reason", "spark_lenient".into())),
             ),
+            metrics: metrics.clone(),
+            control: FxHashMap::default(),
         }
     }
 
-    /// Parses one line (without its newline); a post is appended to `posts`.
-    fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> LineOutcome {
+    /// Parses one line (without its newline); posts are appended to `posts`.
+    fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> Outcome {
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
         let error = match self.parse_scratch(line_no, posts) {
@@ -108,15 +105,11 @@ impl JsonPostParser {
         } else {
             Reason::InvalidJson
         };
-        LineOutcome::Rejected(reason, error)
+        Outcome::Rejected(reason, error)
     }
 
     /// Parses `scratch`; on failure, simd-json's message.
-    fn parse_scratch(
-        &mut self,
-        line_no: u64,
-        posts: &mut PostBatch,
-    ) -> Result<LineOutcome, String> {
+    fn parse_scratch(&mut self, line_no: u64, posts: &mut PostBatch) -> Result<Outcome, String> {
         // The tape is reused across lines: reset gives it the lifetime of this line's buffer.
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(Tape::null).reset();
         // simd-json reads past the end of the document: `scratch` carries the padding, which
@@ -127,76 +120,51 @@ impl JsonPostParser {
             match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape)
             {
                 Err(e) => Err(e.to_string()),
-                Ok(()) => Ok(Self::extract(&tape, line_no, posts)),
+                Ok(()) => Ok(Self::extract(&tape, &self.options.format, line_no, posts)),
             };
         self.tape = Some(tape.reset());
         result
     }
 
-    fn extract(tape: &Tape<'_>, line_no: u64, posts: &mut PostBatch) -> LineOutcome {
+    fn extract(
+        tape: &Tape<'_>,
+        options: &FormatOptions,
+        line_no: u64,
+        posts: &mut PostBatch,
+    ) -> Outcome {
         let v = tape.as_value();
         let Some(obj) = v.as_object() else {
-            return LineOutcome::Rejected(
+            return Outcome::Rejected(
                 Reason::NotAnObject,
                 format!("a JSON {:?}, not an object", v.value_type()),
             );
         };
-        // One pass over the top-level keys (a tweet has ~30) instead of one lookup per field.
-        // A key given twice keeps its last value, as in Spark's reader.
-        let (mut text_v, mut created_v, mut id_v) = (None, None, None);
-        for (k, v) in obj.iter() {
-            match k {
-                "text" => text_v = Some(v),
-                "created_at" => created_v = Some(v),
-                "id" => id_v = Some(v),
-                _ => {}
-            }
-        }
-        let text = match text_v {
-            Some(t) if t.is_str() => t.into_string().unwrap(),
-            Some(t) if t.is_null() => {
-                return LineOutcome::Rejected(Reason::MissingText, "`text` is null".into());
-            }
-            // Spark's reader turns any other JSON value into its text ("12", "[\"#a\"]").
-            Some(t) => {
-                let encoded = t.encode();
-                return Self::push_post(created_v, id_v, line_no, &encoded, posts);
-            }
-            None => {
-                if let Some(k) = CONTROL_KEYS.iter().find(|k| obj.get(**k).is_some()) {
-                    return LineOutcome::Rejected(Reason::ControlMessage, format!("`{k}` message"));
-                }
-                return LineOutcome::Rejected(Reason::MissingText, "no `text` field".into());
-            }
+        let format = match options.format {
+            Format::Auto => formats::detect(&obj),
+            f => f,
         };
-        Self::push_post(created_v, id_v, line_no, text, posts)
+        match format {
+            Format::Auto | Format::TwitterV1 => {
+                formats::twitter_v1::parse(v, options, line_no, posts)
+            }
+            Format::TwitterV2 => formats::twitter_v2::parse(v, options, line_no, posts),
+            Format::Mastodon => formats::mastodon::parse(v, options, line_no, posts),
+            Format::Bluesky => formats::bluesky::parse(v, options, line_no, posts),
+        }
     }
 
-    /// Adds a post; the error says why it has no event time.
-    fn push_post(
-        created_v: Option<simd_json::tape::Value<'_, '_>>,
-        id_v: Option<simd_json::tape::Value<'_, '_>>,
-        line_no: u64,
-        text: &str,
-        posts: &mut PostBatch,
-    ) -> LineOutcome {
-        let event_time = match created_v {
-            None => Err((Reason::MissingEventTime, "no `created_at`".to_string())),
-            Some(c) if c.is_null() => {
-                Err((Reason::MissingEventTime, "`created_at` is null".to_string()))
-            }
-            Some(c) => match c.into_string() {
-                Some(s) => parse_created_at(s)
-                    .map_err(|e| (Reason::BadEventTime, format!("`created_at` {s:?}: {e}"))),
-                None => Err((
-                    Reason::BadEventTime,
-                    format!("`created_at` is a {:?}, not a string", c.value_type()),
-                )),
-            },
-        };
-        let id = id_v.and_then(|i| i.as_u64());
-        posts.push(line_no, id, event_time.as_ref().ok().copied(), text);
-        LineOutcome::Post(event_time.err())
+    fn count_control(&mut self, kind: &'static str) {
+        let (metrics, component) = (&self.metrics, &self.component);
+        self.control
+            .entry(kind)
+            .or_insert_with(|| {
+                metrics.counter_labeled(
+                    names::CONTROL_MESSAGES,
+                    component,
+                    Some(("kind", kind.into())),
+                )
+            })
+            .inc();
     }
 }
 
@@ -247,11 +215,12 @@ impl Operator for JsonPostParser {
                 continue;
             }
             match self.parse_line(line, this_line, &mut posts) {
-                LineOutcome::Rejected(reason, detail) => {
+                Outcome::Rejected(reason, detail) => {
                     out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line))
                 }
-                LineOutcome::Post(None) => {}
-                LineOutcome::Post(Some((reason, detail))) => {
+                Outcome::Control(kind) => self.count_control(kind),
+                Outcome::Posts(None) => {}
+                Outcome::Posts(Some((reason, detail))) => {
                     let detail =
                         format!("{detail}; the post counts only where time does not matter");
                     out.dead_letter(self.dead(raw.origin.clone(), this_line, reason, detail, line));
@@ -301,6 +270,12 @@ mod tests {
             "p",
             ParserOptions {
                 max_line_bytes: 10_000,
+                format: FormatOptions {
+                    format: Format::TwitterV1,
+                    text: formats::TextChoice::AsSent,
+                    reposts: formats::RepostText::Own,
+                    time: formats::TimeChoice::Created,
+                },
             },
             &Metrics::new(),
         );
@@ -360,7 +335,6 @@ mod tests {
                 (1, Reason::EmptyLine),
                 (2, Reason::InvalidJson),
                 (3, Reason::InvalidUtf8),
-                (5, Reason::ControlMessage),
                 (6, Reason::NotAnObject),
                 (7, Reason::BadEventTime),
                 (8, Reason::MissingEventTime),

@@ -84,8 +84,9 @@ impl Operator for Tokenizer {
                     }
                 }
                 TokenizerMode::Ids => {
-                    if let Some(id) = posts.ids[i] {
-                        tokens.push(t, itoa::Buffer::new().format(id));
+                    let id = posts.id(i);
+                    if !id.is_empty() {
+                        tokens.push(t, id);
                     }
                 }
             }
