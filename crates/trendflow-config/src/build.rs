@@ -13,9 +13,13 @@ use trendflow_connectors::{
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
+use trendflow_ops::extract::{Extract, Field, Value as ExtractValue};
+use trendflow_ops::filter::KeywordFilter;
 use trendflow_ops::formats::{Format, FormatOptions, RepostText, TextChoice, TimeChoice};
+use trendflow_ops::normalize::Normalize;
 use trendflow_ops::{
-    JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
+    Aggregate, JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode,
+    WindowedCount,
 };
 use trendflow_runtime::checkpoint::{CheckpointStore, Checkpointer, LocalDirStore, MemoryStore};
 use trendflow_runtime::{
@@ -66,7 +70,10 @@ fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)
     for (name, t) in &config.transforms {
         let k = match t {
             TransformConfig::ParseJson(_) => (DataKind::Posts, Some(DataKind::Raw)),
-            TransformConfig::Tokenize(_) => (DataKind::Tokens, Some(DataKind::Posts)),
+            TransformConfig::Filter(_) => (DataKind::Posts, Some(DataKind::Posts)),
+            TransformConfig::Tokenize(_) | TransformConfig::Extract(_) => {
+                (DataKind::Tokens, Some(DataKind::Posts))
+            }
             TransformConfig::WindowCount(_) | TransformConfig::Count(_) => {
                 (DataKind::Rows, Some(DataKind::Tokens))
             }
@@ -82,14 +89,14 @@ fn row_schema(
     name: &str,
 ) -> Option<std::sync::Arc<trendflow_core::RowSchema>> {
     let (windowed, key, value) = match config.transforms.get(name)? {
-        TransformConfig::WindowCount(c) => (true, &c.key_column, &c.value_column),
-        TransformConfig::Count(c) => (false, &c.key_column, &c.value_column),
+        TransformConfig::WindowCount(c) => (true, &c.key_column, c.value_column()),
+        TransformConfig::Count(c) => (false, &c.key_column, c.value_column.as_str()),
         _ => return None,
     };
     Some(std::sync::Arc::new(trendflow_core::RowSchema {
         windowed,
         key_column: key.as_str().into(),
-        value_column: value.as_str().into(),
+        value_column: value.into(),
     }))
 }
 
@@ -384,8 +391,62 @@ fn build_graph(
                     TokenizeMode::Words => TokenizerMode::Words,
                     TokenizeMode::Ids => TokenizerMode::Ids,
                 };
+                let normalize = Normalize {
+                    lowercase: c.lowercase,
+                    nfc: c.nfc,
+                };
                 (
-                    Box::new(move || Box::new(Tokenizer::new(mode)) as Box<dyn Operator>),
+                    Box::new(move || {
+                        Box::new(Tokenizer::new(mode).with_normalize(normalize))
+                            as Box<dyn Operator>
+                    }),
+                    1,
+                )
+            }
+            TransformConfig::Filter(c) => {
+                let track = c.track.phrases();
+                if let Err(e) = KeywordFilter::new(n, &track, &metrics) {
+                    errors.push(format!("transforms.{n}: {e}"));
+                    continue;
+                }
+                (
+                    Box::new(move || {
+                        Box::new(KeywordFilter::new(&comp, &track, &m).expect("checked"))
+                            as Box<dyn Operator>
+                    }),
+                    1,
+                )
+            }
+            TransformConfig::Extract(c) => {
+                let mut bad_field = |what: &str, name: &str| {
+                    let known: Vec<&str> = Field::ALL.iter().map(|f| f.0).collect();
+                    errors.push(format!(
+                        "transforms.{n}.{what}: unknown field `{name}` (known: {})",
+                        known.join(", ")
+                    ));
+                };
+                let Some(key) = Field::parse(&c.key) else {
+                    bad_field("key", &c.key);
+                    continue;
+                };
+                let value = match c.value.as_deref().map(|v| (v, Field::parse(v))) {
+                    None => None,
+                    Some((_, Some(f))) if f.is_numeric() => Some(ExtractValue::Number(f)),
+                    Some((_, Some(f))) => Some(ExtractValue::Distinct(f)),
+                    Some((name, None)) => {
+                        bad_field("value", name);
+                        continue;
+                    }
+                };
+                let normalize = Normalize {
+                    lowercase: c.lowercase,
+                    nfc: c.nfc,
+                };
+                (
+                    Box::new(move || {
+                        Box::new(Extract::new(key, value).with_normalize(normalize))
+                            as Box<dyn Operator>
+                    }),
                     1,
                 )
             }
@@ -404,8 +465,20 @@ fn build_graph(
                     LateConfig::Count => LatePolicy::Count,
                     LateConfig::DeadLetter => LatePolicy::DeadLetter,
                 };
-                let (mode, key, value) =
-                    (c.output_mode, c.key_column.clone(), c.value_column.clone());
+                let (mode, key, value) = (
+                    c.output_mode,
+                    c.key_column.clone(),
+                    c.value_column().to_string(),
+                );
+                let aggregate = match c.function {
+                    FunctionConfig::Count => Aggregate::Count,
+                    FunctionConfig::Sum => Aggregate::Sum,
+                    FunctionConfig::CountDistinct => Aggregate::CountDistinct,
+                };
+                if let Some(problem) = aggregate_problem(config, c) {
+                    errors.push(format!("transforms.{n}: {problem}"));
+                }
+                let top_k = c.top_k;
                 let skew = match c.max_future_skew {
                     FutureSkew::Off => None,
                     FutureSkew::At(d) => Some(d.as_millis() as i64),
@@ -416,6 +489,8 @@ fn build_graph(
                         Box::new(
                             WindowedCount::new(&comp, windows, delay, mode, late, &m)
                                 .with_columns(&key, &value)
+                                .with_aggregate(aggregate)
+                                .with_top_k(top_k)
                                 .with_max_future_skew(skew, None)
                                 .with_idle_timeout(idle),
                         ) as Box<dyn Operator>
@@ -543,4 +618,49 @@ fn format_options(c: &crate::model::ParseJsonConfig) -> FormatOptions {
             EventTimeConfig::Captured => TimeChoice::Captured,
         },
     }
+}
+
+/// Why a windowed aggregation cannot compute its function on its inputs, if it cannot.
+fn aggregate_problem(
+    config: &PipelineConfig,
+    c: &crate::model::WindowCountConfig,
+) -> Option<String> {
+    if c.top_k == Some(0) {
+        return Some("top_k must be at least 1".into());
+    }
+    if c.top_k.is_some() && c.output_mode == OutputMode::Update {
+        return Some(
+            "top_k needs output_mode append or complete (in update mode a window's top changes row by row)"
+                .into(),
+        );
+    }
+    if c.function == FunctionConfig::Count {
+        return None;
+    }
+    for input in &c.inputs {
+        let value = match config.transforms.get(input) {
+            Some(TransformConfig::Extract(e)) => e.value.as_deref(),
+            _ => None,
+        };
+        let numeric = value.and_then(Field::parse).is_some_and(|f| f.is_numeric());
+        match (c.function, value) {
+            (_, None) => {
+                return Some(format!(
+                    "function {} needs values: its input `{input}` must be an `extract` with a `value:` field",
+                    if c.function == FunctionConfig::Sum {
+                        "sum"
+                    } else {
+                        "count_distinct"
+                    }
+                ));
+            }
+            (FunctionConfig::Sum, Some(v)) if !numeric => {
+                return Some(format!(
+                    "function sum needs a number, but `{input}` gives `{v}` (numbers: followers, repost_count, like_count)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }

@@ -251,10 +251,20 @@ fn transform(v: Value) -> Result<TransformConfig, (String, Option<String>)> {
             ("parse_json", |v| {
                 deserialize_part(v).map(TransformConfig::ParseJson)
             }),
+            ("filter", |v| {
+                deserialize_part(v).map(TransformConfig::Filter)
+            }),
             ("tokenize", |v| {
                 deserialize_part(v).map(TransformConfig::Tokenize)
             }),
+            ("extract", |v| {
+                deserialize_part(v).map(TransformConfig::Extract)
+            }),
             ("window_count", |v| {
+                deserialize_part(v).map(TransformConfig::WindowCount)
+            }),
+            // The same stage: a windowed count is the aggregation with `function: count`.
+            ("window_aggregate", |v| {
                 deserialize_part(v).map(TransformConfig::WindowCount)
             }),
             ("count", |v| deserialize_part(v).map(TransformConfig::Count)),

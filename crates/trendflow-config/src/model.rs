@@ -333,7 +333,9 @@ pub struct FileSourceConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TransformConfig {
     ParseJson(ParseJsonConfig),
+    Filter(FilterConfig),
     Tokenize(TokenizeConfig),
+    Extract(ExtractConfig),
     WindowCount(WindowCountConfig),
     Count(CountConfig),
 }
@@ -342,7 +344,9 @@ impl TransformConfig {
     pub fn inputs(&self) -> &[String] {
         match self {
             TransformConfig::ParseJson(c) => &c.inputs,
+            TransformConfig::Filter(c) => &c.inputs,
             TransformConfig::Tokenize(c) => &c.inputs,
+            TransformConfig::Extract(c) => &c.inputs,
             TransformConfig::WindowCount(c) => &c.inputs,
             TransformConfig::Count(c) => &c.inputs,
         }
@@ -437,6 +441,65 @@ pub struct TokenizeConfig {
     pub inputs: Vec<String>,
     #[serde(default)]
     pub mode: TokenizeMode,
+    /// Lower-case every token (`#Insee` and `#INSEE` count together).
+    #[serde(default)]
+    pub lowercase: bool,
+    /// Unicode NFC of every token.
+    #[serde(default)]
+    pub nfc: bool,
+}
+
+/// `track:` keywords, as a list of phrases or one comma-separated string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Track {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Track {
+    pub fn phrases(&self) -> Vec<String> {
+        match self {
+            Track::One(s) => vec![s.clone()],
+            Track::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A keyword filter with Twitter's `track` semantics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub inputs: Vec<String>,
+    /// Phrases, any of which may match; a phrase's space-separated terms must all be present.
+    pub track: Track,
+}
+
+/// Keys (and values) for a statistic from the posts' fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractConfig {
+    pub inputs: Vec<String>,
+    /// The field whose values are counted: author, mentions, hashtags, reposted_id, ...
+    pub key: String,
+    /// A second field: the number a `sum` adds up (followers, repost_count, like_count), or
+    /// the values a `count_distinct` counts (author, ...).
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub lowercase: bool,
+    #[serde(default)]
+    pub nfc: bool,
+}
+
+/// `function:` of a windowed aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionConfig {
+    #[default]
+    Count,
+    Sum,
+    CountDistinct,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -472,10 +535,27 @@ pub struct WindowCountConfig {
     /// so the last windows close on a quiet stream. Off by default (Spark waits for data).
     #[serde(default)]
     pub idle_timeout: Option<Dur>,
+    /// count (rows), sum (of the input's values) or count_distinct (of its values).
+    #[serde(default)]
+    pub function: FunctionConfig,
+    /// Only the k largest results of each window.
+    #[serde(default)]
+    pub top_k: Option<usize>,
     #[serde(default = "default_key")]
     pub key_column: String,
-    #[serde(default = "default_value")]
-    pub value_column: String,
+    /// Defaults to the function's name.
+    #[serde(default)]
+    pub value_column: Option<String>,
+}
+
+impl WindowCountConfig {
+    pub fn value_column(&self) -> &str {
+        self.value_column.as_deref().unwrap_or(match self.function {
+            FunctionConfig::Count => "count",
+            FunctionConfig::Sum => "sum",
+            FunctionConfig::CountDistinct => "count_distinct",
+        })
+    }
 }
 
 /// `max_future_skew`: a duration, or `off`.

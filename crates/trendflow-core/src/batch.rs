@@ -95,11 +95,15 @@ impl Batch {
                     (Batch::Posts(Arc::new(one)), b.origin.clone(), b.lines[i])
                 })
                 .collect(),
-            Batch::Tokens(b) => b
-                .iter()
-                .map(|(t, w)| {
+            Batch::Tokens(b) => (0..b.len())
+                .map(|i| {
+                    let (t, w) = (b.event_times[i], b.token(i));
                     let mut one = TokenBatch::with_capacity(1, w.len());
-                    one.push(t, w);
+                    if b.has_values() {
+                        one.push_valued(t, w, b.values[i]);
+                    } else {
+                        one.push(t, w);
+                    }
                     (Batch::Tokens(Arc::new(one)), none.clone(), 0)
                 })
                 .collect(),
@@ -153,12 +157,15 @@ pub struct RawBatch {
     pub data: Vec<u8>,
 }
 
-/// Tokens (hashtags, words) with the event time of the post they come from.
+/// Tokens (hashtags, words) with the event time of the post they come from, and optionally a
+/// value each (what a sum adds up, or the hash of what a distinct count counts).
 #[derive(Debug, Clone, Default)]
 pub struct TokenBatch {
     pub event_times: Vec<Option<EventTime>>,
     text: String,
     text_ends: Vec<u32>,
+    /// Empty, or one value per token.
+    pub values: Vec<i64>,
 }
 
 impl TokenBatch {
@@ -167,6 +174,7 @@ impl TokenBatch {
             event_times: Vec::with_capacity(tokens),
             text: String::with_capacity(bytes),
             text_ends: Vec::with_capacity(tokens),
+            values: Vec::new(),
         }
     }
 
@@ -174,6 +182,22 @@ impl TokenBatch {
         self.event_times.push(event_time);
         self.text.push_str(token);
         self.text_ends.push(self.text.len() as u32);
+    }
+
+    /// Adds a token with a value; a batch has values for all its tokens or for none.
+    pub fn push_valued(&mut self, event_time: Option<EventTime>, token: &str, value: i64) {
+        debug_assert_eq!(self.values.len(), self.len());
+        self.push(event_time, token);
+        self.values.push(value);
+    }
+
+    /// The value of token i (1 when the batch carries no values: each token counts once).
+    pub fn value(&self, i: usize) -> i64 {
+        self.values.get(i).copied().unwrap_or(1)
+    }
+
+    pub fn has_values(&self) -> bool {
+        !self.values.is_empty()
     }
 
     pub fn len(&self) -> usize {

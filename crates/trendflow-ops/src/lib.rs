@@ -5,7 +5,10 @@
 //! runtime run it in an actor.
 
 pub mod count;
+pub mod extract;
+pub mod filter;
 pub mod formats;
+pub mod normalize;
 pub mod parser;
 pub mod spark_lenient;
 pub mod tokenizer;
@@ -14,4 +17,4 @@ pub mod window_count;
 pub use count::KeyCount;
 pub use parser::{JsonPostParser, ParserOptions};
 pub use tokenizer::{Tokenizer, TokenizerMode};
-pub use window_count::{LatePolicy, WindowedCount};
+pub use window_count::{Aggregate, LatePolicy, WindowedCount};

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use trendflow_core::{Batch, Emitter, Operator, OperatorError, TokenBatch};
 
+use crate::normalize::Normalize;
+
 /// How tokens are found in a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenizerMode {
@@ -33,11 +35,23 @@ pub enum TokenizerMode {
 /// ```
 pub struct Tokenizer {
     mode: TokenizerMode,
+    normalize: Normalize,
+    buf: String,
 }
 
 impl Tokenizer {
     pub fn new(mode: TokenizerMode) -> Self {
-        Tokenizer { mode }
+        Tokenizer {
+            mode,
+            normalize: Normalize::default(),
+            buf: String::new(),
+        }
+    }
+
+    /// Case folding and/or NFC of every token (`#Insee` and `#INSEE` count together).
+    pub fn with_normalize(mut self, normalize: Normalize) -> Self {
+        self.normalize = normalize;
+        self
     }
 }
 
@@ -74,13 +88,13 @@ impl Operator for Tokenizer {
                     }
                     for w in text.split(' ') {
                         if w.as_bytes().contains(&b'#') {
-                            tokens.push(t, w);
+                            tokens.push(t, self.normalize.apply(w, &mut self.buf));
                         }
                     }
                 }
                 TokenizerMode::Words => {
                     for w in text.split(' ').filter(|w| !w.is_empty()) {
-                        tokens.push(t, w);
+                        tokens.push(t, self.normalize.apply(w, &mut self.buf));
                     }
                 }
                 TokenizerMode::Ids => {

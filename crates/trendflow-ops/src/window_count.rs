@@ -35,6 +35,30 @@ pub enum LatePolicy {
 }
 
 type Counts = FxHashMap<Arc<str>, i64>;
+type ValueSets = FxHashMap<Arc<str>, FxHashSet<i64>>;
+
+/// What is computed per (window, key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// Rows (Spark's `count()`).
+    #[default]
+    Count,
+    /// The sum of the rows' values.
+    Sum,
+    /// How many distinct values the rows carry (exact: each value's hash is kept per slice
+    /// until its windows close).
+    CountDistinct,
+}
+
+impl Aggregate {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::CountDistinct => "count_distinct",
+        }
+    }
+}
 
 /// The windowed count operator: tokens in, result rows out at each barrier.
 ///
@@ -65,8 +89,13 @@ pub struct WindowedCount {
     mode: OutputMode,
     late: LatePolicy,
     schema: Arc<RowSchema>,
-    /// slice start -> key -> count
+    /// slice start -> key -> count (the sum; the number of distinct values)
     slices: BTreeMap<EventTime, Counts>,
+    aggregate: Aggregate,
+    /// CountDistinct: slice start -> key -> values seen.
+    distinct: BTreeMap<EventTime, ValueSets>,
+    /// Only the k keys with the largest results per window are emitted.
+    top_k: Option<usize>,
     /// Windows ending at or before this were emitted and their state dropped.
     closed_until: EventTime,
     /// Update mode: (slice, key) changed in this epoch.
@@ -120,6 +149,9 @@ impl WindowedCount {
                 value_column: "count".into(),
             }),
             slices: BTreeMap::new(),
+            aggregate: Aggregate::Count,
+            distinct: BTreeMap::new(),
+            top_k: None,
             closed_until: EventTime::MIN,
             touched: FxHashSet::default(),
             state_rows: 0,
@@ -149,6 +181,19 @@ impl WindowedCount {
             key_column: key_column.into(),
             value_column: value_column.into(),
         });
+        self
+    }
+
+    /// Computes `aggregate` instead of a count.
+    pub fn with_aggregate(mut self, aggregate: Aggregate) -> Self {
+        self.aggregate = aggregate;
+        self
+    }
+
+    /// Emits only the `k` keys with the largest results of each window (ties: by key), in
+    /// decreasing order. Not in update mode, where a window's top changes row by row.
+    pub fn with_top_k(mut self, k: Option<usize>) -> Self {
+        self.top_k = k;
         self
     }
 
@@ -220,6 +265,9 @@ impl WindowedCount {
         if lo > hi {
             return;
         }
+        if self.aggregate != Aggregate::Count {
+            return self.emit_each_window(lo, hi, rows);
+        }
         let mut s = lo;
         let mut running = Counts::default();
         self.add_range(&mut running, s, s + size, 1);
@@ -260,6 +308,74 @@ impl WindowedCount {
         }
     }
 
+    /// Sums and distinct counts, window by window. A running total (as for counts) cannot
+    /// tell a key whose sum fell to 0 from one that left the window, and distinct counts do
+    /// not add up across slices, so each window's slices are combined anew: size/slide times
+    /// the work of a count, for statistics that are smaller than the hashtag stream.
+    fn emit_each_window(&self, lo: EventTime, hi: EventTime, rows: &mut Vec<ResultRow>) {
+        let (size, slide) = (self.windows.size, self.windows.slide);
+        let distinct = self.aggregate == Aggregate::CountDistinct;
+        let mut s = lo;
+        while s <= hi {
+            let mut sums: FxHashMap<&Arc<str>, i64> = FxHashMap::default();
+            let mut unions: FxHashMap<&Arc<str>, FxHashSet<i64>> = FxHashMap::default();
+            if distinct {
+                for (_, sets) in self.distinct.range(s..s + size) {
+                    for (k, values) in sets {
+                        unions.entry(k).or_default().extend(values.iter().copied());
+                    }
+                }
+            } else {
+                for (_, counts) in self.slices.range(s..s + size) {
+                    for (k, c) in counts {
+                        *sums.entry(k).or_insert(0) += c;
+                    }
+                }
+            }
+            if sums.is_empty() && unions.is_empty() {
+                // Skip to the first window holding the next slice with data.
+                let Some((&x, _)) = self.slices.range(s + size..).next() else {
+                    break;
+                };
+                s = (s + slide).max(self.windows.first_window_of_slice(x));
+                continue;
+            }
+            let window = Some(Window {
+                start: s,
+                end: s + size,
+            });
+            let start = rows.len();
+            rows.extend(sums.into_iter().map(|(k, v)| ResultRow {
+                window,
+                key: k.clone(),
+                count: v,
+            }));
+            rows.extend(unions.into_iter().map(|(k, v)| ResultRow {
+                window,
+                key: k.clone(),
+                count: v.len() as i64,
+            }));
+            rows[start..].sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            s += slide;
+        }
+    }
+
+    /// Keeps the `k` largest results of each window of `rows` (grouped by window), largest
+    /// first, ties by key.
+    fn keep_top_k(rows: &mut Vec<ResultRow>, k: usize) {
+        let mut kept = Vec::with_capacity(rows.len().min(k * 64));
+        let mut i = 0;
+        while i < rows.len() {
+            let w = rows[i].window;
+            let end = i + rows[i..].iter().take_while(|r| r.window == w).count();
+            let group = &mut rows[i..end];
+            group.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            kept.extend(group.iter().take(k).cloned());
+            i = end;
+        }
+        *rows = kept;
+    }
+
     fn data_bounds(&self) -> Option<(EventTime, EventTime)> {
         let first = *self.slices.first_key_value()?.0;
         let last = *self.slices.last_key_value()?.0;
@@ -270,6 +386,15 @@ impl WindowedCount {
     }
 
     fn count_of(&self, key: &str, w: Window) -> i64 {
+        if self.aggregate == Aggregate::CountDistinct {
+            let mut union = FxHashSet::default();
+            for (_, sets) in self.distinct.range(w.start..w.end) {
+                if let Some(values) = sets.get(key) {
+                    union.extend(values.iter().copied());
+                }
+            }
+            return union.len() as i64;
+        }
         self.slices
             .range(w.start..w.end)
             .filter_map(|(_, c)| c.get(key))
@@ -282,6 +407,7 @@ impl WindowedCount {
                 break;
             }
             let (_, counts) = self.slices.pop_first().unwrap();
+            self.distinct.remove(&a);
             self.state_rows -= counts.len();
         }
     }
@@ -355,7 +481,20 @@ impl Operator for WindowedCount {
                     Arc::from(word)
                 }
             };
-            *counts.entry(key.clone()).or_insert(0) += 1;
+            let add = match self.aggregate {
+                Aggregate::Count => 1,
+                Aggregate::Sum => tokens.value(i),
+                Aggregate::CountDistinct => {
+                    let values = self.distinct.entry(slice).or_default();
+                    i64::from(
+                        values
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(tokens.value(i)),
+                    )
+                }
+            };
+            *counts.entry(key.clone()).or_insert(0) += add;
             if update {
                 self.touched.insert((slice, key));
             }
@@ -421,6 +560,9 @@ impl Operator for WindowedCount {
                 rows.sort_unstable();
             }
         }
+        if let Some(k) = self.top_k {
+            Self::keep_top_k(&mut rows, k);
+        }
         if self.mode != OutputMode::Complete {
             self.evict(watermark);
             self.closed_until = self.closed_until.max(watermark);
@@ -447,8 +589,14 @@ impl Operator for WindowedCount {
     }
 
     fn state_signature(&self) -> Option<String> {
+        // Counts keep the signature they had before other aggregates existed, so their
+        // checkpoints stay readable.
+        let aggregate = match self.aggregate {
+            Aggregate::Count => String::new(),
+            a => format!(" {}", a.name()),
+        };
         Some(format!(
-            "window_count v{STATE_VERSION} window={}ms slide={}ms watermark={}ms mode={:?}",
+            "window_count v{STATE_VERSION} window={}ms slide={}ms watermark={}ms mode={:?}{aggregate}",
             self.windows.size,
             self.windows.slide,
             self.watermark.delay(),
@@ -469,6 +617,18 @@ impl Operator for WindowedCount {
             w.i64(*start).u64(counts.len() as u64);
             for (k, c) in counts {
                 w.str(k).i64(*c);
+            }
+        }
+        if self.aggregate == Aggregate::CountDistinct {
+            w.u64(self.distinct.len() as u64);
+            for (start, sets) in &self.distinct {
+                w.i64(*start).u64(sets.len() as u64);
+                for (k, values) in sets {
+                    w.str(k).u64(values.len() as u64);
+                    for v in values {
+                        w.i64(*v);
+                    }
+                }
             }
         }
         Ok(w.finish())
@@ -502,6 +662,24 @@ impl Operator for WindowedCount {
             }
             self.state_rows += counts.len();
             self.slices.insert(start, counts);
+        }
+        self.distinct.clear();
+        if self.aggregate == Aggregate::CountDistinct {
+            for _ in 0..r.u64().map_err(bad)? {
+                let start = r.i64().map_err(bad)?;
+                let mut sets = ValueSets::default();
+                for _ in 0..r.len().map_err(bad)? {
+                    let k: Arc<str> = r.str().map_err(bad)?.into();
+                    let n = r.len().map_err(bad)?;
+                    let mut values = FxHashSet::default();
+                    values.reserve(n);
+                    for _ in 0..n {
+                        values.insert(r.i64().map_err(bad)?);
+                    }
+                    sets.insert(k, values);
+                }
+                self.distinct.insert(start, sets);
+            }
         }
         self.touched.clear();
         self.state_rows_gauge.set(self.state_rows as i64);
@@ -853,5 +1031,117 @@ mod tests {
         assert_eq!(op.state_rows(), 3);
         run_fast(&mut op, 1, &[]);
         assert_eq!(op.state_rows(), 1);
+    }
+
+    /// Sums, distinct counts and top-k against a per-(window, key) reference, in append mode
+    /// over two epochs (the second one closes every window), with a snapshot and restore in
+    /// between.
+    fn check_aggregate(
+        aggregate: Aggregate,
+        top_k: Option<usize>,
+        rows: &[(i64, u8, i64)],
+    ) -> Result<(), TestCaseError> {
+        let windows = SlidingWindows::new(40, 10).unwrap();
+        let metrics = Metrics::new();
+        let make = || {
+            WindowedCount::new(
+                "w",
+                windows,
+                0,
+                OutputMode::Append,
+                LatePolicy::Count,
+                &metrics,
+            )
+            .with_aggregate(aggregate)
+            .with_top_k(top_k)
+        };
+        let mut op = make();
+        let keys = ["#a", "#b", "#c"];
+        let mut tokens = TokenBatch::default();
+        let mut want: Map<(Window, String), (i64, std::collections::BTreeSet<i64>)> = Map::new();
+        for &(t, k, v) in rows {
+            tokens.push_valued(Some(t), keys[k as usize % 3], v);
+            for w in windows.windows_of(t) {
+                let e = want
+                    .entry((w, keys[k as usize % 3].to_string()))
+                    .or_default();
+                e.0 += v;
+                e.1.insert(v);
+            }
+        }
+        let mut out = Emitter::new();
+        op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
+            .unwrap();
+        op.on_barrier(0, &mut out).unwrap();
+        // Restart from a snapshot: the result must not change.
+        let state = op.snapshot().unwrap();
+        let mut op = make();
+        op.restore(&state).unwrap();
+        let mut close = TokenBatch::default();
+        close.push_valued(Some(1_000_000), "#z", 0);
+        op.process_batch(Batch::Tokens(Arc::new(close)), &mut out)
+            .unwrap();
+        op.on_barrier(1, &mut out).unwrap();
+        op.on_barrier(2, &mut out).unwrap();
+        let mut got: Vec<(Window, String, i64)> = out
+            .batches
+            .iter()
+            .flat_map(|b| match b {
+                Batch::Rows(r) => r
+                    .rows
+                    .iter()
+                    .filter(|r| &*r.key != "#z")
+                    .map(|r| (r.window.unwrap(), r.key.to_string(), r.count))
+                    .collect::<Vec<_>>(),
+                _ => vec![],
+            })
+            .collect();
+        let mut expected: Vec<(Window, String, i64)> = want
+            .into_iter()
+            .map(|((w, k), (sum, set))| {
+                let v = match aggregate {
+                    Aggregate::Count => unreachable!(),
+                    Aggregate::Sum => sum,
+                    Aggregate::CountDistinct => set.len() as i64,
+                };
+                (w, k, v)
+            })
+            .collect();
+        if let Some(k) = top_k {
+            let mut by_window: Map<Window, Vec<(Window, String, i64)>> = Map::new();
+            for r in expected {
+                by_window.entry(r.0).or_default().push(r);
+            }
+            expected = by_window
+                .into_values()
+                .flat_map(|mut rows| {
+                    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+                    rows.truncate(k);
+                    rows
+                })
+                .collect();
+        }
+        got.sort();
+        expected.sort();
+        prop_assert_eq!(got, expected);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn sums_equal_the_reference(rows in proptest::collection::vec((0i64..200, 0u8..3, 0i64..4), 0..60)) {
+            check_aggregate(Aggregate::Sum, None, &rows)?;
+        }
+
+        #[test]
+        fn distinct_counts_equal_the_reference(rows in proptest::collection::vec((0i64..200, 0u8..3, 0i64..4), 0..60)) {
+            check_aggregate(Aggregate::CountDistinct, None, &rows)?;
+        }
+
+        #[test]
+        fn top_k_keeps_the_largest(rows in proptest::collection::vec((0i64..200, 0u8..3, 0i64..4), 0..60)) {
+            check_aggregate(Aggregate::Sum, Some(2), &rows)?;
+            check_aggregate(Aggregate::CountDistinct, Some(1), &rows)?;
+        }
     }
 }

@@ -223,7 +223,10 @@ pub fn url_domain(url: &str) -> Option<&str> {
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.split(':').next()?;
-    let host = host.strip_prefix("www.").unwrap_or(host);
+    let host = match host.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("www.") => &host[4..],
+        _ => host,
+    };
     (!host.is_empty()).then_some(host)
 }
 
