@@ -5,6 +5,7 @@
 //! runtime run it in an actor.
 
 pub mod count;
+pub mod entities;
 pub mod parser;
 pub mod spark_lenient;
 pub mod tokenizer;
