@@ -18,8 +18,8 @@ use trendflow_ops::filter::KeywordFilter;
 use trendflow_ops::formats::{Format, FormatOptions, RepostText, TextChoice, TimeChoice};
 use trendflow_ops::normalize::Normalize;
 use trendflow_ops::{
-    Aggregate, JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode,
-    WindowedCount,
+    Aggregate, EntityKinds, JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer,
+    TokenizerMode, WindowedCount,
 };
 use trendflow_runtime::checkpoint::{CheckpointStore, Checkpointer, LocalDirStore, MemoryStore};
 use trendflow_runtime::{
@@ -386,10 +386,24 @@ fn build_graph(
                 )
             }
             TransformConfig::Tokenize(c) => {
+                if c.entities.is_some() && c.mode != TokenizeMode::Entities {
+                    errors.push(format!(
+                        "transforms.{n}.entities: only with `mode: entities`"
+                    ));
+                }
                 let mode = match c.mode {
                     TokenizeMode::Split => TokenizerMode::Split,
                     TokenizeMode::Words => TokenizerMode::Words,
                     TokenizeMode::Ids => TokenizerMode::Ids,
+                    TokenizeMode::Entities => {
+                        let kinds = c.entities.clone().unwrap_or(vec![EntityConfig::Hashtags]);
+                        TokenizerMode::Entities(EntityKinds {
+                            hashtags: kinds.contains(&EntityConfig::Hashtags),
+                            mentions: kinds.contains(&EntityConfig::Mentions),
+                            cashtags: kinds.contains(&EntityConfig::Cashtags),
+                            urls: kinds.contains(&EntityConfig::Urls),
+                        })
+                    }
                 };
                 let normalize = Normalize {
                     lowercase: c.lowercase,

@@ -433,6 +433,18 @@ pub enum TokenizeMode {
     Words,
     /// The post's id (to count posts: with a count, each id once).
     Ids,
+    /// Entities of the text as Twitter defines them (twitter-text): see `entities:`.
+    Entities,
+}
+
+/// `entities:` the kinds the `entities` mode keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityConfig {
+    Hashtags,
+    Mentions,
+    Cashtags,
+    Urls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -441,6 +453,9 @@ pub struct TokenizeConfig {
     pub inputs: Vec<String>,
     #[serde(default)]
     pub mode: TokenizeMode,
+    /// With `mode: entities`: which kinds (default: hashtags).
+    #[serde(default)]
+    pub entities: Option<Vec<EntityConfig>>,
     /// Lower-case every token (`#Insee` and `#INSEE` count together).
     #[serde(default)]
     pub lowercase: bool,

@@ -5,6 +5,7 @@
 //! runtime run it in an actor.
 
 pub mod count;
+pub mod entities;
 pub mod extract;
 pub mod filter;
 pub mod formats;
@@ -16,5 +17,5 @@ pub mod window_count;
 
 pub use count::KeyCount;
 pub use parser::{JsonPostParser, ParserOptions};
-pub use tokenizer::{Tokenizer, TokenizerMode};
+pub use tokenizer::{EntityKinds, Tokenizer, TokenizerMode};
 pub use window_count::{Aggregate, LatePolicy, WindowedCount};

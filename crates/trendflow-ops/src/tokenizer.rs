@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use trendflow_core::{Batch, Emitter, Operator, OperatorError, TokenBatch};
 
+use crate::entities::{Entity, EntityKind, extract_entities, extract_kind};
 use crate::normalize::Normalize;
 
 /// How tokens are found in a text.
@@ -16,6 +17,38 @@ pub enum TokenizerMode {
     Words,
     /// The post's id, once per post (counting posts: each id must count exactly once).
     Ids,
+    /// Entities of the text as Twitter defines them (twitter-text rules, see
+    /// [`crate::entities`]): `#hashtag`, `@mention`, `$CASHTAG` and URLs, of the kinds chosen.
+    /// Punctuation is not part of an entity: `L’#emploi` gives `#emploi`, `#loyers,` gives
+    /// `#loyers`.
+    Entities(EntityKinds),
+}
+
+/// Which kinds of entity the `entities` mode keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityKinds {
+    pub hashtags: bool,
+    pub mentions: bool,
+    pub cashtags: bool,
+    pub urls: bool,
+}
+
+impl EntityKinds {
+    pub const HASHTAGS: EntityKinds = EntityKinds {
+        hashtags: true,
+        mentions: false,
+        cashtags: false,
+        urls: false,
+    };
+
+    fn keeps(&self, kind: EntityKind) -> bool {
+        match kind {
+            EntityKind::Hashtag => self.hashtags,
+            EntityKind::Mention => self.mentions,
+            EntityKind::Cashtag => self.cashtags,
+            EntityKind::Url => self.urls,
+        }
+    }
 }
 
 /// The tokenizer operator: [`trendflow_core::PostBatch`] in, [`TokenBatch`] out.
@@ -37,6 +70,8 @@ pub struct Tokenizer {
     mode: TokenizerMode,
     normalize: Normalize,
     buf: String,
+    found: Vec<Entity>,
+    token: String,
 }
 
 impl Tokenizer {
@@ -45,6 +80,8 @@ impl Tokenizer {
             mode,
             normalize: Normalize::default(),
             buf: String::new(),
+            found: Vec::new(),
+            token: String::new(),
         }
     }
 
@@ -97,6 +134,29 @@ impl Operator for Tokenizer {
                         tokens.push(t, self.normalize.apply(w, &mut self.buf));
                     }
                 }
+                TokenizerMode::Entities(kinds) => {
+                    self.found.clear();
+                    if kinds.hashtags && !kinds.mentions && !kinds.cashtags && !kinds.urls {
+                        extract_kind(text, EntityKind::Hashtag, &mut self.found);
+                    } else {
+                        extract_entities(text, &mut self.found);
+                    }
+                    for e in &self.found {
+                        if !kinds.keeps(e.kind) {
+                            continue;
+                        }
+                        // One spelling of the sigil: a full-width `＃` or `＠` counts as `#`, `@`.
+                        self.token.clear();
+                        match e.kind {
+                            EntityKind::Hashtag => self.token.push('#'),
+                            EntityKind::Mention => self.token.push('@'),
+                            EntityKind::Cashtag => self.token.push('$'),
+                            EntityKind::Url => {}
+                        }
+                        self.token.push_str(e.value(text));
+                        tokens.push(t, self.normalize.apply(&self.token, &mut self.buf));
+                    }
+                }
                 TokenizerMode::Ids => {
                     let id = posts.id(i);
                     if !id.is_empty() {
@@ -126,6 +186,46 @@ mod tests {
             Some(Batch::Tokens(t)) => t.iter().map(|(_, w)| w.to_string()).collect(),
             _ => vec![],
         }
+    }
+
+    fn entities(text: &str, kinds: EntityKinds) -> Vec<String> {
+        let mut posts = PostBatch::new("f".into());
+        posts.push(1, None, None, text);
+        let mut out = Emitter::new();
+        Tokenizer::new(TokenizerMode::Entities(kinds))
+            .process_batch(Batch::Posts(Arc::new(posts)), &mut out)
+            .unwrap();
+        let Batch::Tokens(t) = &out.batches[0] else {
+            panic!()
+        };
+        t.iter().map(|(_, w)| w.to_string()).collect()
+    }
+
+    #[test]
+    fn entities_mode_follows_twitter_text() {
+        let text =
+            "RT @InseeFr: L’#emploi et #loyers, en hausse ＃Insee $CAC https://insee.fr/x#frag";
+        assert_eq!(
+            entities(text, EntityKinds::HASHTAGS),
+            ["#emploi", "#loyers", "#Insee"]
+        );
+        let all = EntityKinds {
+            hashtags: true,
+            mentions: true,
+            cashtags: true,
+            urls: true,
+        };
+        assert_eq!(
+            entities(text, all),
+            [
+                "@InseeFr",
+                "#emploi",
+                "#loyers",
+                "#Insee",
+                "$CAC",
+                "https://insee.fr/x#frag"
+            ]
+        );
     }
 
     #[test]
