@@ -20,7 +20,7 @@ use trendflow_core::{Batch, Emitter, Operator, OperatorError, PostBatch};
 /// let mut posts = PostBatch::new("f".into());
 /// posts.push(1, None, None, "Les chiffres de l'#INSEE sur l'emploi");
 /// posts.push(2, None, None, "rien à voir");
-/// posts.push(3, None, None, "via @InseeFr: taux de chômage");
+/// posts.push(3, None, None, "via @InseeFr taux de chômage");
 /// let mut f = KeywordFilter::new("f", &["insee".into(), "inseefr".into()], &Metrics::new()).unwrap();
 /// let mut out = Emitter::new();
 /// f.process_batch(Batch::Posts(Arc::new(posts)), &mut out).unwrap();

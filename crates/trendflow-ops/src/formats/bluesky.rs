@@ -174,8 +174,17 @@ fn did_of(uri: &str) -> &str {
 
 /// An AppView post view: `{uri, author, record, indexedAt, likeCount, repostCount}`.
 fn post_view(p: Json<'_, '_>, opts: &FormatOptions, line: u64, posts: &mut PostBatch) -> Outcome {
-    let Some(record) = get(p, &["record"]).filter(|r| r.is_object()) else {
-        return Outcome::Rejected(Reason::MissingText, "a post view without `record`".into());
+    let record = match get(p, &["record"]) {
+        Some(r) if r.is_object() => r,
+        Some(r) => {
+            return Outcome::Rejected(
+                Reason::WrongType,
+                format!("`record` is a {:?}, not an object", r.value_type()),
+            );
+        }
+        None => {
+            return Outcome::Rejected(Reason::MissingText, "a post view without `record`".into());
+        }
     };
     let created = iso_time(get(record, &["createdAt"]), "createdAt");
     let captured = iso_time(get(p, &["indexedAt"]), "indexedAt");

@@ -85,7 +85,7 @@ pub fn detect(obj: &simd_json::tape::Object<'_, '_>) -> Format {
     let (mut v1, mut mastodon_content, mut account) = (false, false, false);
     for (k, v) in obj.iter() {
         match k {
-            "data" if v.is_object() || v.is_array() => return Format::TwitterV2,
+            "data" => return Format::TwitterV2,
             "errors" | "meta" => return Format::TwitterV2,
             "did" | "time_us" | "commit" | "cid" | "post" => return Format::Bluesky,
             "uri" if v.as_str().is_some_and(|s| s.starts_with("at://")) => {
