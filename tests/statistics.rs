@@ -114,6 +114,15 @@ fn languages() {
 }
 
 #[test]
+fn output_times_in_a_time_zone() {
+    check(
+        "languages",
+        &[("result", "languages-paris.csv")],
+        &["sinks.result.time_zone=Europe/Paris"],
+    );
+}
+
+#[test]
 fn sum_and_distinct_count_per_hashtag() {
     check(
         "reach",

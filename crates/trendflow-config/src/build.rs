@@ -542,18 +542,32 @@ fn build_graph(
     let mut memory_tables = BTreeMap::new();
     for (n, s) in &config.sinks {
         let sink: Box<dyn trendflow_core::Sink> = match s {
-            SinkConfig::File(c) => Box::new(FileSink::new(FileSinkOptions {
-                path: c.path.clone(),
-                format: match c.format {
-                    FileFormatConfig::Csv => FileFormat::Csv,
-                    FileFormatConfig::Jsonl => FileFormat::JsonLines,
-                },
-                layout: match c.layout {
-                    LayoutConfig::Table => Layout::Table,
-                    LayoutConfig::Log => Layout::Log,
-                },
-                schema: c.inputs.first().and_then(|i| row_schema(config, i)),
-            })),
+            SinkConfig::File(c) => {
+                let time_zone = match c.time_zone.as_deref().map(jiff::tz::TimeZone::get) {
+                    None => None,
+                    Some(Ok(tz)) => Some(tz),
+                    Some(Err(e)) => {
+                        errors.push(format!(
+                            "sinks.{n}.time_zone: `{}` is not a time zone: {e}",
+                            c.time_zone.as_deref().unwrap_or("")
+                        ));
+                        continue;
+                    }
+                };
+                Box::new(FileSink::new(FileSinkOptions {
+                    path: c.path.clone(),
+                    format: match c.format {
+                        FileFormatConfig::Csv => FileFormat::Csv,
+                        FileFormatConfig::Jsonl => FileFormat::JsonLines,
+                    },
+                    layout: match c.layout {
+                        LayoutConfig::Table => Layout::Table,
+                        LayoutConfig::Log => Layout::Log,
+                    },
+                    schema: c.inputs.first().and_then(|i| row_schema(config, i)),
+                    time_zone,
+                }))
+            }
             SinkConfig::Memory(c) => {
                 let table = c.table.clone().unwrap_or_else(|| n.clone());
                 if memory_tables.values().any(|t| t == &table) {

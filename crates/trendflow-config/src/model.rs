@@ -678,6 +678,10 @@ pub struct FileSinkConfig {
     pub format: FileFormatConfig,
     #[serde(default)]
     pub layout: LayoutConfig,
+    /// An IANA zone (`Europe/Paris`): window bounds as local times with their offset
+    /// (`2021-04-15T10:00:00+02:00`). UTC (`...Z`) by default.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

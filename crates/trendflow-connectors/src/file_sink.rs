@@ -38,6 +38,8 @@ pub struct FileSinkOptions {
     pub layout: Layout,
     /// The columns, when known before the first rows (so an empty table still has its header).
     pub schema: Option<Arc<RowSchema>>,
+    /// Window bounds in this zone, with their offset (UTC, `Z`, when `None`).
+    pub time_zone: Option<jiff::tz::TimeZone>,
 }
 
 /// The file sink.
@@ -49,7 +51,7 @@ pub struct FileSinkOptions {
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("q1.csv");
-/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None });
+/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None, time_zone: None });
 /// let schema = Arc::new(RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() });
 /// let rows = vec![ResultRow { window: None, key: "#b".into(), count: 1 }, ResultRow { window: None, key: "#a".into(), count: 2 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows }))).unwrap();
@@ -95,7 +97,7 @@ impl FileSink {
             out.push_str(&csv_header(schema));
             out.push('\n');
         }
-        let mut csv = CsvWriter::default();
+        let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         for ((window, key), count) in &self.table {
             let row = trendflow_core::ResultRow {
                 window: *window,
@@ -104,7 +106,9 @@ impl FileSink {
             };
             match self.options.format {
                 FileFormat::Csv => csv.row(&mut out, &row),
-                FileFormat::JsonLines => json_row(&mut out, schema, &row),
+                FileFormat::JsonLines => {
+                    json_row(&mut out, schema, &row, self.options.time_zone.as_ref())
+                }
             }
         }
         out
@@ -221,11 +225,16 @@ impl Sink for FileSink {
             // Windows of this epoch end after all earlier ones: sorted, they extend the table.
             rows.sort_unstable_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
         }
-        let mut csv = CsvWriter::default();
+        let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         for r in &rows {
             match (self.options.format, &self.schema) {
                 (FileFormat::Csv, _) => csv.row(&mut self.log_pending, r),
-                (FileFormat::JsonLines, Some(schema)) => json_row(&mut self.log_pending, schema, r),
+                (FileFormat::JsonLines, Some(schema)) => json_row(
+                    &mut self.log_pending,
+                    schema,
+                    r,
+                    self.options.time_zone.as_ref(),
+                ),
                 (FileFormat::JsonLines, None) => {}
             }
         }

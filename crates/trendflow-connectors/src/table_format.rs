@@ -3,7 +3,15 @@
 
 use std::fmt::Write;
 
-use trendflow_core::time::format_iso_utc;
+use trendflow_core::time::{format_iso_in, format_iso_utc};
+
+/// A window bound as text: UTC ("...Z"), or local time in `zone` with its offset.
+pub fn format_time(ms: i64, zone: Option<&jiff::tz::TimeZone>) -> String {
+    match zone {
+        None => format_iso_utc(ms),
+        Some(z) => format_iso_in(ms, z),
+    }
+}
 use trendflow_core::{ResultRow, RowSchema};
 
 /// The header line of a CSV table (without newline).
@@ -39,15 +47,22 @@ pub fn csv_row(out: &mut String, row: &ResultRow) {
 #[derive(Default)]
 pub struct CsvWriter {
     window: Option<(trendflow_core::Window, String)>,
+    zone: Option<jiff::tz::TimeZone>,
 }
 
 impl CsvWriter {
+    /// Window bounds in `zone` (UTC when `None`).
+    pub fn in_zone(zone: Option<jiff::tz::TimeZone>) -> Self {
+        CsvWriter { window: None, zone }
+    }
+
     pub fn row(&mut self, out: &mut String, row: &ResultRow) {
         if let Some(w) = row.window {
             match &self.window {
                 Some((cached, prefix)) if *cached == w => out.push_str(prefix),
                 _ => {
-                    let prefix = format!("{},{},", format_iso_utc(w.start), format_iso_utc(w.end));
+                    let z = self.zone.as_ref();
+                    let prefix = format!("{},{},", format_time(w.start, z), format_time(w.end, z));
                     out.push_str(&prefix);
                     self.window = Some((w, prefix));
                 }
@@ -61,11 +76,16 @@ impl CsvWriter {
 }
 
 /// One JSON line (with newline).
-pub fn json_row(out: &mut String, schema: &RowSchema, row: &ResultRow) {
+pub fn json_row(
+    out: &mut String,
+    schema: &RowSchema,
+    row: &ResultRow,
+    zone: Option<&jiff::tz::TimeZone>,
+) {
     let mut obj = serde_json::Map::new();
     if let Some(w) = row.window {
-        obj.insert("window_start".into(), format_iso_utc(w.start).into());
-        obj.insert("window_end".into(), format_iso_utc(w.end).into());
+        obj.insert("window_start".into(), format_time(w.start, zone).into());
+        obj.insert("window_end".into(), format_time(w.end, zone).into());
     }
     obj.insert(schema.key_column.to_string(), row.key.to_string().into());
     obj.insert(schema.value_column.to_string(), row.count.into());

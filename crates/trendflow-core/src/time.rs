@@ -314,6 +314,25 @@ pub fn parse_iso8601(s: &str) -> Result<EventTime, TimeError> {
     Ok(assemble(y, mo, d, h, mi, se, offset, None)? + millis)
 }
 
+/// Formats ms since the epoch in a time zone, ISO-8601 with its offset:
+/// "2021-04-15T07:05:00+02:00" in Europe/Paris (fraction only when not whole).
+pub fn format_iso_in(t: EventTime, zone: &jiff::tz::TimeZone) -> String {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(t) else {
+        return format_iso_utc(t);
+    };
+    let offset = zone.to_offset(ts).seconds() as i64;
+    // The local wall-clock time, written as UTC would be, then its offset instead of `Z`.
+    let mut s = format_iso_utc(t + offset * 1000);
+    s.pop();
+    let (sign, abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    s.push_str(&format!("{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60));
+    s
+}
+
 /// Formats ms since the epoch as "2021-04-15T05:05:00Z" (fraction only when not whole).
 pub fn format_iso_utc(t: EventTime) -> String {
     let secs = t.div_euclid(1000);
@@ -473,5 +492,19 @@ mod tests {
             prop_assert_eq!(parse_created_at(&format_created_at(t)).unwrap(), t);
             prop_assert_eq!(parse_iso8601(&format_iso_utc(t)).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn times_in_a_zone_carry_their_offset() {
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        // Summer (UTC+2) and winter (UTC+1).
+        assert_eq!(
+            format_iso_in(1_618_473_600_000, &paris),
+            "2021-04-15T10:00:00+02:00"
+        );
+        assert_eq!(
+            format_iso_in(1_610_000_000_500, &paris),
+            "2021-01-07T07:13:20.500+01:00"
+        );
     }
 }
