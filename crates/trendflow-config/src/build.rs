@@ -419,7 +419,7 @@ fn build_graph(
             }
             TransformConfig::Filter(c) => {
                 let track = c.track.phrases();
-                if let Err(e) = KeywordFilter::new(n, &track, &metrics) {
+                if let Err(e) = KeywordFilter::new(n, &track, metrics) {
                     errors.push(format!("transforms.{n}: {e}"));
                     continue;
                 }

@@ -86,7 +86,7 @@ impl Field {
     }
 
     /// Calls `each` with every non-empty value of this field in post i.
-    fn for_each<'a>(&self, posts: &'a PostBatch, i: usize, mut each: impl FnMut(&str)) {
+    fn for_each(&self, posts: &PostBatch, i: usize, mut each: impl FnMut(&str)) {
         let entity = |kind: EntityKind| posts.entities(i).filter(move |e| e.0 == kind);
         let mut buf = String::new();
         let mut sigil = |s: char, v: &str, each: &mut dyn FnMut(&str)| {

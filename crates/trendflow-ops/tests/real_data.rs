@@ -109,9 +109,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn summary(
-    files: &[PathBuf],
-) -> BTreeMap<String, (usize, usize, u64, BTreeMap<&'static str, usize>)> {
+/// Per file: lines, posts, stream messages, dead letters by reason.
+type Summary = BTreeMap<String, (usize, usize, u64, BTreeMap<&'static str, usize>)>;
+
+fn summary(files: &[PathBuf]) -> Summary {
     let mut all = BTreeMap::new();
     for f in files {
         let p = parse(f);
