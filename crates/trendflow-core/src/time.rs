@@ -85,7 +85,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, TimeError> {
 #[inline]
 fn two_digits(b: &[u8]) -> Option<u32> {
     let (a, c) = (b[0].wrapping_sub(b'0'), b[1].wrapping_sub(b'0'));
-    (a < 10 && c < 10).then_some((a * 10 + c) as u32)
+    // `then`, not `then_some`: the sum must only be computed for digits (found by fuzzing: a
+    // letter in a digit position overflowed the u8 multiplication).
+    (a < 10 && c < 10).then(|| a as u32 * 10 + c as u32)
 }
 
 /// Parses Twitter's `created_at` to ms since the epoch, UTC.
@@ -492,6 +494,12 @@ mod tests {
             prop_assert_eq!(parse_created_at(&format_created_at(t)).unwrap(), t);
             prop_assert_eq!(parse_iso8601(&format_iso_utc(t)).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn a_letter_in_a_digit_position_is_an_error_not_an_overflow() {
+        assert!(parse_created_at("Sun Aug 31 p0:29:09 +0000 2014").is_err());
+        assert!(parse_created_at("Sun Aug 31 10:29:09 +0000 20x4").is_err());
     }
 
     #[test]

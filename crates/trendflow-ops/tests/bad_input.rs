@@ -89,6 +89,21 @@ fn every_bad_line_has_a_reason_and_good_lines_survive() {
 }
 
 #[test]
+fn wild_epoch_times_are_bad_event_times() {
+    let (posts, dead, _) = parse(&[
+        br#"{"text":"x","timestamp_ms":9223372036854775807}"#.to_vec(),
+        br#"{"text":"x","timestamp_ms":"-99999999999999999"}"#.to_vec(),
+        br##"{"did":"d","time_us":9223372036854775807,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.post","record":{"text":"#a"}}}"##.to_vec(),
+        // Found by fuzzing: a letter in a digit position of `created_at`.
+        br#"{"created_at":"Sun Aug 31 p0:29:09 +0000 2014","text":"y"}"#.to_vec(),
+    ]);
+    assert_eq!(posts.len(), 4, "kept, without a time");
+    assert!(posts.event_times.iter().all(Option::is_none));
+    assert!(dead.iter().all(|d| d.1 == Reason::BadEventTime), "{dead:?}");
+    assert_eq!(dead.len(), 4);
+}
+
+#[test]
 fn a_huge_line_is_set_aside_unparsed() {
     let huge = format!(r#"{{"text":"{}"}}"#, "x".repeat(10 << 20));
     let (posts, dead, _) = parse(&[GOOD.to_vec(), huge.into_bytes(), GOOD.to_vec()]);

@@ -185,8 +185,15 @@ pub(crate) fn epoch_time(v: Option<Json<'_, '_>>, field: &str, per_ms: i64) -> O
     let n = v
         .as_i64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
-    Some(match n {
-        Some(n) => Ok(n.div_euclid(per_ms)),
+    // Years 1 to 9999, as the text formats allow: a wild number must not become an event time
+    // (it would drag the watermark to the end of time, or overflow window arithmetic).
+    const RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
+    Some(match n.map(|n| n.div_euclid(per_ms)) {
+        Some(ms) if RANGE.contains(&ms) => Ok(ms),
+        Some(_) => Err((
+            Reason::BadEventTime,
+            format!("`{field}` is outside the years 1 to 9999"),
+        )),
         None => Err((
             Reason::BadEventTime,
             format!(
