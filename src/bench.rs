@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use trendflow_config::{Override, build, load_str};
+use trendflow_config::{Override, build, load_str, parser_options};
 use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{Batch, Emitter, Operator, RawBatch, SlidingWindows};
 use trendflow_ops::{
-    JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer, TokenizerMode, WindowedCount,
+    JsonPostParser, KeyCount, LatePolicy, Tokenizer, TokenizerMode, WindowedCount,
 };
 use trendflow_runtime::{Resume, RunningPipeline};
 
@@ -46,6 +46,14 @@ pub struct BenchArgs {
     /// Runs of each measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Files landed one by one to measure latency (0: skip).
+    #[arg(long, default_value_t = 200)]
+    pub latency_files: usize,
+    /// Tweets per latency file, and the pause between two landings (ms).
+    #[arg(long, default_value_t = 50)]
+    pub latency_tweets: usize,
+    #[arg(long, default_value_t = 20)]
+    pub latency_interval_ms: u64,
     /// Internal: run one measurement in this process ("plain:q2", "actors:q2:2") and print
     /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
     #[arg(long, hide = true)]
@@ -83,7 +91,11 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
 /// The same operators as the pipeline, called in one loop on one thread.
 fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) {
     let metrics = Metrics::new();
-    let mut parser = JsonPostParser::new("parse", ParserOptions::default(), &metrics);
+    // The same parser options as the tutorial pipeline's `parse` stage.
+    let yaml = if q2 { TUTORIAL_Q2 } else { TUTORIAL_Q1 };
+    let config = load_str(yaml, "tutorial", &[]).expect("the embedded tutorial pipeline");
+    let options = parser_options(&config, "parse").expect("a parse stage");
+    let mut parser = JsonPostParser::new("parse", options, &metrics);
     let mut tokenizer = Tokenizer::new(TokenizerMode::Split);
     let mut agg: Box<dyn Operator> = if q2 {
         Box::new(WindowedCount::new(
@@ -358,13 +370,47 @@ pub async fn main(args: BenchArgs) -> i32 {
             m.peak_rss_mb
         );
     }
+    let mut latency = None;
+    if args.latency_files > 0 {
+        match crate::bench_latency::measure(
+            &files,
+            args.latency_files,
+            args.latency_tweets,
+            std::time::Duration::from_millis(args.latency_interval_ms),
+        )
+        .await
+        {
+            Ok(mut ms) => {
+                ms.sort_by(f64::total_cmp);
+                let p = |q| crate::bench_latency::percentile(&ms, q);
+                println!(
+                    "latency, file landed -> visible in SQL (Q1, trigger 0s, {} files of {} tweets every {} ms): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    ms.len(),
+                    args.latency_tweets,
+                    args.latency_interval_ms,
+                    p(50.0),
+                    p(90.0),
+                    p(99.0),
+                    p(100.0)
+                );
+                latency = Some(
+                    serde_json::json!({"files": ms.len(), "p50_ms": p(50.0), "p90_ms": p(90.0), "p99_ms": p(99.0), "max_ms": p(100.0)}),
+                );
+            }
+            Err(e) => {
+                eprintln!("trendflow bench: latency: {e}");
+                return 1;
+            }
+        }
+    }
     if args.json {
         let v: Vec<_> = results
             .iter()
             .map(|m| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
                 "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        let doc = serde_json::json!({"runs": v, "latency": latency});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }
     0
 }

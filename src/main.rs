@@ -5,6 +5,7 @@
 //! `bench` the tutorial's queries.
 
 mod bench;
+mod bench_latency;
 mod demo;
 mod generate;
 mod manage;

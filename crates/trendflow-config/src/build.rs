@@ -15,7 +15,7 @@ use trendflow_core::metrics::Metrics;
 use trendflow_core::{DataKind, DeadLetterSink, Operator, SlidingWindows};
 use trendflow_ops::extract::{Extract, Field, Value as ExtractValue};
 use trendflow_ops::filter::KeywordFilter;
-use trendflow_ops::formats::{Format, FormatOptions, RepostText, TextChoice, TimeChoice};
+use trendflow_ops::formats::{Format, FormatOptions, Needs, RepostText, TextChoice, TimeChoice};
 use trendflow_ops::normalize::Normalize;
 use trendflow_ops::{
     Aggregate, EntityKinds, JsonPostParser, KeyCount, LatePolicy, ParserOptions, Tokenizer,
@@ -371,12 +371,7 @@ fn build_graph(
         let comp = n.clone();
         let (factory, parallelism): (trendflow_runtime::OperatorFactory, usize) = match t {
             TransformConfig::ParseJson(c) => {
-                let opts = ParserOptions {
-                    max_line_bytes: c
-                        .max_line_bytes
-                        .unwrap_or(ParserOptions::default().max_line_bytes),
-                    format: format_options(c),
-                };
+                let opts = parser_options(config, n).expect("a parse_json stage");
                 let par = c.parallelism.unwrap_or(cores).max(1);
                 (
                     Box::new(move || {
@@ -621,6 +616,56 @@ fn build_graph(
     Ok((graph, memory_tables))
 }
 
+/// What the stages fed by parser `name` use of the post model (the parser fills only that).
+fn parser_needs(config: &PipelineConfig, name: &str) -> Needs {
+    let mut needs = Needs::TEXT_ONLY;
+    let mut queue = vec![name.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(from) = queue.pop() {
+        if !seen.insert(from.clone()) {
+            continue;
+        }
+        for (n, t) in &config.transforms {
+            if !t.inputs().contains(&from) {
+                continue;
+            }
+            match t {
+                TransformConfig::Filter(_) => {
+                    // The filter matches hashtags, mentions and URLs, and passes posts on.
+                    needs.entities = true;
+                    queue.push(n.clone());
+                }
+                TransformConfig::Extract(e) => {
+                    for f in std::iter::once(&e.key).chain(&e.value) {
+                        // An unknown field is reported elsewhere: parse everything meanwhile.
+                        let f = Field::parse(f).map_or(Needs::ALL, |f| f.needs());
+                        needs.entities |= f.entities;
+                        needs.details |= f.details;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    needs
+}
+
+/// The options of parse_json stage `name`: its YAML, and the fields its consumers use.
+pub fn parser_options(config: &PipelineConfig, name: &str) -> Option<ParserOptions> {
+    let TransformConfig::ParseJson(c) = config.transforms.get(name)? else {
+        return None;
+    };
+    Some(ParserOptions {
+        max_line_bytes: c
+            .max_line_bytes
+            .unwrap_or(ParserOptions::default().max_line_bytes),
+        format: FormatOptions {
+            needs: parser_needs(config, name),
+            ..format_options(c)
+        },
+    })
+}
+
 /// The parser's format options from its YAML.
 fn format_options(c: &crate::model::ParseJsonConfig) -> FormatOptions {
     use crate::model::{EventTimeConfig, PostFormat, RepostsConfig, TextConfig};
@@ -645,6 +690,7 @@ fn format_options(c: &crate::model::ParseJsonConfig) -> FormatOptions {
             EventTimeConfig::Created => TimeChoice::Created,
             EventTimeConfig::Captured => TimeChoice::Captured,
         },
+        needs: Needs::ALL,
     }
 }
 
@@ -691,4 +737,37 @@ fn aggregate_problem(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs_of(path: &str) -> Needs {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let yaml = std::fs::read_to_string(root.join(path)).unwrap();
+        let config = crate::load_str(&yaml, path, &[]).unwrap();
+        parser_options(&config, "parse").unwrap().format.needs
+    }
+
+    #[test]
+    fn the_parser_fills_what_its_consumers_use() {
+        // The tutorial only splits texts: no entity arrays, no user.
+        assert_eq!(needs_of("config/tutorial-q2.yaml"), Needs::TEXT_ONLY);
+        let entities = Needs {
+            entities: true,
+            details: false,
+        };
+        assert_eq!(needs_of("config/stats/mentions.yaml"), entities);
+        // The filter matches entities, and passes posts on to an extract of hashtags.
+        assert_eq!(needs_of("config/stats/topic.yaml"), entities);
+        assert_eq!(
+            needs_of("config/stats/accounts.yaml"),
+            Needs {
+                entities: false,
+                details: true
+            }
+        );
+        assert_eq!(needs_of("config/stats/reach.yaml"), Needs::ALL);
+    }
 }

@@ -67,6 +67,28 @@ impl Field {
         Self::ALL.iter().find(|(_, f)| f == self).unwrap().0
     }
 
+    /// What the parser must fill for this field.
+    pub fn needs(&self) -> crate::formats::Needs {
+        use crate::formats::Needs;
+        match self {
+            Field::Id | Field::Platform => Needs::TEXT_ONLY,
+            Field::Hashtags
+            | Field::Mentions
+            | Field::Cashtags
+            | Field::Urls
+            | Field::UrlDomains
+            | Field::Media
+            | Field::MediaTypes => Needs {
+                entities: true,
+                details: false,
+            },
+            _ => Needs {
+                entities: false,
+                details: true,
+            },
+        }
+    }
+
     /// Numeric fields (what a sum can add up).
     pub fn is_numeric(&self) -> bool {
         matches!(

@@ -275,6 +275,7 @@ mod tests {
                     text: formats::TextChoice::AsSent,
                     reposts: formats::RepostText::Own,
                     time: formats::TimeChoice::Created,
+                    needs: formats::Needs::TEXT_ONLY,
                 },
             },
             &Metrics::new(),

@@ -294,3 +294,29 @@ fn bluesky_posts_reposts_and_events() {
     assert_eq!(p.posts.fields(0).lang, "en");
     assert!(p.posts.platforms.iter().all(|&x| x == Platform::Bluesky));
 }
+
+#[test]
+fn parsing_only_what_is_used_gives_the_same_posts() {
+    use trendflow_ops::formats::Needs;
+    for f in files_under(&fixtures()) {
+        let all = parse(&f);
+        let lean = parse_with(
+            &f,
+            FormatOptions {
+                needs: Needs::TEXT_ONLY,
+                ..Default::default()
+            },
+        );
+        assert_eq!(all.posts.len(), lean.posts.len(), "{}", f.display());
+        assert_eq!(all.dead, lean.dead, "{}", f.display());
+        for i in 0..all.posts.len() {
+            let (a, l) = (all.posts.fields(i), lean.posts.fields(i));
+            assert_eq!((a.id, a.text, a.event_time), (l.id, l.text, l.event_time));
+            // Twitter payloads skip what is not used (other formats fill everything).
+            if a.platform == Platform::Twitter {
+                assert_eq!(lean.posts.entities(i).count(), 0);
+                assert_eq!(l.followers, None);
+            }
+        }
+    }
+}

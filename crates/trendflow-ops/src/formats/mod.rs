@@ -61,12 +61,40 @@ pub enum TimeChoice {
     Captured,
 }
 
+/// Which parts of the post model the pipeline uses beyond id, time and text: a pipeline that
+/// only splits texts (the tutorial's) need not walk every tweet's entity arrays and user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Hashtags, mentions, cashtags, URLs, media.
+    pub entities: bool,
+    /// Author, language, reposted and quoted posts, follower / repost / like counts.
+    pub details: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs {
+        entities: true,
+        details: true,
+    };
+    pub const TEXT_ONLY: Needs = Needs {
+        entities: false,
+        details: false,
+    };
+}
+
+impl Default for Needs {
+    fn default() -> Self {
+        Needs::ALL
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FormatOptions {
     pub format: Format,
     pub text: TextChoice,
     pub reposts: RepostText,
     pub time: TimeChoice,
+    pub needs: Needs,
 }
 
 /// What became of one line.

@@ -85,13 +85,17 @@ pub fn parse(v: Json<'_, '_>, opts: &FormatOptions, line: u64, posts: &mut PostB
         _ => (v, Some(own_text)),
     };
     let (text, entities_from) = text_of(source, text, opts.text);
-    let rt_id = rt_v.and_then(|rt| str_at(rt, &["id_str"]));
+    let details = opts.needs.details;
+    let rt = rt_v.filter(|_| details);
+    let rt_id = rt.and_then(|rt| str_at(rt, &["id_str"]));
     let mut rt_id_buf = itoa::Buffer::new();
     let rt_id = rt_id
-        .or_else(|| rt_v.and_then(|rt| i64_at(rt, &["id"]).map(|n| rt_id_buf.format(n))))
+        .or_else(|| rt.and_then(|rt| i64_at(rt, &["id"]).map(|n| rt_id_buf.format(n))))
         .unwrap_or("");
-    let quoted = str_at(v, &["quoted_status_id_str"])
-        .or_else(|| str_at(v, &["quoted_status", "id_str"]))
+    let detail = |path: &[&str]| if details { str_at(v, path) } else { None };
+    let number = |path: &[&str]| if details { i64_at(v, path) } else { None };
+    let quoted = detail(&["quoted_status_id_str"])
+        .or_else(|| detail(&["quoted_status", "id_str"]))
         .unwrap_or("");
     posts.push_post(
         line,
@@ -100,19 +104,21 @@ pub fn parse(v: Json<'_, '_>, opts: &FormatOptions, line: u64, posts: &mut PostB
             id,
             event_time: time.as_ref().ok().copied(),
             text,
-            author: str_at(v, &["user", "screen_name"]).unwrap_or(""),
-            lang: str_at(v, &["lang"]).unwrap_or(""),
+            author: detail(&["user", "screen_name"]).unwrap_or(""),
+            lang: detail(&["lang"]).unwrap_or(""),
             reposted_id: rt_id,
-            reposted_author: rt_v
+            reposted_author: rt
                 .and_then(|rt| str_at(rt, &["user", "screen_name"]))
                 .unwrap_or(""),
             quoted_id: quoted,
-            followers: i64_at(v, &["user", "followers_count"]),
-            repost_count: i64_at(v, &["retweet_count"]),
-            like_count: i64_at(v, &["favorite_count"]),
+            followers: number(&["user", "followers_count"]),
+            repost_count: number(&["retweet_count"]),
+            like_count: number(&["favorite_count"]),
         },
     );
-    push_entities(entities_from, posts);
+    if opts.needs.entities {
+        push_entities(entities_from, posts);
+    }
     Outcome::Posts(time.err())
 }
 

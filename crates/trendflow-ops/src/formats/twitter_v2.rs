@@ -104,6 +104,8 @@ fn push_tweet(
         None,
         "`created_at`",
     );
+    // Resolving names through `includes` is a search per post: only when used.
+    let includes = includes.filter(|_| opts.needs.details);
     let author_id = str_at(t, &["author_id"]);
     let author = username(includes, author_id);
     posts.push_post(
@@ -131,6 +133,9 @@ fn push_tweet(
             like_count: i64_at(t, &["public_metrics", "like_count"]),
         },
     );
+    if !opts.needs.entities {
+        return time.map(|_| ());
+    }
     for h in array_at(entities, &["entities", "hashtags"]) {
         if let Some(tag) = str_at(h, &["tag"]) {
             posts.push_entity(EntityKind::Hashtag, tag);
