@@ -4,6 +4,11 @@
 //! query a running pipeline with `sql`, `demo` everything on a live generated stream, and
 //! `bench` the tutorial's queries.
 
+/// mimalloc instead of glibc's malloc: with one arena per thread, glibc keeps the memory the
+/// actors free (batches, snapshots) and the resident size grows with the run; see ADR 0006.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod bench_latency;
 mod demo;

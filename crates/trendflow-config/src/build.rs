@@ -571,12 +571,12 @@ fn build_graph(
                     ));
                 }
                 memory_tables.insert(n.clone(), table.clone());
-                Box::new(MemorySink::new(
-                    &table,
-                    tables.clone(),
-                    c.max_rows,
-                    c.sort_by_count,
-                ))
+                Box::new(
+                    MemorySink::new(&table, tables.clone(), c.max_rows.limit(), c.sort_by_count)
+                        .with_eviction_counter(
+                            metrics.counter(trendflow_core::metrics::names::MEMORY_ROWS_EVICTED, n),
+                        ),
+                )
             }
             SinkConfig::Console(c) => Box::new(ConsoleSink::new(c.num_rows, c.truncate)),
         };

@@ -691,12 +691,65 @@ pub struct MemorySinkConfig {
     /// The table name SQL sees (Spark's query name); defaults to the sink's name.
     #[serde(default)]
     pub table: Option<String>,
-    /// Oldest rows are dropped past this many.
+    /// Oldest rows are dropped past this many (counted): a million by default, so that a
+    /// pipeline that runs for weeks does not grow its table until memory runs out (Spark's
+    /// memory sink does). `unbounded` keeps every row.
     #[serde(default)]
-    pub max_rows: Option<usize>,
+    pub max_rows: MaxRows,
     /// Keep rows sorted by count, largest first.
     #[serde(default)]
     pub sort_by_count: bool,
+}
+
+/// `max_rows:` a number of rows, or `unbounded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRows {
+    At(usize),
+    Unbounded,
+}
+
+impl MaxRows {
+    pub const DEFAULT: MaxRows = MaxRows::At(1_000_000);
+
+    pub fn limit(&self) -> Option<usize> {
+        match self {
+            MaxRows::At(n) => Some(*n),
+            MaxRows::Unbounded => None,
+        }
+    }
+}
+
+impl Default for MaxRows {
+    fn default() -> Self {
+        MaxRows::DEFAULT
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxRows {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::String(s) if s == "unbounded" => Ok(MaxRows::Unbounded),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| MaxRows::At(n as usize))
+                .ok_or_else(|| serde::de::Error::custom("max_rows must be at least 1")),
+            serde_json::Value::String(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(MaxRows::At)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "expected a number of rows or `unbounded`, got `{s}`"
+                    ))
+                }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number of rows or `unbounded`, got {other}"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

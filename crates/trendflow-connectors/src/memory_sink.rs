@@ -4,6 +4,7 @@
 
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter};
+use trendflow_core::metrics::Counter;
 use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowSchema, Sink};
 use trendflow_sql::tables::{arrow_schema, to_record_batch};
 use trendflow_sql::{MemoryTables, TableMode};
@@ -18,6 +19,8 @@ pub struct MemorySink {
     /// Complete-mode tables are kept sorted by count, largest first (the tutorial's
     /// `.sort('count', ascending=False)`).
     sort_by_count: bool,
+    /// Rows dropped to keep the table within `max_rows`.
+    evicted: Option<Counter>,
 }
 
 impl MemorySink {
@@ -35,7 +38,14 @@ impl MemorySink {
             schema: None,
             mode: None,
             sort_by_count,
+            evicted: None,
         }
+    }
+
+    /// Counts the rows dropped to keep the table within its bound (never silently).
+    pub fn with_eviction_counter(mut self, counter: Counter) -> Self {
+        self.evicted = Some(counter);
+        self
     }
 }
 
@@ -81,8 +91,21 @@ impl Sink for MemorySink {
                     .then_with(|| a.key.cmp(&b.key))
             });
         }
-        self.tables
+        let evicted = self
+            .tables
             .commit(&self.table, table_mode, to_record_batch(schema, &rows));
+        if evicted > 0
+            && let Some(c) = &self.evicted
+        {
+            if c.get() == 0 {
+                tracing::warn!(
+                    table = self.table,
+                    max_rows = self.max_rows,
+                    "memory table full: its oldest rows are dropped (counted in trendflow_memory_rows_evicted_total; raise `max_rows` to keep more)"
+                );
+            }
+            c.add(evicted as u64);
+        }
         Ok(())
     }
 
@@ -93,26 +116,29 @@ impl Sink for MemorySink {
     /// The committed table (Arrow IPC), with its columns and mode: a restart puts the table
     /// back as it was after the checkpoint's epoch, dropping rows of later epochs.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
-        let mut w = StateWriter::new();
-        w.u64(1);
-        match (&self.schema, self.mode) {
-            (Some(schema), Some(mode)) => {
-                w.bool(true)
-                    .bool(schema.windowed)
-                    .str(&schema.key_column)
-                    .str(&schema.value_column)
-                    .u64(mode as u64);
-                let ipc = self
-                    .tables
-                    .export(&self.table)
-                    .map_err(OperatorError::new)?
-                    .unwrap_or_default();
-                w.bytes(&ipc);
-            }
-            _ => {
-                w.bool(false);
-            }
-        }
+        let (Some(schema), Some(mode)) = (&self.schema, self.mode) else {
+            let mut w = StateWriter::new();
+            w.u64(1).bool(false);
+            return Ok(w.finish());
+        };
+        let ipc = self
+            .tables
+            .export(&self.table)
+            .map_err(OperatorError::new)?
+            .unwrap_or_default();
+        // Sized for the table, which is copied once.
+        let mut w = StateWriter::appending_to(
+            Vec::new(),
+            ipc.len() + schema.key_column.len() + schema.value_column.len() + 32,
+        );
+        w.u64(1)
+            .bool(true)
+            .bool(schema.windowed)
+            .str(&schema.key_column)
+            .str(&schema.value_column)
+            .u64(mode as u64);
+        w.bytes(&ipc);
+        drop(ipc);
         Ok(w.finish())
     }
 

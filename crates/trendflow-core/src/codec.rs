@@ -13,6 +13,14 @@ impl StateWriter {
         Self::default()
     }
 
+    /// A writer that appends to `prefix` (a magic number...) and has room for `capacity`
+    /// more bytes: large states (a memory table) are then written without the copies a
+    /// growing buffer makes.
+    pub fn appending_to(mut prefix: Vec<u8>, capacity: usize) -> Self {
+        prefix.reserve(capacity);
+        StateWriter { buf: prefix }
+    }
+
     pub fn u64(&mut self, mut v: u64) -> &mut Self {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);

@@ -12,6 +12,8 @@ pub mod names {
     pub const RECORDS_OUT: &str = "trendflow_records_out_total";
     /// Records read after a repair Spark also makes (a lone surrogate escape read as `?`).
     pub const RECORDS_REPAIRED: &str = "trendflow_records_repaired_total";
+    /// Rows a bounded memory table dropped, oldest first, to stay within `max_rows`.
+    pub const MEMORY_ROWS_EVICTED: &str = "trendflow_memory_rows_evicted_total";
     /// Posts a filter left out, by reason.
     pub const RECORDS_FILTERED: &str = "trendflow_records_filtered_total";
     /// Stream messages that are not posts (delete notices, likes, rate-limit warnings), by kind.

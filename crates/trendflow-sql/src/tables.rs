@@ -105,8 +105,9 @@ impl MemoryTables {
         );
     }
 
-    /// Applies one epoch's rows to a table.
-    pub fn commit(&self, name: &str, mode: TableMode, batch: RecordBatch) {
+    /// Applies one epoch's rows to a table; returns how many old rows were dropped to keep it
+    /// within its bound.
+    pub fn commit(&self, name: &str, mode: TableMode, batch: RecordBatch) -> usize {
         let mut tables = self.inner.write().unwrap();
         let t = tables.entry(name.to_string()).or_insert_with(|| Table {
             schema: batch.schema(),
@@ -122,7 +123,9 @@ impl MemoryTables {
             t.rows += batch.num_rows();
             t.batches.push(batch);
         }
+        let mut evicted = 0;
         if let Some(max) = t.max_rows {
+            evicted = t.rows.saturating_sub(max);
             while t.rows > max {
                 let excess = t.rows - max;
                 let first = &t.batches[0];
@@ -136,6 +139,7 @@ impl MemoryTables {
                 }
             }
         }
+        evicted
     }
 
     /// A table's rows as an Arrow IPC stream (its schema first), for a checkpoint.
@@ -274,9 +278,10 @@ mod tests {
         };
         let t = MemoryTables::new();
         t.create("q", arrow_schema(&schema), Some(5));
-        t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
-        t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
-        assert_eq!(t.row_count("q"), Some(5));
+        let evicted = t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        assert_eq!(evicted, 0);
+        let evicted = t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        assert_eq!((evicted, t.row_count("q")), (3, Some(5)));
         t.commit("q", TableMode::Replace, to_record_batch(&schema, &rows(2)));
         assert_eq!(t.row_count("q"), Some(2));
     }

@@ -49,7 +49,16 @@ pub enum FormatError {
 
 impl Checkpoint {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = StateWriter::new();
+        // Sized up front: a checkpoint can hold a memory table of tens of MB, which a growing
+        // buffer would copy several times.
+        let size: usize = self
+            .components
+            .iter()
+            .map(|c| c.state.len() + c.name.len() + c.signature.len() + 32)
+            .sum::<usize>()
+            + self.pipeline.len()
+            + 64;
+        let mut w = StateWriter::appending_to(MAGIC.to_vec(), size);
         w.u64(FORMAT_VERSION)
             .u64(self.epoch)
             .str(&self.pipeline)
@@ -63,8 +72,7 @@ impl Checkpoint {
                 .str(&c.signature)
                 .bytes(&c.state);
         }
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&w.finish());
+        let mut out = w.finish();
         let crc = crc32(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
