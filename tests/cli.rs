@@ -59,6 +59,13 @@ fn validate_reports_every_error_with_its_line() {
         "config/tutorial-q1.yaml",
         "config/tutorial-q2.yaml",
         "config/insee-hashtags.yaml",
+        "config/stats/mentions.yaml",
+        "config/stats/accounts.yaml",
+        "config/stats/retweets.yaml",
+        "config/stats/links-media.yaml",
+        "config/stats/languages.yaml",
+        "config/stats/reach.yaml",
+        "config/stats/topic.yaml",
     ] {
         let o = trendflow(&["validate", f], tmp.path());
         assert!(

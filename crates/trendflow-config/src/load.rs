@@ -508,6 +508,26 @@ sinks:
     }
 
     #[test]
+    fn memory_tables_are_bounded_unless_asked() {
+        let with = |extra: &str| {
+            let yaml = format!("{GOOD}  table:\n    type: memory\n    inputs: [counts]\n{extra}");
+            load_str(&yaml, "q2.yaml", &[]).map(|c| match &c.sinks["table"] {
+                crate::model::SinkConfig::Memory(m) => m.max_rows,
+                _ => panic!("a memory sink"),
+            })
+        };
+        use crate::model::MaxRows;
+        assert_eq!(with("").unwrap(), MaxRows::At(1_000_000));
+        assert_eq!(with("    max_rows: 20\n").unwrap(), MaxRows::At(20));
+        assert_eq!(
+            with("    max_rows: unbounded\n").unwrap(),
+            MaxRows::Unbounded
+        );
+        assert!(with("    max_rows: 0\n").is_err());
+        assert!(with("    max_rows: lots\n").is_err());
+    }
+
+    #[test]
     fn every_error_at_once_with_lines() {
         let bad = r#"
 trigger: sometimes

@@ -171,3 +171,44 @@ impl Sink for MemorySink {
         r.end().map_err(bad)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use trendflow_core::RowBatch;
+    use trendflow_core::metrics::{Metrics, names};
+
+    #[test]
+    fn a_full_table_drops_its_oldest_rows_and_counts_them() {
+        let metrics = Metrics::new();
+        let tables = MemoryTables::new();
+        let mut sink = MemorySink::new("t", tables.clone(), Some(3), false)
+            .with_eviction_counter(metrics.counter(names::MEMORY_ROWS_EVICTED, "t"));
+        let schema = Arc::new(RowSchema {
+            windowed: false,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        });
+        for (epoch, keys) in [(0, ["#a", "#b"]), (1, ["#c", "#d"])] {
+            let rows = keys
+                .iter()
+                .map(|k| ResultRow {
+                    window: None,
+                    key: (*k).into(),
+                    count: 1,
+                })
+                .collect();
+            let batch = RowBatch {
+                schema: schema.clone(),
+                mode: OutputMode::Append,
+                epoch,
+                rows,
+            };
+            sink.write(&Batch::Rows(Arc::new(batch))).unwrap();
+            sink.commit(epoch).unwrap();
+        }
+        assert_eq!(tables.row_count("t"), Some(3));
+        assert_eq!(metrics.total(names::MEMORY_ROWS_EVICTED), 1);
+    }
+}
