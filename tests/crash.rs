@@ -177,7 +177,8 @@ impl Lcg {
 
 #[test]
 fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
-    let case = Case::new(60, 400);
+    // Big enough, and kills early enough, that a run is cut several times before it can finish.
+    let case = Case::new(100, 400);
     let want = reference(&case);
     let out = case.path("crashed");
     let ckpt = case.path("checkpoint");
@@ -186,7 +187,7 @@ fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
     let mut finished = false;
     for _ in 0..60 {
         let mut child = case.command(&out, Some(&ckpt), "").spawn().unwrap();
-        let delay = Duration::from_millis(30 + rng.next(500));
+        let delay = Duration::from_millis(20 + rng.next(250));
         std::thread::sleep(delay);
         match child.try_wait().unwrap() {
             Some(status) => {
@@ -205,6 +206,7 @@ fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
         let (code, log) = case.run(&out, Some(&ckpt), "");
         assert_eq!(code, 0, "{log}");
     }
+    eprintln!("{kills} kills");
     assert!(
         kills >= 5,
         "only {kills} kills: the input is too small to crash mid-run"
