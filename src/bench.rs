@@ -130,7 +130,7 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
                         origin: "f".into(),
                         first_line: 1,
                         lines,
-                        data: chunk,
+                        data: chunk.into(),
                     })),
                     &mut out,
                 )

@@ -104,7 +104,7 @@ fn run(parser: &mut JsonPostParser, metrics: &Metrics, data: &[u8], n: usize) ->
         origin: "fuzz".into(),
         first_line: 1,
         lines: n,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
     };
     let mut out = Emitter::new();
     parser

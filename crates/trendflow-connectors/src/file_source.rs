@@ -289,7 +289,7 @@ impl FileSource {
                 origin: origin.clone(),
                 first_line: line,
                 lines,
-                data: chunk.to_vec(),
+                data: data.slice(start..end),
             };
             line += lines as u64;
             out.send(Batch::Raw(Arc::new(raw))).await?;
@@ -559,7 +559,7 @@ mod tests {
         batches
             .iter()
             .flat_map(|b| match b {
-                Batch::Raw(r) => String::from_utf8(r.data.clone())
+                Batch::Raw(r) => String::from_utf8(r.data.to_vec())
                     .unwrap()
                     .lines()
                     .map(String::from)

@@ -205,7 +205,7 @@ impl Source for GeneratorSource {
                     origin: self.name.clone(),
                     first_line: first + sent + 1,
                     lines: n as usize,
-                    data,
+                    data: data.into(),
                 })))
                 .await?;
                 sent += n;

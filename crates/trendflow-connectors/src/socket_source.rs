@@ -116,7 +116,7 @@ impl Source for SocketSource {
                 origin: self.origin.clone(),
                 first_line: self.lines + 1,
                 lines,
-                data: input.to_vec(),
+                data: bytes::Bytes::copy_from_slice(input),
             })))
             .await?;
             self.lines += lines as u64;
@@ -158,7 +158,7 @@ mod tests {
     impl BatchSender for Collect {
         fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
             if let Batch::Raw(r) = batch {
-                self.0.push((r.first_line, r.data.clone()));
+                self.0.push((r.first_line, r.data.to_vec()));
             }
             Box::pin(async { Ok(()) })
         }

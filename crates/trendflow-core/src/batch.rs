@@ -80,7 +80,7 @@ impl Batch {
                         origin: b.origin.clone(),
                         first_line: line,
                         lines: 1,
-                        data: rest[..end].to_vec(),
+                        data: b.data.slice_ref(&rest[..end]),
                     };
                     out.push((Batch::Raw(Arc::new(raw)), b.origin.clone(), line));
                     rest = &rest[end..];
@@ -153,8 +153,9 @@ pub struct RawBatch {
     pub first_line: u64,
     /// Number of lines in `data`.
     pub lines: usize,
-    /// The bytes of the lines, each ended by '\n' (the last one may lack it).
-    pub data: Vec<u8>,
+    /// The bytes of the lines, each ended by '\n' (the last one may lack it): a slice of the
+    /// buffer the source read, shared, not copied.
+    pub data: bytes::Bytes,
 }
 
 /// Tokens (hashtags, words) with the event time of the post they come from, and optionally a
@@ -270,7 +271,7 @@ mod tests {
             origin: "f".into(),
             first_line: 10,
             lines: 3,
-            data: b"a\nbb\nc".to_vec(),
+            data: b"a\nbb\nc".to_vec().into(),
         };
         let parts = Batch::Raw(Arc::new(raw)).split_records();
         let lines: Vec<u64> = parts.iter().map(|p| p.2).collect();

@@ -46,7 +46,7 @@ impl Default for ParserOptions {
 ///     r##"{"id":"1","created_at":"2021-04-15T08:00:05.000Z","content":"<p>#Insee <b>too</b></p>","account":{"acct":"b@m.s"}}"##, "\n",
 ///     "not json\n",
 /// ).as_bytes().to_vec();
-/// let raw = RawBatch { origin: "f.json".into(), first_line: 1, lines: 3, data };
+/// let raw = RawBatch { origin: "f.json".into(), first_line: 1, lines: 3, data: data.into() };
 /// let mut out = Emitter::new();
 /// parser.process_batch(Batch::Raw(Arc::new(raw)), &mut out).unwrap();
 /// let Batch::Posts(posts) = &out.batches[0] else { panic!() };
@@ -285,7 +285,7 @@ mod tests {
             origin: "f".into(),
             first_line: 1,
             lines: lines.len(),
-            data,
+            data: data.into(),
         };
         p.process_batch(Batch::Raw(Arc::new(raw)), &mut out)
             .unwrap();

@@ -19,7 +19,7 @@ fn parse(lines: &[Vec<u8>]) -> (PostBatch, Vec<(u64, Reason)>, Metrics) {
         origin: "f".into(),
         first_line: 1,
         lines: lines.len(),
-        data,
+        data: data.into(),
     };
     let mut out = Emitter::new();
     p.process_batch(Batch::Raw(Arc::new(raw)), &mut out)

@@ -39,7 +39,7 @@ fn parse_with(path: &Path, format: FormatOptions) -> Parsed {
         origin: path.display().to_string().into(),
         first_line: 1,
         lines,
-        data,
+        data: data.into(),
     };
     let mut out = Emitter::new();
     parser

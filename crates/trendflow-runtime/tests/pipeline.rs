@@ -43,7 +43,7 @@ impl Source for CountingSource {
                     origin: "t".into(),
                     first_line: 1,
                     lines: 1,
-                    data,
+                    data: data.into(),
                 })))
                 .await?;
                 self.sent.fetch_add(1, Ordering::SeqCst);

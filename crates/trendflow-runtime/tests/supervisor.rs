@@ -51,7 +51,7 @@ impl Source for Numbers {
                     origin: "numbers".into(),
                     first_line: e * 10 + i + 1,
                     lines: 1,
-                    data,
+                    data: data.into(),
                 })))
                 .await?;
             }
