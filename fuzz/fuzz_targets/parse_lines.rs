@@ -21,7 +21,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use trendflow_core::metrics::Metrics;
 use trendflow_core::{Batch, Emitter, Operator, PostBatch, RawBatch, Reason};
-use trendflow_ops::formats::{Format, FormatOptions, RepostText, TextChoice, TimeChoice};
+use trendflow_ops::formats::{Format, FormatOptions, Needs, RepostText, TextChoice, TimeChoice};
 use trendflow_ops::{JsonPostParser, ParserOptions};
 
 const CONTROL: &str = "trendflow_control_messages_total";
@@ -63,11 +63,19 @@ fn options(data: &[u8]) -> (ParserOptions, &[u8]) {
         max_line_bytes = m as usize;
         rest = r;
     }
+    // Time code 3 (read as Auto) also asks for the lean parse the tutorial pipelines use
+    // (id, text and time only).
+    let needs = if b >> 5 & 3 == 3 {
+        Needs::TEXT_ONLY
+    } else {
+        Needs::ALL
+    };
     let format = FormatOptions {
         format,
         text,
         reposts,
         time,
+        needs,
     };
     (
         ParserOptions {
