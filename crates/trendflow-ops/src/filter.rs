@@ -59,8 +59,16 @@ impl KeywordFilter {
         })
     }
 
-    fn matches(&self, posts: &PostBatch, i: usize, words: &mut Vec<String>) -> bool {
+    /// Whether post i matches; `words` and `urls` are reused buffers.
+    fn matches(
+        &self,
+        posts: &PostBatch,
+        i: usize,
+        words: &mut Vec<String>,
+        urls: &mut Vec<String>,
+    ) -> bool {
         words.clear();
+        urls.clear();
         for w in posts.text(i).split_whitespace() {
             let w = w.to_lowercase();
             if let Some(bare) = w.strip_prefix(['#', '@', '＃', '＠']) {
@@ -69,18 +77,14 @@ impl KeywordFilter {
             words.push(w);
         }
         for (kind, v) in posts.entities(i) {
-            if matches!(
-                kind,
-                EntityKind::Hashtag | EntityKind::Mention | EntityKind::Cashtag
-            ) {
-                words.push(v.to_lowercase());
+            match kind {
+                EntityKind::Hashtag | EntityKind::Mention | EntityKind::Cashtag => {
+                    words.push(v.to_lowercase())
+                }
+                EntityKind::Url => urls.push(v.to_lowercase()),
+                EntityKind::Media | EntityKind::MediaType => {}
             }
         }
-        let urls: Vec<String> = posts
-            .entities(i)
-            .filter(|e| e.0 == EntityKind::Url)
-            .map(|e| e.1.to_lowercase())
-            .collect();
         self.phrases.iter().any(|phrase| {
             phrase.iter().all(|t| {
                 words.iter().any(|w| w == t) || urls.iter().any(|u| u.contains(t.as_str()))
@@ -98,9 +102,9 @@ impl Operator for KeywordFilter {
             )));
         };
         let mut kept = PostBatch::new(posts.origin.clone());
-        let mut words = Vec::new();
+        let (mut words, mut urls) = (Vec::new(), Vec::new());
         for i in 0..posts.len() {
-            if self.matches(&posts, i, &mut words) {
+            if self.matches(&posts, i, &mut words, &mut urls) {
                 kept.push_from(&posts, i);
             } else {
                 self.dropped.inc();

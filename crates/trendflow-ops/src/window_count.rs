@@ -122,6 +122,21 @@ pub struct WindowedCount {
     upstream_watermark: EventTime,
 }
 
+/// Appends one window's rows, sorted by key.
+fn push_window(
+    rows: &mut Vec<ResultRow>,
+    window: Window,
+    values: impl Iterator<Item = (Arc<str>, i64)>,
+) {
+    let start = rows.len();
+    rows.extend(values.map(|(key, count)| ResultRow {
+        window: Some(window),
+        key,
+        count,
+    }));
+    rows[start..].sort_unstable_by(|a, b| a.key.cmp(&b.key));
+}
+
 fn wall_clock_ms() -> EventTime {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -273,17 +288,11 @@ impl WindowedCount {
         self.add_range(&mut running, s, s + size, 1);
         loop {
             if !running.is_empty() {
-                let window = Some(Window {
+                let window = Window {
                     start: s,
                     end: s + size,
-                });
-                let start = rows.len();
-                rows.extend(running.iter().map(|(k, c)| ResultRow {
-                    window,
-                    key: k.clone(),
-                    count: *c,
-                }));
-                rows[start..].sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                };
+                push_window(rows, window, running.iter().map(|(k, c)| (k.clone(), *c)));
             }
             let next = s + slide;
             if next > hi {
@@ -340,22 +349,15 @@ impl WindowedCount {
                 s = (s + slide).max(self.windows.first_window_of_slice(x));
                 continue;
             }
-            let window = Some(Window {
+            let window = Window {
                 start: s,
                 end: s + size,
-            });
-            let start = rows.len();
-            rows.extend(sums.into_iter().map(|(k, v)| ResultRow {
-                window,
-                key: k.clone(),
-                count: v,
-            }));
-            rows.extend(unions.into_iter().map(|(k, v)| ResultRow {
-                window,
-                key: k.clone(),
-                count: v.len() as i64,
-            }));
-            rows[start..].sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            };
+            let values = sums
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v))
+                .chain(unions.into_iter().map(|(k, v)| (k.clone(), v.len() as i64)));
+            push_window(rows, window, values);
             s += slide;
         }
     }

@@ -28,7 +28,7 @@ pub fn to_text(html: &str, out: &mut String) {
             rest = &rest[end + 1..];
         } else {
             let (decoded, used) = entity(rest);
-            out.push_str(decoded.as_deref().unwrap_or("&"));
+            out.push(decoded.unwrap_or('&'));
             rest = &rest[used..];
         }
     }
@@ -38,9 +38,9 @@ pub fn to_text(html: &str, out: &mut String) {
     }
 }
 
-/// Decodes the HTML entity at the start of `s` ("&amp;..."): the text and bytes used; `None`
-/// and 1 byte when it is a lone '&'.
-fn entity(s: &str) -> (Option<String>, usize) {
+/// Decodes the HTML entity at the start of `s` ("&amp;..."): the character and bytes used;
+/// `None` and 1 byte when it is a lone '&'.
+fn entity(s: &str) -> (Option<char>, usize) {
     let Some(end) = s[1..].find(';').map(|i| i + 1).filter(|&e| e <= 12) else {
         return (None, 1);
     };
@@ -64,7 +64,7 @@ fn entity(s: &str) -> (Option<String>, usize) {
         }
     };
     match c {
-        Some(c) => (Some(c.to_string()), end + 1),
+        Some(c) => (Some(c), end + 1),
         None => (None, 1),
     }
 }

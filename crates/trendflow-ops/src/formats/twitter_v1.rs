@@ -11,7 +11,7 @@ use trendflow_core::{PostBatch, Reason};
 
 use super::{
     FormatOptions, Json, Outcome, RepostText, TextChoice, array_at, choose_time, created_at_time,
-    epoch_time, get, i64_at, str_at,
+    epoch_time, get, i64_at, str_at, str_of,
 };
 
 /// Keys whose presence (without `text`) marks a stream control message.
@@ -73,7 +73,7 @@ pub fn parse(v: Json<'_, '_>, opts: &FormatOptions, line: u64, posts: &mut PostB
         }
     };
     let mut id_buf = itoa::Buffer::new();
-    let id = match (str_at_opt(id_str_v), id_v.and_then(|i| i.as_u64())) {
+    let id = match (str_of(id_str_v), id_v.and_then(|i| i.as_u64())) {
         (Some(s), _) => s,
         (None, Some(n)) => id_buf.format(n),
         (None, None) => "",
@@ -120,10 +120,6 @@ pub fn parse(v: Json<'_, '_>, opts: &FormatOptions, line: u64, posts: &mut PostB
         push_entities(entities_from, posts);
     }
     Outcome::Posts(time.err())
-}
-
-fn str_at_opt<'i>(v: Option<Json<'_, 'i>>) -> Option<&'i str> {
-    v.and_then(|v| v.into_string())
 }
 
 /// The text of a status and the object holding its entities: `extended_tweet` when the
