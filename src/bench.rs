@@ -54,6 +54,12 @@ pub struct BenchArgs {
     pub latency_tweets: usize,
     #[arg(long, default_value_t = 20)]
     pub latency_interval_ms: u64,
+    /// Result rows written through the parquet and PostgreSQL sinks (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub sink_rows: usize,
+    /// PostgreSQL to write to (a throwaway local server is started otherwise).
+    #[arg(long)]
+    pub postgres_url: Option<String>,
     /// Internal: run one measurement in this process ("plain:q2", "actors:q2:2") and print
     /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
     #[arg(long, hide = true)]
@@ -403,13 +409,45 @@ pub async fn main(args: BenchArgs) -> i32 {
             }
         }
     }
+    let mut sinks = None;
+    if args.sink_rows > 0 {
+        let (n, url) = (args.sink_rows, args.postgres_url.clone());
+        match tokio::task::spawn_blocking(move || crate::bench_sinks::measure(n, url.as_deref()))
+            .await
+        {
+            Ok(Ok(figures)) => {
+                println!(
+                    "\n{:<40} {:>10} {:>9} {:>12}",
+                    "sink", "rows", "seconds", "rows/s"
+                );
+                for (label, rows, seconds) in &figures {
+                    println!(
+                        "{label:<40} {rows:>10} {seconds:>9.3} {:>12.0}",
+                        *rows as f64 / seconds
+                    );
+                }
+                sinks = Some(serde_json::json!(figures
+                    .iter()
+                    .map(|(l, r, s)| serde_json::json!({"sink": l, "rows": r, "seconds": s, "rows_per_s": *r as f64 / s}))
+                    .collect::<Vec<_>>()));
+            }
+            Ok(Err(e)) => {
+                eprintln!("trendflow bench: sinks: {e}");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("trendflow bench: sinks: {e}");
+                return 1;
+            }
+        }
+    }
     if args.json {
         let v: Vec<_> = results
             .iter()
             .map(|m| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
                 "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
             .collect();
-        let doc = serde_json::json!({"runs": v, "latency": latency});
+        let doc = serde_json::json!({"runs": v, "latency": latency, "sinks": sinks});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }
     0

@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_latency;
+mod bench_sinks;
 mod demo;
 mod generate;
 mod manage;

@@ -4,8 +4,15 @@
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
+use trendflow_connectors::ObjectStoreCheckpoints;
 use trendflow_connectors::file_sink::Layout;
+use trendflow_connectors::file_source::Listing;
 use trendflow_connectors::generator::GeneratorConfig;
+use trendflow_connectors::parquet_sink::{
+    ParquetCompression, ParquetSink, ParquetSinkOptions, Partitioning,
+};
+use trendflow_connectors::postgres_sink::{PostgresSink, PostgresSinkOptions};
+use trendflow_connectors::storage::{Location, S3Options, Secret};
 use trendflow_connectors::{
     CleanSource, ConsoleSink, DeadLetterFile, FileFormat, FileSink, FileSinkOptions, FileSource,
     FileSourceOptions, GeneratorSource, GeneratorSourceOptions, MemorySink, SocketSource,
@@ -100,6 +107,40 @@ fn row_schema(
     }))
 }
 
+/// The pipeline's S3 settings: its `s3:` section over the defaults (the environment fills in
+/// what is left when a store is opened).
+pub fn s3_options(config: &PipelineConfig) -> S3Options {
+    let c = &config.s3;
+    let d = S3Options::default();
+    S3Options {
+        endpoint: c.endpoint.clone(),
+        region: c.region.clone(),
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone().map(Secret),
+        session_token: c.session_token.clone().map(Secret),
+        path_style: c.path_style,
+        max_retries: c.max_retries.unwrap_or(d.max_retries),
+        initial_backoff: c.retry_backoff.map_or(d.initial_backoff, |x| x.0),
+        max_backoff: c.max_backoff.map_or(d.max_backoff, |x| x.0),
+        retry_timeout: c.retry_timeout.map_or(d.retry_timeout, |x| x.0),
+        request_timeout: c.request_timeout.map_or(d.request_timeout, |x| x.0),
+        connect_timeout: c.connect_timeout.map_or(d.connect_timeout, |x| x.0),
+    }
+}
+
+fn location(path: &std::path::Path) -> Result<Location, String> {
+    Location::parse(&path.to_string_lossy())
+}
+
+/// The output mode of the rows a transform produces.
+fn rows_mode(config: &PipelineConfig, name: &str) -> Option<OutputMode> {
+    match config.transforms.get(name)? {
+        TransformConfig::WindowCount(c) => Some(c.output_mode),
+        TransformConfig::Count(c) => Some(c.output_mode),
+        _ => None,
+    }
+}
+
 /// Checks the wiring and builds every component. Returns every problem found.
 pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     let metrics = Metrics::new();
@@ -114,8 +155,26 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                 .map_err(|e| e.join("; "))
         })
     };
+    let mut local_checkpoint = None;
     let store: Arc<dyn CheckpointStore> = match &config.checkpoint {
-        Some(c) => Arc::new(LocalDirStore::new(&c.path)),
+        Some(c) => match location(&c.path) {
+            Ok(Location::Local(dir)) => {
+                local_checkpoint = Some(dir.clone());
+                Arc::new(LocalDirStore::new(&dir))
+            }
+            Ok(l @ Location::S3 { .. }) => {
+                let Location::S3 { bucket, prefix } = &l else {
+                    unreachable!()
+                };
+                match s3_options(config).build(bucket) {
+                    Ok(store) => {
+                        Arc::new(ObjectStoreCheckpoints::new(store, prefix, &l.describe()))
+                    }
+                    Err(e) => return Err(vec![format!("checkpoint.path: {e}")]),
+                }
+            }
+            Err(e) => return Err(vec![format!("checkpoint.path: {e}")]),
+        },
         None => Arc::new(MemoryStore::new()),
     };
     let keep = config.checkpoint.as_ref().map_or(2, |c| c.keep);
@@ -129,7 +188,7 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
             api: config.api.clone(),
             trigger: config.trigger,
             memory_tables,
-            checkpoint_path: config.checkpoint.as_ref().map(|c| c.path.clone()),
+            checkpoint_path: local_checkpoint,
             sinks: config.sinks.keys().cloned().collect(),
         },
         rebuild,
@@ -255,7 +314,24 @@ fn build_graph(
     for (n, s) in &config.sources {
         match s {
             SourceConfig::File(f) => {
-                let mut o = FileSourceOptions::new(&f.path);
+                let source_location = match location(&f.path) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        errors.push(format!("sources.{n}.path: {e}"));
+                        continue;
+                    }
+                };
+                let mut o = FileSourceOptions::at(source_location.clone());
+                o.s3 = s3_options(config);
+                o.listing = match f.listing {
+                    ListingConfig::Full => Listing::Full,
+                    ListingConfig::Incremental => Listing::Incremental,
+                };
+                if o.listing == Listing::Incremental && f.latest_first {
+                    errors.push(format!(
+                        "sources.{n}: listing: incremental reads keys in order; latest_first does not apply"
+                    ));
+                }
                 o.pattern = f.pattern.clone().unwrap_or_default();
                 o.latest_first = f.latest_first;
                 if let Some(a) = f.max_file_age {
@@ -271,14 +347,40 @@ fn build_graph(
                     (CleanSourceMode::Off, _) => CleanSource::Off,
                     (CleanSourceMode::Delete, _) => CleanSource::Delete,
                     (CleanSourceMode::Archive, Some(d)) => {
-                        if d.starts_with(&f.path)
-                            && !d
-                                .file_name()
+                        let archive = match location(d) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                errors.push(format!("sources.{n}.archive_dir: {e}"));
+                                continue;
+                            }
+                        };
+                        let inside = match (&source_location, &archive) {
+                            (Location::Local(s), Location::Local(a)) => {
+                                a.starts_with(s).then(|| a.clone())
+                            }
+                            (
+                                Location::S3 {
+                                    bucket: b1,
+                                    prefix: p1,
+                                },
+                                Location::S3 {
+                                    bucket: b2,
+                                    prefix: p2,
+                                },
+                            ) => (b1 == b2
+                                && (p1.is_empty()
+                                    || p2 == p1
+                                    || p2.starts_with(&format!("{p1}/"))))
+                            .then(|| std::path::PathBuf::from(p2)),
+                            _ => None,
+                        };
+                        if inside.is_some_and(|a| {
+                            !a.file_name()
                                 .is_some_and(|x| x.to_string_lossy().starts_with(['.', '_']))
-                        {
+                        }) {
                             errors.push(format!("sources.{n}: archive_dir must not be inside the source path (or must be hidden, like `.archive`)"));
                         }
-                        CleanSource::Archive(d.clone())
+                        CleanSource::Archive(archive)
                     }
                     (CleanSourceMode::Archive, None) => {
                         errors.push(format!(
@@ -294,7 +396,7 @@ fn build_graph(
                     o.batch_bytes = b.max(1);
                 }
                 o.bounded = trigger == Trigger::AvailableNow;
-                match FileSource::local(o, n, metrics) {
+                match FileSource::new(o, n, metrics) {
                     Ok(src) => nodes.push(NodeSpec {
                         name: n.clone(),
                         body: NodeBody::Source {
@@ -579,6 +681,86 @@ fn build_graph(
                 )
             }
             SinkConfig::Console(c) => Box::new(ConsoleSink::new(c.num_rows, c.truncate)),
+            SinkConfig::Parquet(c) => {
+                for i in &c.inputs {
+                    if let Some(mode) = rows_mode(config, i)
+                        && mode != OutputMode::Append
+                    {
+                        errors.push(format!(
+                            "sinks.{n}: parquet files hold final rows only: `{i}` must use output_mode append (for update or complete, use a memory, file or postgres sink)"
+                        ));
+                    }
+                }
+                let path = match location(&c.path) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        errors.push(format!("sinks.{n}.path: {e}"));
+                        continue;
+                    }
+                };
+                if c.compression_level.is_some() && c.compression != CompressionConfig::Zstd {
+                    errors.push(format!("sinks.{n}: compression_level applies to zstd only"));
+                }
+                Box::new(ParquetSink::new(
+                    ParquetSinkOptions {
+                        location: path,
+                        s3: s3_options(config),
+                        partitioning: match c.partition_by {
+                            PartitionByConfig::None => Partitioning::None,
+                            PartitionByConfig::WindowDate => Partitioning::WindowDate,
+                        },
+                        compression: match c.compression {
+                            CompressionConfig::Zstd => {
+                                ParquetCompression::Zstd(c.compression_level.unwrap_or(3))
+                            }
+                            CompressionConfig::Snappy => ParquetCompression::Snappy,
+                            CompressionConfig::None => ParquetCompression::Uncompressed,
+                        },
+                        schema: c.inputs.first().and_then(|i| row_schema(config, i)),
+                    },
+                    n,
+                    metrics,
+                ))
+            }
+            SinkConfig::Postgres(c) => {
+                let password = match &c.password_env {
+                    None => None,
+                    Some(var) => match std::env::var(var) {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            errors.push(format!(
+                                "sinks.{n}.password_env: the variable `{var}` is not set"
+                            ));
+                            None
+                        }
+                    },
+                };
+                let mode = c
+                    .inputs
+                    .first()
+                    .and_then(|i| rows_mode(config, i))
+                    .unwrap_or(OutputMode::Append);
+                let mut o = PostgresSinkOptions::new(
+                    c.url.clone(),
+                    c.table.clone().unwrap_or_else(|| n.clone()),
+                    config.name.clone().unwrap_or_else(|| "pipeline".into()),
+                    n.clone(),
+                    mode,
+                );
+                o.password = password;
+                o.schema = c.inputs.first().and_then(|i| row_schema(config, i));
+                o.create_table = c.create_table;
+                if let Some(d) = c.retry_for {
+                    o.retry_for = d.0;
+                }
+                match PostgresSink::new(o) {
+                    Ok(sink) => Box::new(sink),
+                    Err(e) => {
+                        errors.push(format!("sinks.{n}: {e}"));
+                        continue;
+                    }
+                }
+            }
         };
         nodes.push(NodeSpec {
             name: n.clone(),

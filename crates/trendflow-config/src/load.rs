@@ -279,6 +279,10 @@ fn sink(v: Value) -> Result<SinkConfig, (String, Option<String>)> {
             ("file", |v| deserialize_part(v).map(SinkConfig::File)),
             ("memory", |v| deserialize_part(v).map(SinkConfig::Memory)),
             ("console", |v| deserialize_part(v).map(SinkConfig::Console)),
+            ("parquet", |v| deserialize_part(v).map(SinkConfig::Parquet)),
+            ("postgres", |v| {
+                deserialize_part(v).map(SinkConfig::Postgres)
+            }),
         ],
     )
 }

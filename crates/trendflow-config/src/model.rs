@@ -102,6 +102,10 @@ pub struct PipelineConfig {
     pub checkpoint: Option<CheckpointConfig>,
     #[serde(default)]
     pub restart: RestartConfig,
+    /// Settings of every `s3://` location of the pipeline (source, archive, checkpoint,
+    /// parquet sink); unset fields come from the standard `AWS_*` variables.
+    #[serde(default)]
+    pub s3: S3Config,
     /// Capacity of every mailbox, in batches (a raw batch is about 1 MB of lines).
     #[serde(default = "default_mailbox")]
     pub mailbox_capacity: usize,
@@ -156,11 +160,43 @@ fn default_true() -> bool {
     true
 }
 
+/// How `s3://` locations are reached (docs/s3.md). Secrets are never printed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://minio.example.org`, `http://127.0.0.1:9000`, or a bare host (https).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Bucket in the path (MinIO); the default when an endpoint is set.
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    #[serde(default)]
+    pub max_retries: Option<usize>,
+    #[serde(default)]
+    pub retry_backoff: Option<Dur>,
+    #[serde(default)]
+    pub max_backoff: Option<Dur>,
+    #[serde(default)]
+    pub retry_timeout: Option<Dur>,
+    #[serde(default)]
+    pub request_timeout: Option<Dur>,
+    #[serde(default)]
+    pub connect_timeout: Option<Dur>,
+}
+
 /// Durable checkpoints (docs/checkpoints.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointConfig {
-    /// A local directory, created if missing. One directory per pipeline.
+    /// A local directory, created if missing, or an `s3://bucket/prefix`. One per pipeline.
     pub path: PathBuf,
     /// How many checkpoints are kept (at least 2).
     #[serde(default = "default_keep")]
@@ -303,6 +339,14 @@ pub enum CleanSourceMode {
     Delete,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingConfig {
+    #[default]
+    Full,
+    Incremental,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
@@ -319,6 +363,10 @@ pub struct FileSourceConfig {
     pub clean_source: CleanSourceMode,
     #[serde(default)]
     pub archive_dir: Option<PathBuf>,
+    /// `full` (every key each trigger, Spark's way) or `incremental` (keys after the last one
+    /// taken: for keys that sort by arrival).
+    #[serde(default)]
+    pub listing: ListingConfig,
     #[serde(default)]
     pub settle_time: Option<Dur>,
     #[serde(default)]
@@ -639,6 +687,8 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     Memory(MemorySinkConfig),
     Console(ConsoleSinkConfig),
+    Parquet(ParquetSinkConfig),
+    Postgres(PostgresSinkConfig),
 }
 
 impl SinkConfig {
@@ -647,8 +697,64 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.inputs,
             SinkConfig::Memory(c) => &c.inputs,
             SinkConfig::Console(c) => &c.inputs,
+            SinkConfig::Parquet(c) => &c.inputs,
+            SinkConfig::Postgres(c) => &c.inputs,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionByConfig {
+    #[default]
+    None,
+    WindowDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CompressionConfig {
+    #[default]
+    Zstd,
+    Snappy,
+    None,
+}
+
+/// Final rows (append mode) as parquet files, one per epoch (docs/parquet-sink.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    pub inputs: Vec<String>,
+    /// Output directory: local or `s3://bucket/prefix`.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub partition_by: PartitionByConfig,
+    #[serde(default)]
+    pub compression: CompressionConfig,
+    /// zstd level (1-22).
+    #[serde(default)]
+    pub compression_level: Option<i32>,
+}
+
+/// Result rows into a PostgreSQL table, exactly once (docs/postgres-sink.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    pub inputs: Vec<String>,
+    /// `postgres://user@host:5432/db` or `host=... dbname=...`; no password in it: use
+    /// `password_env`.
+    pub url: String,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Table name, optionally `schema.table`; defaults to the sink's name.
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default = "default_true")]
+    pub create_table: bool,
+    /// Give up (and fail the pipeline) after this long without reaching the server.
+    #[serde(default)]
+    pub retry_for: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -1,5 +1,13 @@
-//! The file source: new files of a directory (local, or object storage through
+//! The file source: new files of a directory (local, or an `s3://bucket/prefix` through
 //! `object_store`), each read once, as Spark's file stream source does, with its options.
+//!
+//! Listing has two modes. `full` (Spark's) lists every key each trigger and remembers the
+//! files it took; that record is pruned by `max_file_age`, so it stays bounded, but each
+//! listing still returns the whole directory. `incremental` asks only for keys after the last
+//! one taken (S3's `start-after`): the cost of a listing is the new keys, whatever the size of
+//! the bucket, and the state is one key. It assumes keys sort in arrival order (date- or
+//! sequence-named files, as writers of such buckets produce); a key that arrives sorting
+//! before the last one taken is not seen.
 //!
 //! - Files are taken oldest first (modification time, then name), or newest first with
 //!   `latest_first`; at most `max_files_per_trigger` per epoch.
@@ -15,12 +23,10 @@
 //!   start is read, in as many epochs as `max_files_per_trigger` requires.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
@@ -29,18 +35,32 @@ use trendflow_core::{
     Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, RawBatch, Source,
 };
 
+use crate::storage::{Location, OpenedLocation, S3Options};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanSource {
     Off,
-    /// Move processed files into this directory.
-    Archive(PathBuf),
+    /// Move processed files into this directory (same relative names).
+    Archive(Location),
     Delete,
+}
+
+/// How new files are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Every key, each trigger, minus the files already taken (Spark's way).
+    Full,
+    /// Keys after the last key taken, in key order.
+    Incremental,
 }
 
 #[derive(Debug, Clone)]
 pub struct FileSourceOptions {
-    /// The directory to watch.
-    pub path: PathBuf,
+    /// The directory to watch: local, or `s3://bucket/prefix`.
+    pub location: Location,
+    /// Settings for `s3://` locations.
+    pub s3: S3Options,
+    pub listing: Listing,
     /// File name pattern (`*` and `?` wildcards); empty means every file.
     pub pattern: String,
     pub latest_first: bool,
@@ -55,9 +75,16 @@ pub struct FileSourceOptions {
 }
 
 impl FileSourceOptions {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// Options for a local directory.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::at(Location::Local(path.into()))
+    }
+
+    pub fn at(location: Location) -> Self {
         FileSourceOptions {
-            path: path.into(),
+            location,
+            s3: S3Options::default(),
+            listing: Listing::Full,
             pattern: String::new(),
             latest_first: false,
             max_file_age: Duration::from_secs(7 * 86_400),
@@ -80,9 +107,13 @@ struct FileEntry {
 pub struct FileSource {
     options: FileSourceOptions,
     /// Opened on first use, so building a pipeline (e.g. `validate`) touches nothing.
-    store: Option<Arc<dyn ObjectStore>>,
-    /// Path -> modification time of every file already taken (pruned by `max_file_age`).
+    opened: Option<OpenedLocation>,
+    archive: Option<OpenedLocation>,
+    /// Path -> modification time of every file already taken (pruned by `max_file_age`);
+    /// empty in incremental listing.
     seen: HashMap<String, i64>,
+    /// Incremental listing: the greatest key taken so far.
+    last_key: Option<String>,
     latest_mtime: i64,
     listed_once: bool,
     /// `available_now`: the files found at start, not yet read.
@@ -92,6 +123,7 @@ pub struct FileSource {
     files_read: Counter,
     files_skipped: Counter,
     list_requests: Counter,
+    keys_listed: Counter,
     bytes_in: Counter,
     last_files: usize,
 }
@@ -131,34 +163,42 @@ fn now_ms() -> i64 {
 }
 
 impl FileSource {
-    /// A source over a local directory (created, if missing, when first polled).
-    pub fn local(
+    /// A source over its location (a local directory is created, if missing, when first
+    /// polled; an S3 store is opened then).
+    pub fn new(
         options: FileSourceOptions,
         component: &str,
         metrics: &Metrics,
     ) -> Result<Self, OperatorError> {
-        Ok(Self::new(options, None, component, metrics))
+        Ok(Self::build(options, None, component, metrics))
     }
 
-    /// A source over any object store; paths are relative to its root.
+    /// A source over an already opened store (tests use an in-memory one).
     pub fn with_store(
         options: FileSourceOptions,
         store: Arc<dyn ObjectStore>,
         component: &str,
         metrics: &Metrics,
     ) -> Self {
-        Self::new(options, Some(store), component, metrics)
+        let opened = OpenedLocation {
+            store,
+            prefix: StorePath::default(),
+            location: options.location.clone(),
+        };
+        Self::build(options, Some(opened), component, metrics)
     }
 
-    fn new(
+    fn build(
         options: FileSourceOptions,
-        store: Option<Arc<dyn ObjectStore>>,
+        opened: Option<OpenedLocation>,
         component: &str,
         metrics: &Metrics,
     ) -> Self {
         FileSource {
             options,
-            store,
+            opened,
+            archive: None,
+            last_key: None,
             seen: HashMap::new(),
             latest_mtime: i64::MIN,
             listed_once: false,
@@ -167,35 +207,35 @@ impl FileSource {
             files_read: metrics.counter(names::FILES_READ, component),
             files_skipped: metrics.counter(names::FILES_SKIPPED, component),
             list_requests: metrics.counter(names::LIST_REQUESTS, component),
+            keys_listed: metrics.counter(names::KEYS_LISTED, component),
             bytes_in: metrics.counter(names::BYTES_IN, component),
             last_files: 0,
         }
     }
 
-    fn store(&mut self) -> Result<Arc<dyn ObjectStore>, OperatorError> {
-        if let Some(s) = &self.store {
-            return Ok(s.clone());
+    fn opened(&mut self) -> Result<OpenedLocation, OperatorError> {
+        if let Some(o) = &self.opened {
+            return Ok(o.clone());
         }
-        let dir = &self.options.path;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| OperatorError::new(format!("source directory {}: {e}", dir.display())))?;
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(|e| {
-                OperatorError::new(format!("source directory {}: {e}", dir.display()))
-            })?);
-        self.store = Some(store.clone());
-        Ok(store)
+        let o = OpenedLocation::open(&self.options.location, &self.options.s3)
+            .map_err(|e| OperatorError::new(format!("source directory {e}")))?;
+        self.opened = Some(o.clone());
+        Ok(o)
     }
 
-    fn eligible_name(&self, location: &StorePath) -> bool {
-        let name = location.filename().unwrap_or("");
-        if name.starts_with('.') || name.starts_with('_') {
+    fn describe(&self) -> String {
+        self.options.location.describe()
+    }
+
+    fn eligible_name(&self, opened: &OpenedLocation, location: &StorePath) -> bool {
+        let Some(relative) = opened.relative(location) else {
             return false;
-        }
-        // Hidden directories too (e.g. an archive or checkpoint kept inside).
-        if location
-            .parts()
-            .any(|p| p.as_ref().starts_with('.') || p.as_ref().starts_with('_'))
+        };
+        let name = relative.rsplit('/').next().unwrap_or("");
+        // Hidden files, and hidden directories (e.g. an archive or checkpoint kept inside).
+        if relative
+            .split('/')
+            .any(|p| p.starts_with('.') || p.starts_with('_'))
         {
             return false;
         }
@@ -204,14 +244,23 @@ impl FileSource {
 
     /// New files, in the order they should be read.
     async fn list_new(&mut self) -> Result<Vec<FileEntry>, OperatorError> {
-        self.list_requests.inc();
-        let mut stream = self.store()?.list(None);
+        let opened = self.opened()?;
+        let prefix = (!opened.prefix.as_ref().is_empty()).then_some(&opened.prefix);
+        let incremental = self.options.listing == Listing::Incremental;
+        let mut stream = match (&self.last_key, incremental) {
+            (Some(last), true) => opened
+                .store
+                .list_with_offset(prefix, &StorePath::from(last.as_str())),
+            _ => opened.store.list(prefix),
+        };
         let mut found = Vec::new();
+        let mut keys = 0u64;
         while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| {
-                OperatorError::new(format!("listing {}: {e}", self.options.path.display()))
-            })?;
-            if !self.eligible_name(&meta.location) || self.seen.contains_key(meta.location.as_ref())
+            let meta =
+                meta.map_err(|e| OperatorError::new(format!("listing {}: {e}", self.describe())))?;
+            keys += 1;
+            if !self.eligible_name(&opened, &meta.location)
+                || self.seen.contains_key(meta.location.as_ref())
             {
                 continue;
             }
@@ -221,7 +270,28 @@ impl FileSource {
                 size: meta.size,
             });
         }
+        self.keys_listed.add(keys);
+        // S3 returns at most 1,000 keys per request.
+        let pages = if opened.location.is_s3() {
+            keys.div_ceil(1000).max(1)
+        } else {
+            1
+        };
+        self.list_requests.add(pages);
         let settle = self.options.settle_time.as_millis() as i64;
+        if incremental {
+            // Key order is arrival order; a file still settling stops the listing there, so
+            // the next one starts before it.
+            found.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+            if settle > 0 {
+                let now = now_ms();
+                if let Some(i) = found.iter().position(|f| now - f.mtime_ms < settle) {
+                    found.truncate(i);
+                }
+            }
+            self.listed_once = true;
+            return Ok(found);
+        }
         if settle > 0 {
             let now = now_ms();
             found.retain(|f| now - f.mtime_ms >= settle);
@@ -259,9 +329,14 @@ impl FileSource {
         f: &FileEntry,
         out: &mut dyn BatchSender,
     ) -> Result<(), OperatorError> {
-        let origin: Arc<str> = Arc::from(format!("{}/{}", self.options.path.display(), f.location));
-        let data = self
-            .store()?
+        let opened = self.opened()?;
+        let origin: Arc<str> = Arc::from(format!(
+            "{}/{}",
+            self.describe(),
+            opened.relative(&f.location).unwrap_or(f.location.as_ref())
+        ));
+        let data = opened
+            .store
             .get(&f.location)
             .await
             .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?
@@ -303,7 +378,7 @@ impl FileSource {
         match &self.options.clean_source {
             CleanSource::Off => Ok(()),
             CleanSource::Delete => {
-                let store = self.store()?;
+                let store = self.opened()?.store;
                 for f in files {
                     match store.delete(&f).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -312,9 +387,14 @@ impl FileSource {
                 }
                 Ok(())
             }
-            CleanSource::Archive(dir) => {
+            CleanSource::Archive(archive) => {
+                let (Location::Local(source_dir), Location::Local(dir)) =
+                    (&self.options.location, archive)
+                else {
+                    return self.archive_in_stores(files).await;
+                };
                 for f in files {
-                    let from = self.options.path.join(f.as_ref());
+                    let from = source_dir.join(f.as_ref());
                     let to = dir.join(f.as_ref());
                     if let Some(parent) = to.parent() {
                         std::fs::create_dir_all(parent).map_err(|e| {
@@ -340,6 +420,55 @@ impl FileSource {
 }
 
 impl FileSource {
+    /// Archiving where a rename is not possible: between two S3 locations (a copy and a delete
+    /// on the server), or between S3 and a local directory (read, write, delete).
+    async fn archive_in_stores(&mut self, files: Vec<StorePath>) -> Result<(), OperatorError> {
+        let CleanSource::Archive(target) = self.options.clean_source.clone() else {
+            return Ok(());
+        };
+        let source = self.opened()?;
+        if self.archive.is_none() {
+            let opened = OpenedLocation::open(&target, &self.options.s3)
+                .map_err(|e| OperatorError::new(format!("archive directory {e}")))?;
+            self.archive = Some(opened);
+        }
+        let archive = self.archive.clone().expect("opened above");
+        let same_bucket = match (&self.options.location, &target) {
+            (Location::S3 { bucket: a, .. }, Location::S3 { bucket: b, .. }) => a == b,
+            _ => false,
+        };
+        for f in files {
+            let relative = source.relative(&f).unwrap_or(f.as_ref()).to_string();
+            let to = archive.path(&relative);
+            let err = |e: object_store::Error| {
+                OperatorError::new(format!(
+                    "archiving {}/{relative} to {}: {e}",
+                    self.describe(),
+                    target.describe()
+                ))
+            };
+            if same_bucket {
+                match source.store.rename(&f, &to).await {
+                    Ok(()) => continue,
+                    // Already moved: a restart cleans the epochs of its checkpoint again.
+                    Err(object_store::Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            let data = match source.store.get(&f).await {
+                Ok(r) => r.bytes().await.map_err(err)?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            archive.store.put(&to, data.into()).await.map_err(err)?;
+            match source.store.delete(&f).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(())
+    }
+
     fn encode_plan(files: &[FileEntry]) -> Vec<u8> {
         let mut w = StateWriter::new();
         w.u64(PLAN_VERSION).u64(files.len() as u64);
@@ -368,9 +497,10 @@ impl FileSource {
     }
 }
 
-/// Format of an epoch's input record (the files it reads) and of the source's state.
+/// Format of an epoch's input record (the files it reads) and of the source's state
+/// (version 2 adds the last key of incremental listing; version 1 is still read).
 const PLAN_VERSION: u64 = 1;
-const STATE_VERSION: u64 = 1;
+const STATE_VERSION: u64 = 2;
 
 impl Source for FileSource {
     fn plan_epoch(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
@@ -416,8 +546,15 @@ impl Source for FileSource {
                     "the input record of epoch {epoch} is unreadable: {e}"
                 ))
             })?;
+            let incremental = self.options.listing == Listing::Incremental;
             for f in &batch {
-                self.seen.insert(f.location.to_string(), f.mtime_ms);
+                if incremental {
+                    if self.last_key.as_deref() < Some(f.location.as_ref()) {
+                        self.last_key = Some(f.location.to_string());
+                    }
+                } else {
+                    self.seen.insert(f.location.to_string(), f.mtime_ms);
+                }
                 self.latest_mtime = self.latest_mtime.max(f.mtime_ms);
                 self.read_file(f, out).await?;
             }
@@ -442,15 +579,21 @@ impl Source for FileSource {
     }
 
     fn describe_offset(&self) -> String {
-        format!(
-            "{} files seen, {} in the last epoch",
-            self.seen.len(),
-            self.last_files
-        )
+        match &self.last_key {
+            Some(k) => format!("after key {k}, {} in the last epoch", self.last_files),
+            None => format!(
+                "{} files seen, {} in the last epoch",
+                self.seen.len(),
+                self.last_files
+            ),
+        }
     }
 
     fn state_signature(&self) -> Option<String> {
-        Some(format!("file source v{STATE_VERSION}"))
+        Some(match self.options.listing {
+            Listing::Full => "file source v1".to_string(),
+            Listing::Incremental => "file source v1 incremental listing".to_string(),
+        })
     }
 
     /// The files already taken (bounded by `max_file_age`), and those of epochs not yet
@@ -473,13 +616,16 @@ impl Source for FileSource {
                 w.str(f.as_ref());
             }
         }
+        w.bool(self.last_key.is_some())
+            .str(self.last_key.as_deref().unwrap_or(""));
         Ok(w.finish())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
         let bad = |e: DecodeError| OperatorError::new(format!("file source state: {e}"));
         let mut r = StateReader::new(state);
-        if r.u64().map_err(bad)? != STATE_VERSION {
+        let version = r.u64().map_err(bad)?;
+        if version != 1 && version != STATE_VERSION {
             return Err(OperatorError::new("file source state: unknown version"));
         }
         self.latest_mtime = r.i64().map_err(bad)?;
@@ -497,6 +643,14 @@ impl Source for FileSource {
                 files.push(StorePath::from(r.str().map_err(bad)?));
             }
             self.epoch_files.insert(epoch, files);
+        }
+        self.last_key = None;
+        if version >= 2 {
+            let has = r.bool().map_err(bad)?;
+            let key = r.str().map_err(bad)?;
+            if has {
+                self.last_key = Some(key.to_string());
+            }
         }
         r.end().map_err(bad)
     }
@@ -579,7 +733,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.pattern = "*.json".into();
         o.max_files_per_trigger = Some(1);
-        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         assert_eq!(lines_of(&out.0), vec!["b1", "b2"]);
@@ -600,7 +754,7 @@ mod tests {
         write(dir.path(), "1.json", "x\n", 1);
         let mut o = FileSourceOptions::new(dir.path());
         o.bounded = true;
-        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         write(dir.path(), "2.json", "y\n", 2);
@@ -615,7 +769,7 @@ mod tests {
         write(dir.path(), "new.json", "new\n", 100_000);
         let mut o = FileSourceOptions::new(dir.path());
         o.latest_first = true;
-        let mut src = FileSource::local(o.clone(), "s", &Metrics::new()).unwrap();
+        let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         assert_eq!(lines_of(&out.0), vec!["new", "old"]);
@@ -626,7 +780,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.max_file_age = Duration::from_secs(60);
         let metrics = Metrics::new();
-        let mut src = FileSource::local(o, "s", &metrics).unwrap();
+        let mut src = FileSource::new(o, "s", &metrics).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         write(dir.path(), "too-old.json", "z\n", 1_000);
@@ -641,7 +795,7 @@ mod tests {
         write(dir.path(), "big.json", &body, 1);
         let mut o = FileSourceOptions::new(dir.path());
         o.batch_bytes = 100;
-        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         assert!(out.0.len() > 10);
@@ -661,8 +815,8 @@ mod tests {
         let archive = tempfile::tempdir().unwrap();
         write(dir.path(), "a.json", "a\n", 1);
         let mut o = FileSourceOptions::new(dir.path());
-        o.clean_source = CleanSource::Archive(archive.path().to_path_buf());
-        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        o.clean_source = CleanSource::Archive(Location::Local(archive.path().to_path_buf()));
+        let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         assert!(dir.path().join("a.json").exists());
@@ -678,7 +832,7 @@ mod tests {
         write(dir.path(), "b.json", "b\n", 2);
         let mut o = FileSourceOptions::new(dir.path());
         o.max_files_per_trigger = Some(1);
-        let mut src = FileSource::local(o.clone(), "s", &Metrics::new()).unwrap();
+        let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         let state = src.snapshot().unwrap();
@@ -686,7 +840,7 @@ mod tests {
         let EpochPlan::Input(planned) = src.plan_epoch(1).await.unwrap() else {
             panic!()
         };
-        let mut again = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        let mut again = FileSource::new(o, "s", &Metrics::new()).unwrap();
         again.restore(&state).unwrap();
         let mut out = Collect(vec![]);
         again.read_epoch(1, &planned, &mut out).await.unwrap();
@@ -696,14 +850,81 @@ mod tests {
         assert!(again.read_epoch(3, b"garbage", &mut out).await.is_err());
     }
 
+    async fn put(store: &Arc<dyn ObjectStore>, key: &str, body: &str) {
+        store
+            .put(&StorePath::from(key), body.to_string().into())
+            .await
+            .unwrap();
+    }
+
+    /// Incremental listing asks for keys after the last one taken: each listing costs the
+    /// new keys only, however many the directory holds; full listing costs them all.
+    #[tokio::test]
+    async fn incremental_listing_costs_the_new_keys_only() {
+        for listing in [Listing::Incremental, Listing::Full] {
+            let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+            for i in 0..2_000 {
+                put(&store, &format!("in/{i:06}.json"), &format!("{i}\n")).await;
+            }
+            let mut o = FileSourceOptions::new("unused");
+            o.listing = listing;
+            o.max_files_per_trigger = Some(500);
+            let metrics = Metrics::new();
+            let mut src = FileSource::with_store(o, store.clone(), "s", &metrics);
+            let mut out = Collect(vec![]);
+            let mut listed = Vec::new();
+            let mut epoch = 0;
+            while poll(&mut src, epoch, &mut out).await == Polled::Data {
+                listed.push(metrics.value(names::KEYS_LISTED, "s"));
+                epoch += 1;
+                if epoch == 2 {
+                    put(&store, "in/999999.json", "late\n").await;
+                }
+            }
+            let lines = lines_of(&out.0);
+            assert_eq!(lines.len(), 2_001, "{listing:?}");
+            let mut sorted = lines.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 2_001, "{listing:?}: a file read twice");
+            let per_trigger: Vec<i64> = listed.windows(2).map(|w| w[1] - w[0]).collect();
+            match listing {
+                // 2,000 keys, then 1,500, 1,001 (a new key arrived), 501, 1.
+                Listing::Incremental => assert_eq!(per_trigger, vec![1_500, 1_001, 501, 1]),
+                // Every key every time.
+                Listing::Full => assert!(per_trigger.iter().all(|&k| k >= 2_000)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn incremental_listing_resumes_after_its_last_key() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        put(&store, "a.json", "a\n").await;
+        put(&store, "b.json", "b\n").await;
+        let mut o = FileSourceOptions::new("unused");
+        o.listing = Listing::Incremental;
+        o.max_files_per_trigger = Some(1);
+        let mut src = FileSource::with_store(o.clone(), store.clone(), "s", &Metrics::new());
+        let mut out = Collect(vec![]);
+        poll(&mut src, 0, &mut out).await;
+        let state = src.snapshot().unwrap();
+        let mut again = FileSource::with_store(o, store.clone(), "s", &Metrics::new());
+        again.restore(&state).unwrap();
+        let mut out = Collect(vec![]);
+        assert_eq!(poll(&mut again, 1, &mut out).await, Polled::Data);
+        assert_eq!(poll(&mut again, 2, &mut out).await, Polled::Idle);
+        assert_eq!(lines_of(&out.0), vec!["b"]);
+    }
+
     #[tokio::test]
     async fn cleaning_a_file_already_archived_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let archive = tempfile::tempdir().unwrap();
         write(dir.path(), "a.json", "a\n", 1);
         let mut o = FileSourceOptions::new(dir.path());
-        o.clean_source = CleanSource::Archive(archive.path().to_path_buf());
-        let mut src = FileSource::local(o, "s", &Metrics::new()).unwrap();
+        o.clean_source = CleanSource::Archive(Location::Local(archive.path().to_path_buf()));
+        let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect(vec![]);
         poll(&mut src, 0, &mut out).await;
         let state = src.snapshot().unwrap();

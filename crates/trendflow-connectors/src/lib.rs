@@ -1,6 +1,7 @@
-//! Where data comes from and goes to: files (local or object storage) in, result tables out
-//! to files, the console, memory tables; dead letters to a file; and the tweet generator
-//! that stands in for Twitter's stream.
+//! Where data comes from and goes to: files (local or S3) in, result tables out to files,
+//! parquet (local or S3), PostgreSQL, the console, memory tables; dead letters to a file; and
+//! the tweet generator that stands in for Twitter's stream. `testkit` holds the real servers
+//! the tests start (S3, PostgreSQL) and a fault-injecting proxy.
 
 pub mod console_sink;
 pub mod dead_letter_file;
@@ -8,10 +9,15 @@ pub mod file_sink;
 pub mod file_source;
 pub mod generator;
 pub mod generator_source;
+pub mod io_runtime;
 pub mod memory_sink;
 pub mod object_checkpoints;
+pub mod parquet_sink;
+pub mod postgres_sink;
 pub mod socket_source;
+pub mod storage;
 pub mod table_format;
+pub mod testkit;
 
 pub use console_sink::ConsoleSink;
 pub use dead_letter_file::DeadLetterFile;

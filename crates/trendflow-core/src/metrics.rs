@@ -26,6 +26,14 @@ pub mod names {
     pub const FILES_READ: &str = "trendflow_source_files_read_total";
     pub const FILES_SKIPPED: &str = "trendflow_source_files_skipped_total";
     pub const LIST_REQUESTS: &str = "trendflow_source_list_requests_total";
+    /// Keys (file names) a listing returned, before any filtering: what listing costs.
+    pub const KEYS_LISTED: &str = "trendflow_source_keys_listed_total";
+    /// Files (parquet parts) and rows a sink published, and epochs it recognised as written
+    /// before a restart and skipped.
+    pub const SINK_FILES_WRITTEN: &str = "trendflow_sink_files_written_total";
+    pub const SINK_ROWS_WRITTEN: &str = "trendflow_sink_rows_written_total";
+    pub const SINK_EPOCHS_SKIPPED: &str = "trendflow_sink_epochs_skipped_total";
+    pub const SINK_RETRIES: &str = "trendflow_sink_retries_total";
     pub const EPOCHS_COMMITTED: &str = "trendflow_epochs_committed_total";
     pub const ROWS_EMITTED: &str = "trendflow_result_rows_emitted_total";
     pub const STATE_ROWS: &str = "trendflow_state_rows";
