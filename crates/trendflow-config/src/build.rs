@@ -750,6 +750,7 @@ fn build_graph(
                 o.password = password;
                 o.schema = c.inputs.first().and_then(|i| row_schema(config, i));
                 o.create_table = c.create_table;
+                o.ca_file = c.ca_file.clone();
                 if let Some(d) = c.retry_for {
                     o.retry_for = d.0;
                 }

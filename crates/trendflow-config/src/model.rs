@@ -755,6 +755,9 @@ pub struct PostgresSinkConfig {
     /// Give up (and fail the pipeline) after this long without reaching the server.
     #[serde(default)]
     pub retry_for: Option<Dur>,
+    /// PEM certificates to trust for TLS besides the system's (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -33,9 +33,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter};
 use trendflow_core::{Batch, Epoch, EventTime, OperatorError, RowBatch, RowSchema, Sink, Window};
@@ -90,6 +92,8 @@ pub struct PostgresSinkOptions {
     pub retry_max: Duration,
     /// Give up after this long of consecutive failures of one epoch.
     pub retry_for: Duration,
+    /// PEM certificates trusted for TLS, in addition to the system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PostgresSinkOptions {
@@ -114,6 +118,7 @@ impl PostgresSinkOptions {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             retry_for: DEFAULT_RETRY_FOR,
+            ca_file: None,
         }
     }
 }
@@ -160,6 +165,7 @@ pub struct PostgresSink {
     options: PostgresSinkOptions,
     table: TableName,
     config: Config,
+    tls: Option<MakeRustlsConnect>,
     /// `host:port/dbname`, for logs and errors.
     target: String,
     schema: Option<Arc<RowSchema>>,
@@ -213,9 +219,19 @@ impl PostgresSink {
             config.application_name("trendflow");
         }
         let target = describe_target(&config);
+        // TLS unless disabled: `sslmode=prefer` (the default) falls back to plain TCP when the
+        // server offers no TLS, `require` insists on it.
+        let tls = match config.get_ssl_mode() {
+            SslMode::Disable => None,
+            _ => Some(
+                tls_connector(options.ca_file.as_deref())
+                    .map_err(|e| OperatorError::new(format!("postgres sink `{sink}`: TLS: {e}")))?,
+            ),
+        };
         let mut this = PostgresSink {
             table,
             config,
+            tls,
             target,
             schema: None,
             shared: None,
@@ -264,6 +280,7 @@ impl PostgresSink {
             Statements::new(&self.table, &schema, self.options.mode).map_err(|e| self.error(e))?;
         self.shared = Some(Arc::new(Shared {
             config: self.config.clone(),
+            tls: self.tls.clone(),
             statements,
             pipeline: self.options.pipeline.clone(),
             sink: self.options.sink.clone(),
@@ -903,6 +920,8 @@ impl Statements {
 /// What every attempt needs; shared with the I/O runtime.
 struct Shared {
     config: Config,
+    /// TLS (rustls) unless `sslmode=disable`.
+    tls: Option<MakeRustlsConnect>,
     statements: Statements,
     pipeline: String,
     sink: String,
@@ -1075,19 +1094,62 @@ fn jittered(d: Duration) -> Duration {
     d.mul_f64(0.5 + 0.5 * unit)
 }
 
-/// Opens a connection and runs its connection task on the I/O runtime. The one place that
-/// chooses the transport: TLS goes here, as a `MakeTlsConnect` (postgres-native-tls,
-/// tokio-postgres-rustls) in place of `NoTls`.
+/// A rustls connector trusting the system's certificates and those of `ca_file`.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Opens a connection (TLS unless `sslmode=disable`) and runs its connection task on the I/O
+/// runtime.
 async fn connect(
     config: &Config,
+    tls: Option<&MakeRustlsConnect>,
     io: &tokio::runtime::Handle,
 ) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    io.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "PostgreSQL sink: connection ended");
+    let client = match tls {
+        None => {
+            let (client, connection) = config.connect(NoTls).await?;
+            io.spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL sink: connection ended");
+                }
+            });
+            client
         }
-    });
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            io.spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL sink: connection ended");
+                }
+            });
+            client
+        }
+    };
     Ok(client)
 }
 
@@ -1103,7 +1165,7 @@ async fn run_epoch(
         *session = None;
     }
     if session.is_none() {
-        let client = connect(&shared.config, io)
+        let client = connect(&shared.config, shared.tls.as_ref(), io)
             .await
             .map_err(at("connecting"))?;
         *session = Some(Session {

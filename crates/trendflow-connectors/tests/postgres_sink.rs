@@ -446,3 +446,36 @@ fn epochs_of_200k_rows_load_and_upsert() {
     assert_eq!(out.rows_written(), 400_000);
     assert_eq!(committed_epoch(&pg, "out"), 1);
 }
+
+/// TLS: with `sslmode=require` and the server's CA in `ca_file`, rows go over TLS (the server
+/// says so in `pg_stat_ssl`); without that CA the certificate is refused, clearly.
+#[test]
+fn tls_with_a_trusted_certificate_and_refused_without() {
+    let pg = server();
+    let ca = pg.enable_tls().unwrap();
+    let schema = plain();
+    let mut o = options(&pg, "totals", OutputMode::Update);
+    o.connection = format!("{} sslmode=require application_name=tls-test", o.connection);
+    o.ca_file = Some(ca);
+    let mut s = sink(o.clone());
+    epoch(&mut s, &schema, OutputMode::Update, 0, vec![word("#a", 1)]).unwrap();
+    assert_eq!(plain_table(&pg, "totals"), vec![p("#a", 1)]);
+    let ssl = pg
+        .psql(
+            DB,
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls-test'",
+        )
+        .unwrap();
+    assert_eq!(ssl.trim(), "t", "the sink's connection is not encrypted");
+
+    let mut untrusted = o.clone();
+    untrusted.ca_file = None;
+    untrusted.sink = "untrusted".into();
+    untrusted.retry_for = Duration::from_millis(200);
+    let mut s = sink(untrusted);
+    let e = epoch(&mut s, &schema, OutputMode::Update, 0, vec![word("#b", 1)]).unwrap_err();
+    assert!(
+        e.to_string().to_lowercase().contains("certificate"),
+        "unclear error: {e}"
+    );
+}

@@ -176,6 +176,94 @@ impl PostgresServer {
         self.pg_ctl_start()
     }
 
+    /// Turns TLS on: a throwaway certificate authority signs a server certificate for
+    /// 127.0.0.1 and localhost (with `openssl`), the server is restarted with `ssl=on`, and
+    /// the CA's certificate is returned (the PEM file clients should trust).
+    pub fn enable_tls(&self) -> Result<PathBuf, String> {
+        let tls = self.dir.join("tls");
+        std::fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
+        let openssl = |args: &[&str]| {
+            run(
+                Command::new("openssl").args(args).current_dir(&tls),
+                "openssl",
+            )
+            .map(|_| ())
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=trendflow test CA",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        std::fs::write(
+            tls.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .map_err(|e| e.to_string())?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ])?;
+        // The server reads its key only if it owns it and nobody else can read it.
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(tls.join(f), self.data().join(f)).map_err(|e| e.to_string())?;
+            if self.as_postgres {
+                run(
+                    Command::new("chown")
+                        .arg("postgres:")
+                        .arg(self.data().join(f)),
+                    "chown",
+                )?;
+            }
+        }
+        run(
+            Command::new("chmod")
+                .arg("600")
+                .arg(self.data().join("server.key")),
+            "chmod",
+        )?;
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        self.restart()?;
+        Ok(tls.join("ca.crt"))
+    }
+
     /// Stops the server at once (immediate shutdown, as a crash). Dropping does the same.
     pub fn stop(&self) -> Result<(), String> {
         self.pg_ctl_stop("immediate")

@@ -1,9 +1,9 @@
-//! The file source on a real S3 endpoint (s3s-fs on 127.0.0.1) holding 10,000 objects: with
+//! The file source on a real S3 endpoint (s3s-fs on 127.0.0.1). Over 10,000 objects: with
 //! incremental listing, a trigger lists the new keys only (one request), whatever the bucket
 //! holds; with full listing, every trigger lists the whole bucket. Costs are counted by the
-//! source's own metrics, not timed.
+//! source's own metrics, not timed. `clean_source` archives and deletes on S3 after commits.
 
-use trendflow_connectors::file_source::{FileSource, FileSourceOptions, Listing};
+use trendflow_connectors::file_source::{CleanSource, FileSource, FileSourceOptions, Listing};
 use trendflow_connectors::storage::Location;
 use trendflow_connectors::testkit::local_s3::LocalS3;
 use trendflow_core::metrics::{Metrics, names};
@@ -105,4 +105,53 @@ async fn incremental_listing_is_flat_over_ten_thousand_objects() {
             .all(|&(keys, requests)| keys > 10_000 && requests == 11),
         "{full:?}"
     );
+}
+
+/// Reads what is in `s3://tweets/input`, commits, and returns the lines read.
+async fn read_and_commit(s3: &LocalS3, clean: CleanSource) -> usize {
+    let mut o = FileSourceOptions::at(Location::parse("s3://tweets/input").unwrap());
+    o.s3 = s3.options();
+    o.clean_source = clean;
+    let mut src = FileSource::new(o, "tweets", &Metrics::new()).unwrap();
+    let mut out = Count(0);
+    let EpochPlan::Input(input) = src.plan_epoch(0).await.unwrap() else {
+        panic!("nothing planned")
+    };
+    src.read_epoch(0, &input, &mut out).await.unwrap();
+    src.on_commit(0).await.unwrap();
+    // A restart repeats the clean-up of its checkpoint's epoch: not an error.
+    src.on_commit(0).await.unwrap();
+    out.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_source_archives_and_deletes_on_s3_after_the_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = LocalS3::start(tmp.path()).unwrap();
+    s3.create_bucket("tweets").unwrap();
+    s3.create_bucket("cold").unwrap();
+
+    add_objects(&s3, 0, 3);
+    let archive = CleanSource::Archive(Location::parse("s3://tweets/archive").unwrap());
+    assert_eq!(read_and_commit(&s3, archive).await, 3);
+    for i in 0..3 {
+        let name = format!("{i:08}.json");
+        assert!(!s3.object_path("tweets", &format!("input/{name}")).exists());
+        assert!(
+            s3.object_path("tweets", &format!("archive/{name}"))
+                .exists()
+        );
+    }
+
+    // Another bucket: copied, then deleted.
+    add_objects(&s3, 3, 5);
+    let archive = CleanSource::Archive(Location::parse("s3://cold/tweets").unwrap());
+    assert_eq!(read_and_commit(&s3, archive).await, 2);
+    assert!(s3.object_path("cold", "tweets/00000004.json").exists());
+    assert!(!s3.object_path("tweets", "input/00000004.json").exists());
+
+    add_objects(&s3, 5, 7);
+    assert_eq!(read_and_commit(&s3, CleanSource::Delete).await, 2);
+    assert!(!s3.object_path("tweets", "input/00000006.json").exists());
+    assert!(!s3.object_path("cold", "tweets/00000006.json").exists());
 }
