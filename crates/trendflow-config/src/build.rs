@@ -755,7 +755,7 @@ fn build_graph(
                     o.retry_for = d.0;
                 }
                 match PostgresSink::new(o) {
-                    Ok(sink) => Box::new(sink),
+                    Ok(sink) => Box::new(sink.with_metrics(metrics, n)),
                     Err(e) => {
                         errors.push(format!("sinks.{n}: {e}"));
                         continue;

@@ -189,6 +189,14 @@ pub struct PostgresSink {
     rows_written: u64,
     epochs_skipped: u64,
     retries: u64,
+    counters: Option<SinkCounters>,
+}
+
+/// The sink's figures in the pipeline's metrics.
+struct SinkCounters {
+    rows: trendflow_core::metrics::Counter,
+    skipped: trendflow_core::metrics::Counter,
+    retries: trendflow_core::metrics::Counter,
 }
 
 impl PostgresSink {
@@ -245,12 +253,28 @@ impl PostgresSink {
             rows_written: 0,
             epochs_skipped: 0,
             retries: 0,
+            counters: None,
             options,
         };
         if let Some(schema) = this.options.schema.clone() {
             this.set_schema(schema)?;
         }
         Ok(this)
+    }
+
+    /// Reports rows written, epochs skipped and retries in `metrics` under `component`.
+    pub fn with_metrics(
+        mut self,
+        metrics: &trendflow_core::metrics::Metrics,
+        component: &str,
+    ) -> Self {
+        use trendflow_core::metrics::names;
+        self.counters = Some(SinkCounters {
+            rows: metrics.counter(names::SINK_ROWS_WRITTEN, component),
+            skipped: metrics.counter(names::SINK_EPOCHS_SKIPPED, component),
+            retries: metrics.counter(names::SINK_RETRIES, component),
+        });
+        self
     }
 
     /// Rows loaded into PostgreSQL by this instance.
@@ -348,6 +372,9 @@ impl PostgresSink {
                 "PostgreSQL sink: transient error; reconnecting and retrying the epoch's transaction"
             );
             self.retries += 1;
+            if let Some(c) = &self.counters {
+                c.retries.inc();
+            }
             std::thread::sleep(wait);
             delay = delay.saturating_mul(2).min(self.options.retry_max);
         }
@@ -458,6 +485,9 @@ impl Sink for PostgresSink {
         match outcome {
             Outcome::Written { rows, prior } => {
                 self.rows_written += rows;
+                if let Some(c) = &self.counters {
+                    c.rows.add(rows);
+                }
                 tracing::debug!(
                     sink = %self.options.sink,
                     table = %self.table,
@@ -471,6 +501,9 @@ impl Sink for PostgresSink {
             }
             Outcome::Skipped { prior } => {
                 self.epochs_skipped += 1;
+                if let Some(c) = &self.counters {
+                    c.skipped.inc();
+                }
                 self.check_commit_table(epoch, prior, true);
                 // A skipped epoch's prior is at least the epoch, so not negative.
                 self.recorded = Some(u64::try_from(prior).unwrap_or(epoch).max(epoch));

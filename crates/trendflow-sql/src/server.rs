@@ -1,8 +1,11 @@
-//! The pipeline's HTTP endpoint: SQL over the memory tables, status and metrics.
+//! The pipeline's HTTP endpoint: the dashboard, SQL over the memory tables, status and
+//! metrics.
 //!
 //! Binds 127.0.0.1 by default; `POST /sql` takes the query as the body and answers JSON
-//! (default), CSV or a text table (`?format=` or the `Accept` header); a bad query gets
-//! status 400 with DataFusion's message.
+//! (default), CSV, a text table or Arrow IPC (`?format=` or the `Accept` header); a bad query
+//! gets status 400 with DataFusion's message. `/` is the dashboard (docs/dashboard.md), fed by
+//! `/events`: one server-sent event per second with the status, the recent epochs' progress
+//! and every metric.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +62,8 @@ pub enum Format {
     Json,
     Csv,
     Table,
+    /// Arrow IPC stream: the result's batches as they are, for pyarrow or pandas.
+    Arrow,
 }
 
 impl Format {
@@ -67,6 +72,7 @@ impl Format {
             "json" | "application/json" => Some(Format::Json),
             "csv" | "text/csv" => Some(Format::Csv),
             "table" | "text/plain" => Some(Format::Table),
+            "arrow" | "application/vnd.apache.arrow.stream" => Some(Format::Arrow),
             _ => None,
         }
     }
@@ -84,6 +90,8 @@ pub async fn serve(
         .route("/progress", get(last_progress))
         .route("/progress/recent", get(recent_progress))
         .route("/metrics", get(metrics))
+        .route("/", get(dashboard))
+        .route("/events", get(events))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
@@ -144,7 +152,7 @@ async fn run_sql(
             None => {
                 return (
                     StatusCode::BAD_REQUEST,
-                    format!("unknown format `{f}`: use json, csv or table\n"),
+                    format!("unknown format `{f}`: use json, csv, table or arrow\n"),
                 )
                     .into_response();
             }
@@ -161,10 +169,85 @@ async fn run_sql(
                     "text/plain; charset=utf-8",
                     crate::show::show_batches(&schema, &batches, show.rows, show.truncate),
                 ),
+                Format::Arrow => {
+                    return match to_arrow_ipc(&schema, &batches) {
+                        Ok(bytes) => (
+                            [(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")],
+                            bytes,
+                        )
+                            .into_response(),
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+                        }
+                    };
+                }
             };
             ([(header::CONTENT_TYPE, ctype)], body).into_response()
         }
     }
+}
+
+/// The result as an Arrow IPC stream.
+pub fn to_arrow_ipc(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
+    let mut out = Vec::new();
+    let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut out, schema)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
+/// The dashboard: one page, embedded in the binary.
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
+}
+
+/// What the dashboard shows, as one JSON document: status, recent progress, metrics.
+pub fn dashboard_document(s: &ApiState) -> serde_json::Value {
+    let metrics: Vec<_> = s
+        .metrics
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| {
+            serde_json::json!({
+                "name": k.name,
+                "component": k.component,
+                "label": k.label.map(|(n, v)| format!("{n}={v}")),
+                "value": v,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "status": (s.status)(),
+        "recent": (s.progress)(true),
+        "metrics": metrics,
+    })
+}
+
+/// Server-sent events for the dashboard: a `tick` at once, then one per second.
+async fn events(
+    State(s): State<ApiState>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream = futures::stream::unfold((s, true), |(s, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let data = dashboard_document(&s).to_string();
+        Some((Ok(Event::default().event("tick").data(data)), (s, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn tables(State(s): State<ApiState>) -> Response {
