@@ -33,8 +33,14 @@ pub enum RuntimeEvent {
     /// The checkpoint store failed (a full disk...): restarting would not help; the
     /// pipeline stops with its last complete checkpoint.
     CheckpointFailed { error: String },
-    /// A component failed; the pipeline stops.
-    Failed { component: String, error: String },
+    /// A component failed; the pipeline stops. `epoch`: the epoch whose data it was handling,
+    /// when known (epochs run ahead of commits, so it may be later than the first epoch not
+    /// committed; the supervisor needs the right one to isolate a poisoned record).
+    Failed {
+        component: String,
+        error: String,
+        epoch: Option<Epoch>,
+    },
 }
 
 /// One committed epoch, as the runner logs it.

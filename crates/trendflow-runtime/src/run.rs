@@ -223,6 +223,8 @@ impl Restore {
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
     pub epochs: Vec<EpochSummary>,
+    /// The epoch whose data a failed component was handling, when it says.
+    pub failed_at: Option<Epoch>,
     pub records: u64,
     pub bytes: u64,
     pub seconds: f64,
@@ -626,8 +628,13 @@ impl RunningPipeline {
                     tracing::error!(error, "checkpoint store failed; stopping the pipeline");
                     break Err(PipelineError::Checkpoint(error));
                 }
-                RuntimeEvent::Failed { component, error } => {
+                RuntimeEvent::Failed {
+                    component,
+                    error,
+                    epoch,
+                } => {
                     tracing::error!(component, error, "component failed; stopping the pipeline");
+                    report.failed_at = epoch;
                     break Err(PipelineError::Component { component, error });
                 }
             }

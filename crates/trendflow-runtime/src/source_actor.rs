@@ -98,6 +98,7 @@ impl SourceActor {
             let _ = self.events.send(RuntimeEvent::Failed {
                 component: self.name.clone(),
                 error: e,
+                epoch: None,
             });
         }
         let _ = self.events.send(RuntimeEvent::SourceFinished {
@@ -248,6 +249,7 @@ impl Actor for SourceActor {
         let _ = self.events.send(RuntimeEvent::Failed {
             component: self.name.clone(),
             error: crate::events::panic_message(&err),
+            epoch: None,
         });
         Ok(ControlFlow::Break(ActorStopReason::Panicked(err)))
     }
@@ -266,6 +268,7 @@ impl Message<Tick> for SourceActor {
                 let _ = self.events.send(RuntimeEvent::Failed {
                     component: self.name.clone(),
                     error: e,
+                    epoch: None,
                 });
                 self.finished = true;
                 ctx.stop();
@@ -313,6 +316,7 @@ impl Message<Committed> for SourceActor {
             let _ = self.events.send(RuntimeEvent::Failed {
                 component: self.name.clone(),
                 error: e.to_string(),
+                epoch: None,
             });
         }
     }

@@ -102,6 +102,7 @@ impl StageActor {
         let _ = self.events.send(RuntimeEvent::Failed {
             component: self.name.clone(),
             error,
+            epoch: Some(self.epoch),
         });
     }
 

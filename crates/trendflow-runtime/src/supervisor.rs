@@ -151,7 +151,7 @@ impl Supervisor {
                     .add(replays as u64);
             }
             if let Some((e, n)) = failing
-                && e == first_epoch
+                && e >= first_epoch
                 && n > self.policy.poison_retries
             {
                 tracing::warn!(
@@ -181,11 +181,16 @@ impl Supervisor {
             if report.epochs.len() > committed_before {
                 consecutive = 0;
             }
-            // The epoch that failed is the first one not committed.
-            let failed_epoch = report
+            // The epoch that failed: the one whose data the failed component was handling, or,
+            // when it cannot say (a source), the first one not committed.
+            let first_uncommitted = report
                 .epochs
                 .last()
                 .map_or(first_epoch, |s| (s.epoch + 1).max(first_epoch));
+            let failed_epoch = report
+                .failed_at
+                .take()
+                .map_or(first_uncommitted, |e| e.max(first_uncommitted));
             failing = match failing {
                 Some((e, n)) if e == failed_epoch => Some((e, n + 1)),
                 _ => Some((failed_epoch, 1)),
