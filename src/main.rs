@@ -19,6 +19,7 @@ mod progress;
 mod registry;
 mod run;
 mod sql;
+mod top;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Query the memory tables of a running pipeline.
     Sql(sql::SqlArgs),
+    /// The dashboard's figures in the terminal, refreshed: status, components, top keys.
+    Top(top::TopArgs),
     /// A live generated stream through config/insee-hashtags.yaml, with the top hashtags of the
     /// last 3 hours shown every few seconds. Ctrl-C stops.
     Demo(demo::DemoArgs),
@@ -110,6 +113,7 @@ fn main() {
             Command::Validate { pipeline, set } => run::validate(&pipeline, &set),
             Command::Generate(args) => generate::main(args),
             Command::Sql(args) => sql::main(args).await,
+            Command::Top(args) => top::main(args).await,
             Command::Demo(args) => demo::main(args).await,
             Command::Bench(args) => bench::main(args).await,
             Command::Ps { all, json } => manage::ps(all, json).await,

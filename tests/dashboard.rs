@@ -588,6 +588,20 @@ fn metrics_sql_formats_and_events_over_http() {
     let doc: Value = serde_json::from_str(data).unwrap();
     assert_eq!(doc["status"]["name"], "tweetquery_group_hashtag");
     assert!(doc["recent"].as_array().is_some_and(|r| !r.is_empty()));
+    // The terminal view: the same figures, and the top of the table.
+    let o = trendflow(&["top", "--once", "--addr", &addr], &run_dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let screen = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "tweetquery_group_hashtag",
+        "component",
+        "records in",
+        "parse",
+        "top of `tweetquery_group_hashtag`",
+        "  1. #",
+    ] {
+        assert!(screen.contains(want), "no `{want}` in:\n{screen}");
+    }
     let (head, page) = raw(&addr, "GET", "/", "", None);
     assert!(head.contains("text/html"), "{head}");
     assert!(String::from_utf8_lossy(&page).contains("EventSource(\"/events\")"));

@@ -92,6 +92,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/", get(dashboard))
         .route("/events", get(events))
+        .route("/snapshot", get(snapshot))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
@@ -231,6 +232,11 @@ pub fn dashboard_document(s: &ApiState) -> serde_json::Value {
         "recent": (s.progress)(true),
         "metrics": metrics,
     })
+}
+
+/// The dashboard's document once (for `trendflow top` and scripts).
+async fn snapshot(State(s): State<ApiState>) -> Response {
+    axum::Json(dashboard_document(&s)).into_response()
 }
 
 /// Server-sent events for the dashboard: a `tick` at once, then one per second.
