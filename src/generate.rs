@@ -79,8 +79,11 @@ pub fn main(args: GenerateArgs) -> i32 {
     let mut generator = TweetGenerator::new(config);
     let started = std::time::Instant::now();
     let total = args.files;
+    let mut bar =
+        crate::progress_bar::Bar::new("generate", total, crate::progress_bar::Unit::Files);
     let mut on_file = |i: u64, _bytes: u64| {
         let done = i + 1 - args.first_index;
+        bar.set(done);
         if done.is_multiple_of(100) || done == total {
             tracing::debug!(files = done, total, "generated");
         }

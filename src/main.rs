@@ -16,6 +16,7 @@ mod demo;
 mod generate;
 mod manage;
 mod progress;
+mod progress_bar;
 mod registry;
 mod run;
 mod sql;

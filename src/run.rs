@@ -287,5 +287,44 @@ pub async fn run_file(path: &Path, set: &[Override]) -> i32 {
     let Some(built) = load(path, set) else {
         return 2;
     };
-    run_built(built, None, |_| {}).await
+    // A bounded run over local files: a bar of bytes read against the bytes there at start.
+    let total: u64 = if built.parts.trigger == trendflow_config::TriggerConfig::AvailableNow {
+        built
+            .parts
+            .local_inputs
+            .iter()
+            .map(|d| bytes_under(d))
+            .sum()
+    } else {
+        0
+    };
+    if total == 0 {
+        return run_built(built, None, |_| {}).await;
+    }
+    let mut bar = crate::progress_bar::Bar::new("read", total, crate::progress_bar::Unit::Bytes);
+    let mut read = 0u64;
+    run_built(built, None, move |e| {
+        read += e.bytes;
+        bar.set(read.min(total));
+        if read >= total {
+            bar.finish();
+        }
+    })
+    .await
+}
+
+/// Bytes of the visible files under `dir` (hidden ones, `.x` and `_x`, are not read).
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '_']))
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -66,6 +66,8 @@ pub struct BuiltParts {
     pub memory_tables: BTreeMap<String, String>,
     pub checkpoint_path: Option<std::path::PathBuf>,
     pub sinks: Vec<String>,
+    /// Local directories the file sources read (for progress of a bounded run).
+    pub local_inputs: Vec<std::path::PathBuf>,
 }
 
 fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)> {
@@ -189,6 +191,17 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
             trigger: config.trigger,
             memory_tables,
             checkpoint_path: local_checkpoint,
+            local_inputs: config
+                .sources
+                .values()
+                .filter_map(|s| match s {
+                    SourceConfig::File(f) => match location(&f.path) {
+                        Ok(Location::Local(dir)) => Some(dir),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
             sinks: config.sinks.keys().cloned().collect(),
         },
         rebuild,
