@@ -126,11 +126,25 @@ fn api_state(
         let p = progress.lock().unwrap();
         if recent { p.recent() } else { p.last() }
     });
+    let token = match &built.api.token_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(t) if !t.is_empty() => Some(Arc::from(t.as_str())),
+            _ => {
+                tracing::error!(variable = %var, "api.token_env names a variable that is not set: no HTTP endpoint rather than an open one");
+                return None;
+            }
+        },
+    };
+    if token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the HTTP endpoint listens beyond this machine without a token (api.token_env)");
+    }
     let state = ApiState {
         tables: built.tables.clone(),
         metrics: built.metrics.clone(),
         status: status_fn,
         progress: progress_fn,
+        token,
     };
     Some((addr, state, configured))
 }

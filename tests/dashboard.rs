@@ -604,7 +604,103 @@ fn metrics_sql_formats_and_events_over_http() {
     }
     let (head, page) = raw(&addr, "GET", "/", "", None);
     assert!(head.contains("text/html"), "{head}");
-    assert!(String::from_utf8_lossy(&page).contains("EventSource(\"/events\")"));
+    assert!(String::from_utf8_lossy(&page).contains("new EventSource(\"/events\""));
     let _ = pipeline.kill();
     let _ = pipeline.wait();
+}
+
+/// `api.token_env`: without the token every endpoint answers 401; with it (header, or
+/// `?token=` for the browser's first load and its event stream) it answers; `trendflow sql`
+/// sends `$TRENDFLOW_API_TOKEN`.
+#[test]
+fn a_token_protects_every_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let input = tmp.path().join("input");
+    let o = trendflow(
+        &[
+            "generate",
+            "--out",
+            input.to_str().unwrap(),
+            "--files",
+            "2",
+            "--tweets-per-file",
+            "100",
+        ],
+        &run_dir,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = Command::new(bin())
+        .args([
+            "run",
+            "config/tutorial-q1.yaml",
+            "--set",
+            &format!("sources.tweets.path={}", input.display()),
+            "--set",
+            &format!("sinks.result.path={}", tmp.path().join("q1.csv").display()),
+            "--set",
+            "api.address=127.0.0.1:0",
+            "--set",
+            "api.token_env=TF_TEST_TOKEN",
+        ])
+        .current_dir(root())
+        .env("TRENDFLOW_RUN_DIR", &run_dir)
+        .env("TF_TEST_TOKEN", "s3cret/+token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr = loop {
+        let line = lines.next().expect("no endpoint announced").unwrap();
+        if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    for path in ["/", "/metrics", "/status", "/events", "/sql?q=select%201"] {
+        let (head, _) = raw(&addr, "GET", path, "", None);
+        assert!(head.contains(" 401 "), "{path} without the token: {head}");
+    }
+    let with_header = |path: &str| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret/+token\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    assert!(with_header("/status").contains(" 200 "));
+    assert!(with_header("/metrics").contains(" 200 "));
+    let (head, _) = raw(&addr, "GET", "/?token=s3cret%2F%2Btoken", "", None);
+    assert!(head.contains(" 200 "), "{head}");
+    let (head, _) = raw(&addr, "GET", "/status?token=wrong", "", None);
+    assert!(head.contains(" 401 "), "{head}");
+    wait_until("the table to fill", || {
+        let o = Command::new(bin())
+            .args([
+                "sql",
+                "--addr",
+                &addr,
+                "--format",
+                "json",
+                "select count(*) AS n from tweetquery_group_hashtag",
+            ])
+            .env("TRENDFLOW_API_TOKEN", "s3cret/+token")
+            .output()
+            .unwrap();
+        o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("\"n\":0")
+    });
+    let o = Command::new(bin())
+        .args(["sql", "--addr", &addr, "select 1"])
+        .env_remove("TRENDFLOW_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "sql without the token succeeded");
+    let _ = child.kill();
+    let _ = child.wait();
 }

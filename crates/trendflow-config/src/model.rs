@@ -141,6 +141,9 @@ pub struct ApiConfig {
     /// host:port; port 0 picks a free port. Binds loopback unless told otherwise.
     #[serde(default = "default_api_address")]
     pub address: String,
+    /// The environment variable holding a token every request must carry (bearer token).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -148,6 +151,7 @@ impl Default for ApiConfig {
         ApiConfig {
             enabled: true,
             address: default_api_address(),
+            token_env: None,
         }
     }
 }

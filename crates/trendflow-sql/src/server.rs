@@ -35,6 +35,72 @@ pub struct ApiState {
     pub status: StatusFn,
     /// Spark's `lastProgress` (false) or `recentProgress` (true).
     pub progress: ProgressFn,
+    /// When set, every request must carry it: `Authorization: Bearer TOKEN`, or `?token=`
+    /// (what a browser's `EventSource` and a first page load can send).
+    pub token: Option<Arc<str>>,
+}
+
+/// Refuses a request without the endpoint's token (401), when it has one.
+async fn require_token(
+    State(s): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &s.token else {
+        return next.run(request).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let from_query = request.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(percent_decode)
+    });
+    let given = bearer.or(from_query).unwrap_or_default();
+    if same_secret(given.as_bytes(), token.as_bytes()) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "this endpoint needs its token: `Authorization: Bearer TOKEN` or `?token=TOKEN` (trendflow sql and top send $TRENDFLOW_API_TOKEN)\n",
+        )
+            .into_response()
+    }
+}
+
+/// Compares in time that does not depend on where the first difference is.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Deserialize)]
@@ -93,6 +159,10 @@ pub async fn serve(
         .route("/", get(dashboard))
         .route("/events", get(events))
         .route("/snapshot", get(snapshot))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
