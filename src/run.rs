@@ -250,8 +250,18 @@ pub async fn run_built(
         std::process::exit(130);
     });
     let mut on_epoch = on_epoch;
+    let epoch_seconds = built.metrics.histogram(
+        trendflow_core::metrics::names::EPOCH_DURATION_SECONDS,
+        &built.name,
+    );
+    let checkpoint_seconds = built.metrics.histogram(
+        trendflow_core::metrics::names::CHECKPOINT_DURATION_SECONDS,
+        &built.name,
+    );
     let result = supervisor
         .run(|e| {
+            epoch_seconds.observe(e.duration_ms / 1000.0);
+            checkpoint_seconds.observe(e.checkpoint_ms / 1000.0);
             progress.lock().unwrap().on_epoch(e, &metrics);
             let mut s = status.lock().unwrap();
             s.epochs += 1;

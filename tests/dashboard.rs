@@ -452,21 +452,29 @@ fn raw(
     )
 }
 
-/// `name{labels} value` lines of a Prometheus text exposition, checked for its grammar.
+/// `name{labels} value` lines of a Prometheus text exposition, checked for its grammar:
+/// every series typed first, counters named `_total`, histograms as `_seconds` with
+/// cumulative `_bucket`s ending at `le="+Inf"` equal to `_count`.
 fn exposition(text: &str) -> Vec<(String, String, f64)> {
     let mut out = Vec::new();
-    let mut typed = std::collections::BTreeSet::new();
+    let mut typed = std::collections::BTreeMap::new();
+    let mut last_bucket: Option<(String, f64)> = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut parts = rest.split(' ');
             let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
-            assert!(kind == "counter" || kind == "gauge", "{line}");
-            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
-            typed.insert(name.to_string());
+            match kind {
+                "counter" => assert!(name.ends_with("_total"), "{line}"),
+                "gauge" => assert!(!name.ends_with("_total"), "{line}"),
+                "histogram" => assert!(name.ends_with("_seconds"), "{line}"),
+                _ => panic!("unknown type: {line}"),
+            }
+            typed.insert(name.to_string(), kind.to_string());
             continue;
         }
         let (series, value) = line.rsplit_once(' ').unwrap();
         let (name, labels) = series.split_once('{').unwrap();
+        let value: f64 = value.parse().unwrap();
         assert!(
             labels.ends_with('}') && labels.contains("component=\""),
             "{line}"
@@ -476,8 +484,30 @@ fn exposition(text: &str) -> Vec<(String, String, f64)> {
                 && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
             "{line}"
         );
-        assert!(typed.contains(name), "no # TYPE before {line}");
-        out.push((name.to_string(), labels.to_string(), value.parse().unwrap()));
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|b| typed.get(*b).is_some_and(|k| k == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(typed.contains_key(base), "no # TYPE before {line}");
+        if name.ends_with("_bucket") {
+            if let Some((series, previous)) = &last_bucket
+                && series == base
+            {
+                assert!(value >= *previous, "buckets not cumulative: {line}");
+            }
+            last_bucket = Some((base.to_string(), value));
+        } else if name.ends_with("_count") && base != name {
+            assert_eq!(
+                last_bucket.as_ref().map(|b| b.1),
+                Some(value),
+                "+Inf bucket != count: {line}"
+            );
+            last_bucket = None;
+        }
+        out.push((name.to_string(), labels.to_string(), value));
     }
     out
 }
@@ -541,10 +571,23 @@ fn metrics_sql_formats_and_events_over_http() {
     wait_until("the first file to be parsed", || {
         metric(&parsed(&addr), "trendflow_records_in_total", "parse") >= 200.0
     });
-    let before = metric(&parsed(&addr), "trendflow_records_in_total", "parse");
+    let all = parsed(&addr);
+    let before = metric(&all, "trendflow_records_in_total", "parse");
+    let epochs_before = metric(
+        &all,
+        "trendflow_epoch_duration_seconds_count",
+        "tweetquery_group_hashtag",
+    );
+    assert!(epochs_before >= 1.0, "no epoch in the duration histogram");
     std::fs::copy(&files[1], input.join("b.json")).unwrap();
-    wait_until("the counters to move", || {
-        metric(&parsed(&addr), "trendflow_records_in_total", "parse") >= before + 200.0
+    wait_until("the counters and the epoch histogram to move", || {
+        let all = parsed(&addr);
+        metric(&all, "trendflow_records_in_total", "parse") >= before + 200.0
+            && metric(
+                &all,
+                "trendflow_epoch_duration_seconds_count",
+                "tweetquery_group_hashtag",
+            ) > epochs_before
     });
 
     let q = "SELECT word, count FROM tweetquery_group_hashtag ORDER BY count DESC, word";

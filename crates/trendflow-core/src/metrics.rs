@@ -47,6 +47,10 @@ pub mod names {
     /// Epochs read again from the offset log after a restart.
     pub const EPOCHS_REPLAYED: &str = "trendflow_epochs_replayed_total";
     pub const BUSY_NANOS: &str = "trendflow_busy_nanoseconds_total";
+    /// Histograms, in seconds: how long epochs take from planned to committed, and how long
+    /// writing their checkpoint takes.
+    pub const EPOCH_DURATION_SECONDS: &str = "trendflow_epoch_duration_seconds";
+    pub const CHECKPOINT_DURATION_SECONDS: &str = "trendflow_checkpoint_duration_seconds";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +92,61 @@ impl Gauge {
     }
 }
 
+/// Upper bounds (seconds) of the buckets of every histogram; a last bucket takes the rest.
+pub const HISTOGRAM_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// A distribution of durations, as Prometheus histograms count them.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram(Arc<HistogramCells>);
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    /// Observations per bucket (not cumulative); the last one is above every bound.
+    buckets: [AtomicU64; HISTOGRAM_BUCKETS.len() + 1],
+    /// Sum of the observations, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+/// A histogram's figures at one moment: cumulative counts per bound (Prometheus `le`), then
+/// the total count and the sum in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    pub cumulative: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        let seconds = seconds.max(0.0);
+        let i = HISTOGRAM_BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(HISTOGRAM_BUCKETS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.0
+            .sum_micros
+            .fetch_add((seconds * 1e6).round() as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut running = 0;
+        let mut cumulative = Vec::with_capacity(HISTOGRAM_BUCKETS.len());
+        for (i, bound) in HISTOGRAM_BUCKETS.iter().enumerate() {
+            running += self.0.buckets[i].load(Ordering::Relaxed);
+            cumulative.push((*bound, running));
+        }
+        let count = running + self.0.buckets[HISTOGRAM_BUCKETS.len()].load(Ordering::Relaxed);
+        HistogramSnapshot {
+            cumulative,
+            count,
+            sum: self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Metric {
     Counter(Counter),
@@ -98,6 +157,7 @@ enum Metric {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     inner: Arc<Mutex<BTreeMap<MetricKey, Metric>>>,
+    histograms: Arc<Mutex<BTreeMap<MetricKey, Histogram>>>,
 }
 
 impl Metrics {
@@ -147,6 +207,27 @@ impl Metrics {
         }
     }
 
+    /// The histogram `name{component=...}`, created empty on first use.
+    pub fn histogram(&self, name: &'static str, component: &str) -> Histogram {
+        let key = MetricKey {
+            name,
+            component: component.to_string(),
+            label: None,
+        };
+        self.histograms
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Every histogram and its figures.
+    pub fn histogram_snapshot(&self) -> Vec<(MetricKey, HistogramSnapshot)> {
+        let h = self.histograms.lock().unwrap();
+        h.iter().map(|(k, v)| (k.clone(), v.snapshot())).collect()
+    }
+
     /// Every metric and its current value.
     pub fn snapshot(&self) -> Vec<(MetricKey, i64)> {
         let m = self.inner.lock().unwrap();
@@ -177,5 +258,25 @@ impl Metrics {
             .filter(|(k, _)| k.name == name && k.component == component)
             .map(|(_, v)| v)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_count_cumulatively_by_bucket() {
+        let m = Metrics::new();
+        let h = m.histogram(names::EPOCH_DURATION_SECONDS, "p");
+        for s in [0.0005, 0.003, 0.003, 0.2, 120.0] {
+            h.observe(s);
+        }
+        let (key, snap) = m.histogram_snapshot().pop().unwrap();
+        assert_eq!(key.name, names::EPOCH_DURATION_SECONDS);
+        assert_eq!(snap.count, 5);
+        assert!((snap.sum - 120.2065).abs() < 1e-6, "{}", snap.sum);
+        let at = |bound: f64| snap.cumulative.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!((at(0.001), at(0.005), at(0.25), at(60.0)), (1, 3, 4, 4));
     }
 }

@@ -367,6 +367,20 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         }
         out.push_str(&format!("{}{{{}}} {}\n", k.name, labels, v));
     }
+    for (k, h) in s.metrics.histogram_snapshot() {
+        let labels = format!("component=\"{}\"", escape_label(&k.component));
+        out.push_str(&format!("# TYPE {} histogram\n", k.name));
+        for (bound, n) in &h.cumulative {
+            out.push_str(&format!(
+                "{}_bucket{{{labels},le=\"{bound}\"}} {n}\n",
+                k.name
+            ));
+        }
+        out.push_str(&format!(
+            "{}_bucket{{{labels},le=\"+Inf\"}} {}\n{}_sum{{{labels}}} {}\n{}_count{{{labels}}} {}\n",
+            k.name, h.count, k.name, h.sum, k.name, h.count
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
