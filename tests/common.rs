@@ -174,3 +174,76 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Generated tweets for the crash tests: `files` files of `per_file` tweets in `dir/raw`, with
+/// 5% late tweets (up to 20 minutes) and 1% malformed lines.
+pub fn generate_crash_input(dir: &Path, files: usize, per_file: usize) -> PathBuf {
+    let raw = dir.join("raw");
+    let out = trendflow(
+        &[
+            "generate",
+            "--out",
+            raw.to_str().unwrap(),
+            "--files",
+            &files.to_string(),
+            "--tweets-per-file",
+            &per_file.to_string(),
+            "--rate",
+            "0.5",
+            "--late-fraction",
+            "0.05",
+            "--late-max",
+            "20m",
+            "--bad-fraction",
+            "0.01",
+        ],
+        dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    raw
+}
+
+/// A small deterministic generator for kill delays.
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Starts a run, kills it (SIGKILL) after `min_ms` + a random part of `spread_ms`, up to
+/// `tries` times, until a run ends on its own; returns the number of kills and whether a run
+/// finished (a run that ends must succeed).
+pub fn kill_at_random_moments(
+    seed: u64,
+    tries: usize,
+    (min_ms, spread_ms): (u64, u64),
+    mut start: impl FnMut() -> std::process::Child,
+) -> (usize, bool) {
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    for _ in 0..tries {
+        let mut child = start();
+        std::thread::sleep(Duration::from_millis(min_ms + rng.next(spread_ms)));
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success(), "a run failed on its own");
+                return (kills, true);
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    (kills, false)
+}

@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 
@@ -25,32 +24,7 @@ impl Case {
     /// `files` files of generated tweets, with increasing modification times.
     fn new(files: usize, per_file: usize) -> Case {
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        let out = trendflow(
-            &[
-                "generate",
-                "--out",
-                raw.to_str().unwrap(),
-                "--files",
-                &files.to_string(),
-                "--tweets-per-file",
-                &per_file.to_string(),
-                "--rate",
-                "0.5",
-                "--late-fraction",
-                "0.05",
-                "--late-max",
-                "20m",
-                "--bad-fraction",
-                "0.01",
-            ],
-            dir.path(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let raw = generate_crash_input(dir.path(), files, per_file);
         let input = dir.path().join("in");
         copy_with_mtimes(&raw, &input, 1_618_466_400);
         Case { dir, input }
@@ -163,18 +137,6 @@ fn assert_same(got: &Tables, want: &Tables, what: &str) {
     );
 }
 
-/// A small deterministic generator for kill delays.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
 #[test]
 fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
     // Big enough, and kills early enough, that a run is cut several times before it can finish.
@@ -182,26 +144,9 @@ fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
     let want = reference(&case);
     let out = case.path("crashed");
     let ckpt = case.path("checkpoint");
-    let mut rng = Lcg(7);
-    let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..60 {
-        let mut child = case.command(&out, Some(&ckpt), "").spawn().unwrap();
-        let delay = Duration::from_millis(20 + rng.next(250));
-        std::thread::sleep(delay);
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                assert!(status.success(), "a run failed on its own");
-                finished = true;
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-    }
+    let (kills, finished) = kill_at_random_moments(7, 60, (20, 250), || {
+        case.command(&out, Some(&ckpt), "").spawn().unwrap()
+    });
     if !finished {
         let (code, log) = case.run(&out, Some(&ckpt), "");
         assert_eq!(code, 0, "{log}");

@@ -273,21 +273,12 @@ fn page_figures(b: &Browser) -> (i64, Vec<(String, i64)>) {
 /// The SQL endpoint's answer to the dashboard's top-20 query.
 fn sql_top(addr: &str) -> Vec<(String, i64)> {
     let q = "SELECT \"word\" AS key, \"count\" AS value FROM \"data\" WHERE \"window\".\"end\" = (SELECT max(\"window\".\"end\") FROM \"data\") ORDER BY value DESC, key LIMIT 20";
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST /sql?format=json HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{q}",
-        q.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (head, body) = raw(addr, "POST", "/sql?format=json", q, None);
+    let body = String::from_utf8(body).unwrap();
     let body = if head.to_ascii_lowercase().contains("chunked") {
-        dechunk(body)
+        dechunk(&body)
     } else {
-        body.to_string()
+        body
     };
     serde_json::from_str::<Value>(&body)
         .unwrap()

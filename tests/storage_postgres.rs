@@ -7,7 +7,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use trendflow_connectors::testkit::postgres_server::PostgresServer;
@@ -23,32 +22,7 @@ struct Case {
 impl Case {
     fn new(files: usize, per_file: usize) -> Case {
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        let out = trendflow(
-            &[
-                "generate",
-                "--out",
-                raw.to_str().unwrap(),
-                "--files",
-                &files.to_string(),
-                "--tweets-per-file",
-                &per_file.to_string(),
-                "--rate",
-                "0.5",
-                "--late-fraction",
-                "0.05",
-                "--late-max",
-                "20m",
-                "--bad-fraction",
-                "0.01",
-            ],
-            dir.path(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let raw = generate_crash_input(dir.path(), files, per_file);
         let input = dir.path().join("in");
         copy_with_mtimes(&raw, &input, 1_618_466_400);
         let pg = PostgresServer::start().unwrap();
@@ -117,17 +91,6 @@ impl Case {
     }
 }
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
 #[test]
 fn kill_9_with_postgres_sinks_gives_a_clean_runs_tables() {
     let case = Case::new(60, 300);
@@ -142,25 +105,9 @@ fn kill_9_with_postgres_sinks_gives_a_clean_runs_tables() {
         "an id counted twice in the reference"
     );
 
-    let mut rng = Lcg(5);
-    let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..60 {
-        let mut child = case.command("crashed").spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(50 + rng.next(400)));
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                assert!(status.success(), "a run failed on its own");
-                finished = true;
-                break;
-            }
-            None => {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-    }
+    let (kills, finished) = kill_at_random_moments(5, 60, (50, 400), || {
+        case.command("crashed").spawn().unwrap()
+    });
     if !finished {
         case.run("crashed");
     }

@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -27,32 +26,7 @@ impl Case {
     /// `files` files of generated tweets in `s3://tweets/input/`, named in arrival order.
     fn new(files: usize, per_file: usize) -> Case {
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        let out = trendflow(
-            &[
-                "generate",
-                "--out",
-                raw.to_str().unwrap(),
-                "--files",
-                &files.to_string(),
-                "--tweets-per-file",
-                &per_file.to_string(),
-                "--rate",
-                "0.5",
-                "--late-fraction",
-                "0.05",
-                "--late-max",
-                "20m",
-                "--bad-fraction",
-                "0.01",
-            ],
-            dir.path(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let raw = generate_crash_input(dir.path(), files, per_file);
         let s3 = LocalS3::start(&dir.path().join("s3")).unwrap();
         for bucket in ["tweets", "checkpoints", "results"] {
             s3.create_bucket(bucket).unwrap();
@@ -155,17 +129,6 @@ fn csv_rows(path: &Path) -> usize {
     parse_csv(&std::fs::read_to_string(path).unwrap()).len() - 1
 }
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
 #[test]
 fn kill_9_with_s3_input_checkpoints_and_parquet_output_gives_a_clean_runs_rows() {
     let case = Case::new(60, 300);
@@ -179,25 +142,9 @@ fn kill_9_with_s3_input_checkpoints_and_parquet_output_gives_a_clean_runs_rows()
         "parquet and CSV sinks disagree"
     );
 
-    let mut rng = Lcg(11);
-    let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..60 {
-        let mut child = case.command("crashed", &endpoint).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(100 + rng.next(1_200)));
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                assert!(status.success(), "a run failed on its own");
-                finished = true;
-                break;
-            }
-            None => {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-    }
+    let (kills, finished) = kill_at_random_moments(11, 60, (100, 1_200), || {
+        case.command("crashed", &endpoint).spawn().unwrap()
+    });
     if !finished {
         case.run("crashed", &endpoint);
     }

@@ -159,9 +159,7 @@ impl S3Options {
         let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let endpoint = self.effective_endpoint();
         if let Some(e) = &endpoint {
-            b = b
-                .with_endpoint(e.clone())
-                .with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e.clone());
         }
         let region = self
             .region
