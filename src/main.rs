@@ -20,6 +20,7 @@ mod progress_bar;
 mod registry;
 mod run;
 mod sql;
+mod tap;
 mod top;
 
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ enum Command {
     Sql(sql::SqlArgs),
     /// The dashboard's figures in the terminal, refreshed: status, components, top keys.
     Top(top::TopArgs),
+    /// Print samples of the records a component of a running pipeline sends on, as they pass.
+    Tap(tap::TapArgs),
     /// A live generated stream through config/insee-hashtags.yaml, with the top hashtags of the
     /// last 3 hours shown every few seconds. Ctrl-C stops.
     Demo(demo::DemoArgs),
@@ -115,6 +118,7 @@ fn main() {
             Command::Generate(args) => generate::main(args),
             Command::Sql(args) => sql::main(args).await,
             Command::Top(args) => top::main(args).await,
+            Command::Tap(args) => tap::main(args).await,
             Command::Demo(args) => demo::main(args).await,
             Command::Bench(args) => bench::main(args).await,
             Command::Ps { all, json } => manage::ps(all, json).await,

@@ -116,6 +116,30 @@ fn alive(pid: u64) -> bool {
     }
 }
 
+/// The HTTP endpoint (host:port) of a running pipeline: `addr` when given, else the one of
+/// pipeline `name`, else the only running one.
+pub fn endpoint(name: Option<&str>, addr: Option<&str>) -> Result<String, String> {
+    if let Some(a) = addr {
+        return Ok(a.to_string());
+    }
+    let running: Vec<_> = running()
+        .into_iter()
+        .filter(|e| name.is_none_or(|n| e.name == n))
+        .filter(|e| e.address.is_some())
+        .collect();
+    match running.as_slice() {
+        [one] => Ok(one.address.clone().expect("filtered")),
+        [] => Err(match name {
+            Some(n) => format!("no running pipeline `{n}` with an HTTP endpoint"),
+            None => "no running pipeline with an HTTP endpoint (start one with `trendflow run`, or give --addr)".into(),
+        }),
+        many => Err(format!(
+            "several pipelines run ({}): name one",
+            many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 /// Registered pipelines whose process is still alive.
 pub fn running() -> Vec<Entry> {
     let Ok(rd) = std::fs::read_dir(dir()) else {

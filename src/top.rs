@@ -27,28 +27,6 @@ pub struct TopArgs {
     pub rows: usize,
 }
 
-fn address(args: &TopArgs) -> Result<String, String> {
-    if let Some(a) = &args.addr {
-        return Ok(a.clone());
-    }
-    let running: Vec<_> = crate::registry::running()
-        .into_iter()
-        .filter(|e| args.name.as_ref().is_none_or(|n| &e.name == n))
-        .filter(|e| e.address.is_some())
-        .collect();
-    match running.as_slice() {
-        [one] => Ok(one.address.clone().expect("filtered")),
-        [] => Err(match &args.name {
-            Some(n) => format!("no running pipeline `{n}` with an HTTP endpoint"),
-            None => "no running pipeline with an HTTP endpoint (start one with `trendflow run`, or give --addr)".into(),
-        }),
-        many => Err(format!(
-            "several pipelines run ({}): name one",
-            many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
-        )),
-    }
-}
-
 fn num(v: &Value) -> String {
     match v.as_f64() {
         None => "-".into(),
@@ -183,7 +161,7 @@ async fn top_rows(addr: &str, table: &str, rows: usize) -> Option<Vec<Value>> {
 }
 
 pub async fn main(args: TopArgs) -> i32 {
-    let addr = match address(&args) {
+    let addr = match crate::registry::endpoint(args.name.as_deref(), args.addr.as_deref()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("trendflow top: {e}");

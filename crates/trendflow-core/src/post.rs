@@ -74,6 +74,19 @@ pub enum EntityKind {
     MediaType,
 }
 
+impl EntityKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntityKind::Hashtag => "hashtag",
+            EntityKind::Mention => "mention",
+            EntityKind::Cashtag => "cashtag",
+            EntityKind::Url => "url",
+            EntityKind::Media => "media",
+            EntityKind::MediaType => "media_type",
+        }
+    }
+}
+
 /// The fields of one post, borrowed while it is added to a batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostFields<'a> {
