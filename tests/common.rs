@@ -140,28 +140,49 @@ pub fn diff(a: &BTreeMap<Vec<String>, i64>, b: &BTreeMap<Vec<String>, i64>) -> S
 
 /// Starts a pipeline in the background and returns it with its SQL endpoint address.
 pub fn start_pipeline(args: &[&str], run_dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = std::process::Command::new(bin())
+    start_pipeline_with_env(args, run_dir, &[], &["SQL endpoint on http://"])
+        .map(|(child, mut found)| (child, found.remove(0)))
+        .expect("pipeline exited before announcing its endpoint")
+}
+
+/// Starts `trendflow ARGS` with extra environment variables and waits for each announcement
+/// of `markers` on its stderr (in order); returns what follows each marker on its line.
+/// `None`: the process exited first.
+pub fn start_pipeline_with_env(
+    args: &[&str],
+    run_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    markers: &[&str],
+) -> Option<(std::process::Child, Vec<String>)> {
+    let mut command = std::process::Command::new(bin());
+    command
         .args(args)
         .current_dir(root())
         .env("TRENDFLOW_RUN_DIR", run_dir)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("pipeline exited before announcing its endpoint")
-            .unwrap();
-        if let Some(rest) = line.split("SQL endpoint on http://").nth(1) {
-            break rest.trim().to_string();
+    let mut found = Vec::new();
+    for marker in markers {
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return None;
+            };
+            if let Some(rest) = line.split(marker).nth(1) {
+                found.push(rest.trim().to_string());
+                break;
+            }
         }
-    };
+    }
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    Some((child, found))
 }
 
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

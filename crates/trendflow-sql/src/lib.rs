@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod functions;
+pub mod pgwire;
 pub mod server;
 pub mod show;
 pub mod tables;

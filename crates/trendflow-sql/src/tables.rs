@@ -191,12 +191,21 @@ impl MemoryTables {
     pub fn session(&self) -> datafusion::error::Result<SessionContext> {
         let ctx = SessionContext::new();
         crate::functions::register(&ctx);
-        let tables = self.inner.read().unwrap().clone();
-        for (name, t) in tables {
-            let mem = MemTable::try_new(t.schema.clone(), vec![t.batches.clone()])?;
-            ctx.register_table(name.as_str(), Arc::new(mem))?;
+        for name in self.names() {
+            if let Some(mem) = self.snapshot_table(&name)? {
+                ctx.register_table(name.as_str(), Arc::new(mem))?;
+            }
         }
         Ok(ctx)
+    }
+
+    /// One table as it is now, for a query (batches are shared, not copied).
+    pub fn snapshot_table(&self, name: &str) -> datafusion::error::Result<Option<MemTable>> {
+        let tables = self.inner.read().unwrap();
+        let Some(t) = tables.get(name) else {
+            return Ok(None);
+        };
+        MemTable::try_new(t.schema.clone(), vec![t.batches.clone()]).map(Some)
     }
 
     /// Runs a query against the tables as they are now.
