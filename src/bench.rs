@@ -328,9 +328,18 @@ pub async fn main(args: BenchArgs) -> i32 {
     }
     let exe = std::env::current_exe().expect("own executable");
     let mut results = Vec::new();
+    // Each measurement is a process of its own: the bar counts them (done, rate, time left).
+    let mut bar = crate::progress_bar::Bar::new(
+        "bench runs",
+        (plan.len() * args.runs.max(1)) as u64,
+        crate::progress_bar::Unit::Files,
+    );
+    let mut done = 0;
     for item in plan {
         let mut runs = Vec::new();
         for _ in 0..args.runs.max(1) {
+            bar.set(done);
+            done += 1;
             let out = std::process::Command::new(&exe)
                 .args(["bench", "--dir"])
                 .arg(&dir)
@@ -361,6 +370,8 @@ pub async fn main(args: BenchArgs) -> i32 {
         runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         results.push(runs[runs.len() / 2].clone());
     }
+    bar.set(done);
+    bar.finish();
     println!(
         "{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}",
         "run", "tweets", "seconds", "tweets/s", "MB/s", "peak RSS"

@@ -145,6 +145,7 @@ fn api_state(
         status: status_fn,
         progress: progress_fn,
         token,
+        graph: serde_json::to_value(&built.topology).unwrap_or_default(),
     };
     Some((addr, state, configured))
 }
@@ -167,6 +168,55 @@ async fn serve_on_free_port(
         }
     }
     tracing::warn!("ports {configured} and the 9 after it are taken: no HTTP endpoint");
+    None
+}
+
+/// Starts the PostgreSQL wire-protocol endpoint when configured (trying the next ports when
+/// the first is taken, as the HTTP endpoint does). Returns where it listens.
+async fn serve_pgwire_endpoint(built: &BuiltParts) -> Option<SocketAddr> {
+    let config = built.api.pgwire.as_ref()?;
+    let Ok(mut addr) = config.address.parse::<SocketAddr>() else {
+        tracing::error!(address = %config.address, "api.pgwire.address is not host:port; no PostgreSQL endpoint");
+        return None;
+    };
+    let password: Option<Arc<str>> = match &config.password_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(p) if !p.is_empty() => Some(Arc::from(p.as_str())),
+            _ => {
+                tracing::error!(variable = %var, "api.pgwire.password_env names a variable that is not set: no PostgreSQL endpoint rather than an open one");
+                return None;
+            }
+        },
+    };
+    if password.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the PostgreSQL endpoint listens beyond this machine without a password (api.pgwire.password_env)");
+    }
+    for _ in 0..10 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let bound = listener.local_addr().ok()?;
+                let tables = built.tables.clone();
+                let password = password.clone();
+                tokio::spawn(async move {
+                    if let Err(e) =
+                        trendflow_sql::pgwire::serve_pgwire(listener, tables, password).await
+                    {
+                        tracing::error!(error = %e, "the PostgreSQL endpoint stopped");
+                    }
+                });
+                return Some(bound);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 => {
+                addr.set_port(addr.port() + 1)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no PostgreSQL endpoint");
+                return None;
+            }
+        }
+    }
+    tracing::warn!(address = %config.address, "that port and the 9 after it are taken: no PostgreSQL endpoint");
     None
 }
 
@@ -217,6 +267,13 @@ pub async fn run_built(
         eprintln!(
             "trendflow: pipeline `{}`: SQL endpoint on http://{a}",
             built.name
+        );
+    }
+    if let Some(a) = serve_pgwire_endpoint(&built).await {
+        eprintln!(
+            "trendflow: pipeline `{}`: PostgreSQL endpoint on postgresql://{a}/{}",
+            built.name,
+            trendflow_sql::pgwire::CATALOG
         );
     }
     let _registration = {

@@ -376,6 +376,15 @@ fn the_dashboard_shows_live_figures_equal_to_sql_in_a_real_browser() {
            for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; });",
     );
     assert_eq!(charts_drawn, json!(true), "a chart is blank");
+    // The pipeline graph: the six components of tutorial-q2.yaml, five edges, a mailbox
+    // gauge on each reading component; no restart.
+    let graph = browser.eval(
+        "return [document.querySelectorAll('#dag g.node').length, \
+                 document.querySelectorAll('#dag path[marker-end]').length, \
+                 [...document.querySelectorAll('#dag g.node')].filter(g => g.querySelectorAll('rect').length === 3).length, \
+                 document.querySelector('#restarts tbody').textContent];",
+    );
+    assert_eq!(graph, json!([6, 5, 5, "none"]), "the pipeline graph");
 
     // Second wave: figures move, and once the input is all read the table equals SQL's.
     deliver(&files[10..]);
@@ -639,6 +648,77 @@ fn metrics_sql_formats_and_events_over_http() {
     let (head, page) = raw(&addr, "GET", "/", "", None);
     assert!(head.contains("text/html"), "{head}");
     assert!(String::from_utf8_lossy(&page).contains("new EventSource(\"/events\""));
+
+    // The graph the dashboard draws: every component with its type and inputs.
+    let graph = doc["graph"].as_array().expect("a graph");
+    let node = |name: &str| {
+        graph
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {graph:?}"))
+    };
+    assert_eq!(node("tweets")["kind"], "source");
+    assert_eq!(node("tweets")["type"], "file");
+    assert_eq!(node("parse")["type"], "parse_json");
+    assert_eq!(node("parse")["inputs"], json!(["tweets"]));
+    assert_eq!(node("tweetquery_group_hashtag")["kind"], "sink");
+    // Mailboxes: each reading component has a capacity, and once the input is read every
+    // message sent was taken off (the fill level the graph shows is exact, never negative).
+    wait_until("every mailbox to drain", || {
+        let all = parsed(&addr);
+        graph.iter().filter(|n| n["kind"] != "source").all(|n| {
+            let name = n["name"].as_str().unwrap();
+            metric(&all, "trendflow_mailbox_capacity_messages", name) > 0.0
+                && metric(&all, "trendflow_mailbox_queued_messages", name) == 0.0
+        })
+    });
+    // A checkpoint-less run has no checkpoint figures; no restart happened.
+    assert_eq!(doc["restarts"], json!([]));
+
+    // `trendflow tap`: the parser's posts as they pass, while new files arrive.
+    let mut tap = Command::new(bin())
+        .args(["tap", "parse", "-n", "5", "--addr", &addr])
+        .env("TRENDFLOW_RUN_DIR", &run_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut delivered = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tap.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "tap printed nothing");
+        std::fs::copy(
+            &files[delivered % files.len()],
+            input.join(format!("tap-{delivered}.json")),
+        )
+        .unwrap();
+        delivered += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let o = tap.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    for post in &lines {
+        assert!(post["id"].is_string() && post["text"].is_string(), "{post}");
+        assert!(
+            post["event_time"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{post}"
+        );
+    }
+    // An unknown component: a clear error naming the real ones.
+    let o = trendflow(&["tap", "nope", "--addr", &addr], &run_dir);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no component `nope`") && err.contains("parse"),
+        "{err}"
+    );
     let _ = pipeline.kill();
     let _ = pipeline.wait();
 }

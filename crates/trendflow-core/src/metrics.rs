@@ -28,6 +28,9 @@ pub mod names {
     pub const LIST_REQUESTS: &str = "trendflow_source_list_requests_total";
     /// Keys (file names) a listing returned, before any filtering: what listing costs.
     pub const KEYS_LISTED: &str = "trendflow_source_keys_listed_total";
+    /// Offsets a Kafka source skipped because they were deleted (retention, compaction)
+    /// before being read, with `fail_on_data_loss: false`.
+    pub const KAFKA_OFFSETS_LOST: &str = "trendflow_kafka_offsets_lost_total";
     /// Files (parquet parts) and rows a sink published, and epochs it recognised as written
     /// before a restart and skipped.
     pub const SINK_FILES_WRITTEN: &str = "trendflow_sink_files_written_total";
@@ -40,10 +43,18 @@ pub mod names {
     pub const STATE_SLICES: &str = "trendflow_state_slices";
     pub const WATERMARK_MS: &str = "trendflow_watermark_milliseconds";
     pub const MAILBOX_FULL_WAITS: &str = "trendflow_mailbox_full_waits_total";
+    /// Messages waiting in a component's mailboxes (all its instances), and how many they
+    /// hold: where the two meet is where backpressure starts.
+    pub const MAILBOX_QUEUED: &str = "trendflow_mailbox_queued_messages";
+    pub const MAILBOX_CAPACITY: &str = "trendflow_mailbox_capacity_messages";
     /// Restarts of the pipeline's actors from the last checkpoint, labelled with the
     /// component whose failure caused them.
     pub const ACTOR_RESTARTS: &str = "trendflow_actor_restarts_total";
     pub const CHECKPOINTS_WRITTEN: &str = "trendflow_checkpoints_written_total";
+    /// Size of the last checkpoint written, and when it was written (Unix seconds): its age
+    /// is how much a crash would replay.
+    pub const CHECKPOINT_BYTES: &str = "trendflow_checkpoint_bytes";
+    pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "trendflow_checkpoint_last_timestamp_seconds";
     /// Epochs read again from the offset log after a restart.
     pub const EPOCHS_REPLAYED: &str = "trendflow_epochs_replayed_total";
     pub const BUSY_NANOS: &str = "trendflow_busy_nanoseconds_total";
@@ -86,6 +97,10 @@ impl Gauge {
     #[inline]
     pub fn set(&self, v: i64) {
         self.0.store(v, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn add(&self, v: i64) {
+        self.0.fetch_add(v, Ordering::Relaxed);
     }
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
@@ -158,11 +173,54 @@ enum Metric {
 pub struct Metrics {
     inner: Arc<Mutex<BTreeMap<MetricKey, Metric>>>,
     histograms: Arc<Mutex<BTreeMap<MetricKey, Histogram>>>,
+    /// Record samples per component (`trendflow tap`): observability shared the same way.
+    taps: crate::tap::Taps,
+    restarts: Arc<Mutex<std::collections::VecDeque<Restart>>>,
+}
+
+/// Restarts remembered for the dashboard's timeline.
+pub const RESTARTS_KEPT: usize = 100;
+
+/// One restart of the pipeline's actors from the last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The component whose failure caused it.
+    pub component: String,
+    pub reason: String,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every component's tap point (samples of the records it sends on).
+    pub fn taps(&self) -> &crate::tap::Taps {
+        &self.taps
+    }
+
+    /// Records a restart (when, which component, why) for the dashboard's timeline; the last
+    /// [`RESTARTS_KEPT`] are kept.
+    pub fn note_restart(&self, component: &str, reason: &str) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut log = self.restarts.lock().unwrap();
+        log.push_back(Restart {
+            at_ms,
+            component: component.to_string(),
+            reason: reason.to_string(),
+        });
+        if log.len() > RESTARTS_KEPT {
+            log.pop_front();
+        }
+    }
+
+    /// The restarts noted, oldest first.
+    pub fn restarts(&self) -> Vec<Restart> {
+        self.restarts.lock().unwrap().iter().cloned().collect()
     }
 
     /// The counter `name{component=...}`, created at zero on first use.

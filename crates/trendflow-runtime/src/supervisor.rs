@@ -219,6 +219,7 @@ impl Supervisor {
             self.metrics
                 .counter(names::ACTOR_RESTARTS, &component)
                 .inc();
+            self.metrics.note_restart(&component, &error);
             let backoff = self
                 .policy
                 .backoff

@@ -38,6 +38,9 @@ pub struct ApiState {
     /// When set, every request must carry it: `Authorization: Bearer TOKEN`, or `?token=`
     /// (what a browser's `EventSource` and a first page load can send).
     pub token: Option<Arc<str>>,
+    /// The pipeline's components and edges, for the dashboard's graph: a list of
+    /// `{name, kind, type, inputs, parallelism}`.
+    pub graph: serde_json::Value,
 }
 
 /// Refuses a request without the endpoint's token (401), when it has one.
@@ -159,6 +162,7 @@ pub async fn serve(
         .route("/", get(dashboard))
         .route("/events", get(events))
         .route("/snapshot", get(snapshot))
+        .route("/tap/{component}", get(tap))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -297,10 +301,24 @@ pub fn dashboard_document(s: &ApiState) -> serde_json::Value {
             })
         })
         .collect();
+    let restarts: Vec<_> = s
+        .metrics
+        .restarts()
+        .into_iter()
+        .map(
+            |r| serde_json::json!({"at_ms": r.at_ms, "component": r.component, "reason": r.reason}),
+        )
+        .collect();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     serde_json::json!({
+        "now_ms": now_ms,
         "status": (s.status)(),
         "recent": (s.progress)(true),
         "metrics": metrics,
+        "graph": s.graph,
+        "restarts": restarts,
     })
 }
 
@@ -324,6 +342,60 @@ async fn events(
         Some((Ok(Event::default().event("tick").data(data)), (s, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Deserialize)]
+struct TapParams {
+    /// Lines to send before ending the response (default 20).
+    limit: Option<usize>,
+}
+
+/// `GET /tap/COMPONENT?limit=N`: samples of the records the component sends on, as they pass
+/// (newline-delimited JSON, streamed), starting now; the response ends after `limit` lines.
+async fn tap(
+    State(s): State<ApiState>,
+    axum::extract::Path(component): axum::extract::Path<String>,
+    Query(params): Query<TapParams>,
+) -> Response {
+    let Some(listener) = s.metrics.taps().listen(&component) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no component `{component}`; the pipeline's components: {}\n",
+                s.metrics.taps().components().join(", ")
+            ),
+        )
+            .into_response();
+    };
+    let limit = params.limit.unwrap_or(20).max(1);
+    let from = listener.position();
+    let lines = futures::stream::unfold((listener, from, 0), move |(l, from, sent)| async move {
+        if sent >= limit {
+            return None;
+        }
+        loop {
+            let (lines, next) = l.read_after(from);
+            if !lines.is_empty() {
+                let mut chunk = String::new();
+                let mut n = 0;
+                for line in lines.into_iter().take(limit - sent) {
+                    chunk.push_str(&line);
+                    chunk.push('\n');
+                    n += 1;
+                }
+                return Some((
+                    Ok::<_, std::convert::Infallible>(chunk),
+                    (l, next, sent + n),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn tables(State(s): State<ApiState>) -> Response {
