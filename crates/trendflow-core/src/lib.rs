@@ -15,6 +15,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod post;
+pub mod tap;
 pub mod time;
 pub mod watermark;
 pub mod window;

@@ -326,16 +326,30 @@ impl RunningPipeline {
                             .map(|r| (r.clone(), channel_base[j][&i] + instance))
                             .collect(),
                         next: instance,
+                        queued: metrics.gauge(names::MAILBOX_QUEUED, &specs[j].0),
                     })
                     .collect(),
                 full_waits: metrics.counter(names::MAILBOX_FULL_WAITS, &node_name),
                 records_out: metrics.counter(names::RECORDS_OUT, &node_name),
+                tap: metrics.taps().point(&node_name),
             };
             let stage_metrics = || StageMetrics {
                 records_in: metrics.counter(names::RECORDS_IN, &node_name),
                 batches_in: metrics.counter(names::BATCHES_IN, &node_name),
                 busy_nanos: metrics.counter(names::BUSY_NANOS, &node_name),
+                queued: metrics.gauge(names::MAILBOX_QUEUED, &node_name),
             };
+            let instances = match &bodies[i] {
+                Some(NodeBody::Operator { parallelism, .. }) => (*parallelism).max(1),
+                _ => 1,
+            };
+            if !matches!(bodies[i], Some(NodeBody::Source { .. })) {
+                metrics
+                    .gauge(names::MAILBOX_CAPACITY, &node_name)
+                    .set((mailbox_cap.max(1) * instances) as i64);
+                // A restart starts with empty mailboxes.
+                metrics.gauge(names::MAILBOX_QUEUED, &node_name).set(0);
+            }
             match bodies[i].take().unwrap() {
                 NodeBody::Source {
                     mut source,
@@ -413,6 +427,7 @@ impl RunningPipeline {
                             edges: vec![],
                             full_waits: Default::default(),
                             records_out: Default::default(),
+                            tap: metrics.taps().point(&node_name),
                         },
                         DeadLetterOut::new(&node_name, &metrics, dead_ref.clone()),
                         tx.clone(),
@@ -577,6 +592,12 @@ impl RunningPipeline {
                         self.metrics
                             .counter(names::CHECKPOINTS_WRITTEN, &self.name)
                             .inc();
+                        self.metrics
+                            .gauge(names::CHECKPOINT_BYTES, &self.name)
+                            .set(checkpoint_bytes as i64);
+                        self.metrics
+                            .gauge(names::CHECKPOINT_TIMESTAMP_SECONDS, &self.name)
+                            .set(checkpoint.created_ms / 1000);
                         if let Err(e) = trendflow_core::failpoint::check(
                             "after-checkpoint-before-source-commit",
                         ) {
