@@ -13,6 +13,9 @@ pub enum StreamMessage {
     Data(Batch),
     /// Event time up to which the stream is complete (after the sender's delay).
     Watermark(EventTime),
+    /// From a partitioned source (Kafka), after an epoch's data: the event time every active
+    /// partition has reached (before the watermark's delay). Watermarks never pass it.
+    Frontier(EventTime),
     /// Everything of epoch N has been sent before this barrier.
     Barrier(Epoch),
     /// The sender will send nothing more.

@@ -25,6 +25,8 @@ impl From<std::io::Error> for OperatorError {
 pub struct Emitter {
     pub batches: Vec<Batch>,
     pub watermark: Option<EventTime>,
+    /// A partitioned source's event-time frontier, passed on (see [`Operator::on_frontier`]).
+    pub frontier: Option<EventTime>,
     pub dead_letters: Vec<DeadLetter>,
 }
 
@@ -45,13 +47,21 @@ impl Emitter {
         self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
     }
 
+    /// Passes a partitioned source's event-time frontier downstream.
+    pub fn frontier(&mut self, t: EventTime) {
+        self.frontier = Some(t);
+    }
+
     /// Sets a record aside with its reason.
     pub fn dead_letter(&mut self, d: DeadLetter) {
         self.dead_letters.push(d);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batches.is_empty() && self.watermark.is_none() && self.dead_letters.is_empty()
+        self.batches.is_empty()
+            && self.watermark.is_none()
+            && self.frontier.is_none()
+            && self.dead_letters.is_empty()
     }
 }
 
@@ -86,6 +96,14 @@ pub trait Operator: Send + 'static {
         out: &mut Emitter,
     ) -> Result<(), OperatorError> {
         out.watermark(watermark);
+        Ok(())
+    }
+
+    /// The event time every active partition of a partitioned source has reached (the
+    /// minimum over its inputs). Stateless operators pass it on; a windowed aggregation
+    /// keeps its watermark from passing it (less the delay).
+    fn on_frontier(&mut self, frontier: EventTime, out: &mut Emitter) -> Result<(), OperatorError> {
+        out.frontier(frontier);
         Ok(())
     }
 
@@ -164,6 +182,18 @@ pub trait BatchSender: Send {
     fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>>;
     /// Sets records aside (unreadable input).
     fn dead_letter(&mut self, letter: DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>>;
+
+    /// For a partitioned source (Kafka): the event time every active partition has reached
+    /// (the minimum over partitions of each one's maximum event time, idle partitions left
+    /// out), sent after the epoch's data. The watermark (that time less the delay) never
+    /// passes it, so one lagging partition holds windows open instead of having its rows
+    /// dropped as late. Unpartitioned sources never call it.
+    fn event_time_frontier(
+        &mut self,
+        _frontier: EventTime,
+    ) -> BoxFuture<'_, Result<(), OperatorError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What a source will read in its next epoch.

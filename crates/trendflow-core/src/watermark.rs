@@ -18,6 +18,10 @@ pub struct WatermarkTracker {
     eviction_bound: EventTime,
     /// Max event time seen so far (all batches up to the current one).
     max_event_time: Option<EventTime>,
+    /// A partitioned source's frontier: the event time its slowest active partition has
+    /// reached. The watermark is computed from `min(max_event_time, frontier)`, so a lagging
+    /// partition holds windows open instead of having its rows dropped as late.
+    frontier: Option<EventTime>,
 }
 
 impl WatermarkTracker {
@@ -27,6 +31,7 @@ impl WatermarkTracker {
             late_bound: 0,
             eviction_bound: 0,
             max_event_time: None,
+            frontier: None,
         }
     }
 
@@ -42,6 +47,7 @@ impl WatermarkTracker {
             late_bound,
             eviction_bound,
             max_event_time,
+            frontier: None,
         }
     }
 
@@ -69,6 +75,17 @@ impl WatermarkTracker {
         self.max_event_time
     }
 
+    /// Caps the event time the next watermarks are computed from (a partitioned source's
+    /// latest frontier). It may go back (an idle partition active again): the watermark itself
+    /// never does, it only waits until the frontier passes it again.
+    pub fn set_frontier(&mut self, t: EventTime) {
+        self.frontier = Some(t);
+    }
+
+    pub fn frontier(&self) -> Option<EventTime> {
+        self.frontier
+    }
+
     pub fn delay(&self) -> i64 {
         self.delay
     }
@@ -78,7 +95,9 @@ impl WatermarkTracker {
     pub fn end_batch(&mut self) -> EventTime {
         self.late_bound = self.eviction_bound;
         if let Some(m) = self.max_event_time {
-            self.eviction_bound = self.eviction_bound.max(m - self.delay);
+            // A partition with no timed record yet sends EventTime::MIN: hold everything.
+            let m = self.frontier.map_or(m, |f| m.min(f));
+            self.eviction_bound = self.eviction_bound.max(m.saturating_sub(self.delay));
         }
         self.eviction_bound
     }
@@ -93,6 +112,37 @@ impl WatermarkTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frontier_holds_the_watermark_back_and_only_moves_forward() {
+        let mut w = WatermarkTracker::new(10);
+        w.observe(100);
+        w.set_frontier(50);
+        assert_eq!(
+            w.end_batch(),
+            40,
+            "the lagging partition's 50 bounds it, not 100"
+        );
+        w.set_frontier(30);
+        assert_eq!(
+            w.end_batch(),
+            40,
+            "a frontier back below holds, the watermark never falls"
+        );
+        w.set_frontier(200);
+        assert_eq!(
+            w.end_batch(),
+            90,
+            "past the data, max event time bounds it again"
+        );
+        w.set_frontier(EventTime::MIN);
+        w.observe(1_000);
+        assert_eq!(
+            w.end_batch(),
+            90,
+            "a partition without data yet holds it, no overflow"
+        );
+    }
 
     #[test]
     fn watermark_applies_from_the_next_batch() {

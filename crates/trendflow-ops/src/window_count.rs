@@ -505,6 +505,11 @@ impl Operator for WindowedCount {
         Ok(())
     }
 
+    fn on_frontier(&mut self, frontier: EventTime, _: &mut Emitter) -> Result<(), OperatorError> {
+        self.watermark.set_frontier(frontier);
+        Ok(())
+    }
+
     fn on_watermark(&mut self, watermark: EventTime, _: &mut Emitter) -> Result<(), OperatorError> {
         self.upstream_watermark = self.upstream_watermark.max(watermark);
         Ok(())
@@ -633,6 +638,10 @@ impl Operator for WindowedCount {
                 }
             }
         }
+        // Last and optional, so checkpoints written before frontiers existed still restore.
+        if let Some(f) = self.watermark.frontier() {
+            w.i64(f);
+        }
         Ok(w.finish())
     }
 
@@ -682,6 +691,9 @@ impl Operator for WindowedCount {
                 }
                 self.distinct.insert(start, sets);
             }
+        }
+        if !r.is_empty() {
+            self.watermark.set_frontier(r.i64().map_err(bad)?);
         }
         self.touched.clear();
         self.state_rows_gauge.set(self.state_rows as i64);

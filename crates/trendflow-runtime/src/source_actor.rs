@@ -86,6 +86,18 @@ impl BatchSender for Sender<'_> {
             Ok(())
         })
     }
+
+    fn event_time_frontier(
+        &mut self,
+        frontier: trendflow_core::EventTime,
+    ) -> BoxFuture<'_, Result<(), OperatorError>> {
+        Box::pin(async move {
+            self.outputs
+                .broadcast(StreamMessage::Frontier(frontier))
+                .await
+                .map_err(OperatorError)
+        })
+    }
 }
 
 impl SourceActor {

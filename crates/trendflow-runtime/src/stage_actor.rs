@@ -10,7 +10,7 @@ use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
 use tokio::sync::mpsc::UnboundedSender;
-use trendflow_core::metrics::Counter;
+use trendflow_core::metrics::{Counter, Gauge};
 use trendflow_core::{Batch, Emitter, Epoch, EventTime, Operator, Sink, StreamMessage};
 
 use crate::dead_letters::DeadLetterOut;
@@ -32,6 +32,8 @@ pub(crate) struct StageMetrics {
     pub records_in: Counter,
     pub batches_in: Counter,
     pub busy_nanos: Counter,
+    /// Messages in this node's mailboxes (senders add, readers take off).
+    pub queued: Gauge,
 }
 
 pub(crate) struct StageActor {
@@ -45,6 +47,8 @@ pub(crate) struct StageActor {
     pub blocked: Vec<bool>,
     pub ended: Vec<bool>,
     pub watermarks: Vec<Option<EventTime>>,
+    /// The last frontier from each input (partitioned sources only).
+    pub frontiers: Vec<Option<EventTime>>,
     pub last_watermark: Option<EventTime>,
     pub buffered: VecDeque<Envelope>,
     pub pending_barrier: Option<Epoch>,
@@ -85,6 +89,7 @@ impl StageActor {
             blocked: vec![false; channels],
             ended: vec![false; channels],
             watermarks: vec![None; channels],
+            frontiers: vec![None; channels],
             last_watermark: None,
             buffered: VecDeque::new(),
             pending_barrier: None,
@@ -125,6 +130,9 @@ impl StageActor {
             });
             self.outputs.broadcast(StreamMessage::Watermark(w)).await?;
         }
+        if let Some(f) = out.frontier {
+            self.outputs.broadcast(StreamMessage::Frontier(f)).await?;
+        }
         Ok(())
     }
 
@@ -142,6 +150,10 @@ impl StageActor {
         self.metrics.batches_in.inc();
         if self.isolate == Some(self.epoch) {
             return self.on_data_isolated(batch).await;
+        }
+        if matches!(self.body, Body::Sink(_)) {
+            // What a sink receives is what it writes.
+            self.outputs.tap.offer(&batch);
         }
         let mut out = Emitter::new();
         self.timed(|body| match body {
@@ -221,6 +233,20 @@ impl StageActor {
         self.flush(out).await
     }
 
+    /// A partitioned source's frontier on one input: the operator gets the minimum over the
+    /// inputs that carry one (inputs from unpartitioned sources never constrain it).
+    async fn on_frontier(&mut self, channel: usize, t: EventTime) -> Result<(), String> {
+        self.frontiers[channel] = Some(t);
+        let Some(min) = self.frontiers.iter().flatten().copied().min() else {
+            return Ok(());
+        };
+        let mut out = Emitter::new();
+        if let Body::Operator(op) = &mut self.body {
+            op.on_frontier(min, &mut out).map_err(|e| e.to_string())?;
+        }
+        self.flush(out).await
+    }
+
     /// Completes a barrier once every live channel delivered it.
     async fn try_complete_barrier(&mut self) -> Result<bool, String> {
         let Some(epoch) = self.pending_barrier else {
@@ -281,6 +307,10 @@ impl StageActor {
                 .on_watermark(env.channel, t)
                 .await
                 .map(|_| (false, false)),
+            StreamMessage::Frontier(t) => self
+                .on_frontier(env.channel, t)
+                .await
+                .map(|_| (false, false)),
             StreamMessage::Barrier(e) => {
                 self.blocked[env.channel] = true;
                 self.pending_barrier = Some(e);
@@ -337,6 +367,7 @@ impl Message<Envelope> for StageActor {
     type Reply = ();
 
     async fn handle(&mut self, env: Envelope, ctx: &mut Context<Self, ()>) {
+        self.metrics.queued.add(-1);
         if self.failed {
             return;
         }
