@@ -65,6 +65,26 @@ pub struct JsonPostParser {
     control: FxHashMap<&'static str, Counter>,
 }
 
+/// The event time of one record as the parser with these options would read it (the first
+/// post's, for a page of several), for a partitioned source's per-partition frontier. Parses
+/// the record a second time, text and details left out; `None` for what the parser would
+/// reject or not date.
+pub fn event_time_extractor(
+    options: &ParserOptions,
+) -> impl Fn(&[u8]) -> Option<trendflow_core::EventTime> + Send + Sync + 'static {
+    let mut options = options.clone();
+    options.format.needs = formats::Needs::TEXT_ONLY;
+    let parser = std::sync::Mutex::new(JsonPostParser::new("event-time", options, &Metrics::new()));
+    move |record: &[u8]| {
+        let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
+        let mut posts = PostBatch::new(Arc::from(""));
+        match parser.parse_line(record, 0, &mut posts) {
+            Outcome::Posts(_) => posts.event_times.first().copied().flatten(),
+            _ => None,
+        }
+    }
+}
+
 impl JsonPostParser {
     pub fn new(component: &str, options: ParserOptions, metrics: &Metrics) -> Self {
         JsonPostParser {

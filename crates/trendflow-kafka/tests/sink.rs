@@ -1,0 +1,205 @@
+//! The Kafka sink against the mock cluster: rows as keyed JSON records with the epoch header;
+//! a replayed epoch writes the same keys and values again; an epoch whose records cannot be
+//! delivered fails its commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use trendflow_core::batch::OutputMode;
+use trendflow_core::metrics::{Metrics, names};
+use trendflow_core::{Batch, ResultRow, RowBatch, RowSchema, Sink, Window};
+use trendflow_kafka::testkit::{ConsumedRecord, MockKafka};
+use trendflow_kafka::{EPOCH_HEADER, KafkaSink, KafkaSinkOptions, KeyFormat};
+
+const HOUR: i64 = 3_600_000;
+const START: i64 = 1_618_466_400_000; // 2021-04-15T06:00:00Z
+
+fn options(kafka: &MockKafka, topic: &str) -> KafkaSinkOptions {
+    KafkaSinkOptions {
+        bootstrap_servers: kafka.bootstrap_servers().to_string(),
+        topic: topic.into(),
+        delivery_timeout: Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+fn windowed_rows(epoch: u64) -> Batch {
+    let window = |k: i64| {
+        Some(Window {
+            start: START + k * HOUR,
+            end: START + (k + 1) * HOUR,
+        })
+    };
+    let row = |w, key: &str, count| ResultRow {
+        window: window(w),
+        key: key.into(),
+        count,
+    };
+    Batch::Rows(Arc::new(RowBatch {
+        schema: Arc::new(RowSchema {
+            windowed: true,
+            key_column: "hashtag".into(),
+            value_column: "posts".into(),
+        }),
+        mode: OutputMode::Update,
+        epoch,
+        rows: vec![
+            row(0, "#rust", 3),
+            row(0, "#kafka", 1),
+            row(1, "#rust", 5),
+            row(1, "#\"quoted\"", 2),
+            row(2, "#rust", 1),
+        ],
+    }))
+}
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[test]
+fn rows_are_keyed_json_records_with_the_epoch_header() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("counts", 3);
+    let metrics = Metrics::new();
+    let mut sink = KafkaSink::new(options(&kafka, "counts"), "out", &metrics).unwrap();
+    sink.write(&windowed_rows(7)).unwrap();
+    sink.commit(7).unwrap();
+    assert_eq!(metrics.value(names::SINK_ROWS_WRITTEN, "out"), 5);
+
+    let records = kafka.read_topic("counts");
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert_eq!(r.headers, vec![(EPOCH_HEADER.to_string(), b"7".to_vec())]);
+    }
+    let mut found: Vec<(serde_json::Value, serde_json::Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                json(r.key.as_ref().unwrap()),
+                json(r.payload.as_ref().unwrap()),
+            )
+        })
+        .collect();
+    found.sort_by_key(|(k, _)| k.to_string());
+    let first = found
+        .iter()
+        .find(|(k, _)| k["hashtag"] == "#\"quoted\"")
+        .unwrap();
+    assert_eq!(
+        first.0,
+        serde_json::json!({"window_start": "2021-04-15T07:00:00Z", "window_end": "2021-04-15T08:00:00Z", "hashtag": "#\"quoted\""})
+    );
+    assert_eq!(
+        first.1,
+        serde_json::json!({"window_start": "2021-04-15T07:00:00Z", "window_end": "2021-04-15T08:00:00Z", "hashtag": "#\"quoted\"", "posts": 2})
+    );
+    // Every value is its key plus the count.
+    let counts: Vec<i64> = found
+        .iter()
+        .map(|(k, v)| {
+            let mut without_count = v.clone();
+            let count = without_count
+                .as_object_mut()
+                .unwrap()
+                .remove("posts")
+                .unwrap();
+            assert_eq!(&without_count, k);
+            count.as_i64().unwrap()
+        })
+        .collect();
+    let mut counts_sorted = counts.clone();
+    counts_sorted.sort();
+    assert_eq!(counts_sorted, vec![1, 1, 2, 3, 5]);
+}
+
+/// A replay after a crash writes the epoch again: the same keys with the same values, to
+/// the same partitions, so a compacted topic keeps one value per key.
+#[test]
+fn a_replayed_epoch_writes_the_same_keys_and_values_again() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("counts", 3);
+    for _run in 0..2 {
+        let mut sink = KafkaSink::new(options(&kafka, "counts"), "out", &Metrics::new()).unwrap();
+        sink.write(&windowed_rows(7)).unwrap();
+        sink.commit(7).unwrap();
+    }
+    let records = kafka.read_topic("counts");
+    assert_eq!(records.len(), 10);
+    let mut by_key: BTreeMap<Vec<u8>, Vec<&ConsumedRecord>> = BTreeMap::new();
+    for r in &records {
+        by_key.entry(r.key.clone().unwrap()).or_default().push(r);
+    }
+    assert_eq!(by_key.len(), 5);
+    for (key, copies) in by_key {
+        let [a, b] = copies[..] else {
+            panic!(
+                "{} copies of {}",
+                copies.len(),
+                String::from_utf8_lossy(&key)
+            )
+        };
+        assert_eq!(
+            (a.partition, &a.payload, &a.headers),
+            (b.partition, &b.payload, &b.headers)
+        );
+    }
+}
+
+#[test]
+fn rows_without_windows_or_keys() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("totals", 1);
+    let mut o = options(&kafka, "totals");
+    o.key_format = KeyFormat::None;
+    let mut sink = KafkaSink::new(o, "out", &Metrics::new()).unwrap();
+    let rows = Batch::Rows(Arc::new(RowBatch {
+        schema: Arc::new(RowSchema {
+            windowed: false,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        }),
+        mode: OutputMode::Complete,
+        epoch: 0,
+        rows: vec![ResultRow {
+            window: None,
+            key: "#a".into(),
+            count: 4,
+        }],
+    }));
+    sink.write(&rows).unwrap();
+    sink.commit(0).unwrap();
+    sink.finish().unwrap();
+    let records = kafka.read_topic("totals");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].key, None);
+    assert_eq!(
+        records[0].payload.as_deref(),
+        Some(&br##"{"word":"#a","count":4}"##[..])
+    );
+}
+
+#[test]
+fn an_epoch_whose_records_cannot_be_delivered_fails_its_commit() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("counts", 3);
+    let mut o = options(&kafka, "counts");
+    o.delivery_timeout = Duration::from_secs(1);
+    let mut sink = KafkaSink::new(o, "out", &Metrics::new()).unwrap();
+    sink.write(&windowed_rows(0)).unwrap();
+    sink.commit(0).unwrap();
+    kafka.cluster().broker_down(-1).unwrap();
+    sink.write(&windowed_rows(1)).unwrap();
+    let error = sink.commit(1).unwrap_err().0;
+    assert!(error.contains("epoch 1"), "{error}");
+    assert!(error.contains("topic counts"), "{error}");
+}
+
+#[test]
+fn only_result_rows_are_taken() {
+    let kafka = MockKafka::start(1);
+    let mut sink = KafkaSink::new(options(&kafka, "counts"), "out", &Metrics::new()).unwrap();
+    let raw = Batch::Raw(Arc::new(trendflow_core::RawBatch::default()));
+    assert!(sink.write(&raw).unwrap_err().0.contains("result rows"));
+}
