@@ -68,6 +68,68 @@ pub struct BuiltParts {
     pub sinks: Vec<String>,
     /// Local directories the file sources read (for progress of a bounded run).
     pub local_inputs: Vec<std::path::PathBuf>,
+    /// The components and their edges, for the dashboard's graph.
+    pub topology: Vec<TopologyNode>,
+}
+
+/// One component of the pipeline as the dashboard draws it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopologyNode {
+    pub name: String,
+    /// `source`, `transform` or `sink`.
+    pub kind: &'static str,
+    /// Its `type:` in the pipeline file (`file`, `parse_json`, `window_count`, `memory`...).
+    #[serde(rename = "type")]
+    pub component_type: String,
+    pub inputs: Vec<String>,
+    pub parallelism: usize,
+}
+
+/// The components of a built graph, with their configured types.
+fn topology(config: &PipelineConfig, graph: &PipelineGraph) -> Vec<TopologyNode> {
+    // The config enums' variant names are the `type:` values in CamelCase.
+    fn type_name(debug: String) -> String {
+        let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+        let mut out = String::new();
+        for (i, c) in variant.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let (kind, parallelism) = match &n.body {
+                NodeBody::Source { .. } => ("source", 1),
+                NodeBody::Operator { parallelism, .. } => ("transform", (*parallelism).max(1)),
+                NodeBody::Sink(_) => ("sink", 1),
+            };
+            let component_type = if let Some(c) = config.sources.get(&n.name) {
+                type_name(format!("{c:?}"))
+            } else if let Some(c) = config.transforms.get(&n.name) {
+                type_name(format!("{c:?}"))
+            } else if let Some(c) = config.sinks.get(&n.name) {
+                type_name(format!("{c:?}"))
+            } else {
+                String::new()
+            };
+            TopologyNode {
+                name: n.name.clone(),
+                kind,
+                component_type,
+                inputs: n.inputs.clone(),
+                parallelism,
+            }
+        })
+        .collect()
 }
 
 fn kinds(config: &PipelineConfig) -> BTreeMap<&str, (DataKind, Option<DataKind>)> {
@@ -149,6 +211,7 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     let tables = MemoryTables::new();
     let (graph, memory_tables) = build_graph(config, &metrics, &tables)?;
     let name = graph.name.clone();
+    let topology = topology(config, &graph);
     let rebuild: GraphBuilder = {
         let (config, metrics, tables) = (config.clone(), metrics.clone(), tables.clone());
         Box::new(move || {
@@ -184,6 +247,7 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     Ok(BuiltPipeline {
         graph,
         parts: BuiltParts {
+            topology,
             name,
             tables,
             metrics,
@@ -214,6 +278,56 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
             poison_retries: r.poison_retries,
         },
     })
+}
+
+/// A Kafka source's options from its config; the event time of its records is read as the
+/// parser fed by it reads it, for the per-partition frontier.
+fn kafka_source_options(
+    config: &PipelineConfig,
+    name: &str,
+    k: &KafkaSourceConfig,
+    trigger: Trigger,
+) -> trendflow_kafka::KafkaSourceOptions {
+    let mut o = trendflow_kafka::KafkaSourceOptions {
+        bootstrap_servers: k.bootstrap_servers.clone(),
+        topics: k.topics.clone(),
+        topic_pattern: k.topic_pattern.clone(),
+        group_id: k.group_id.clone(),
+        max_offsets_per_trigger: k.max_offsets_per_trigger,
+        fail_on_data_loss: k.fail_on_data_loss,
+        idle_timeout: k.idle_timeout.map(|d| d.0),
+        extra: k.extra.clone(),
+        bounded: trigger == Trigger::AvailableNow,
+        ..Default::default()
+    };
+    if let Some(d) = k.poll_timeout {
+        o.poll_timeout = d.0;
+    }
+    if let Some(b) = k.batch_bytes {
+        o.batch_bytes = b;
+    }
+    o.starting_offsets = match &k.starting_offsets {
+        None => trendflow_kafka::StartingOffsets::default(),
+        Some(KafkaStartingOffsets::Named(KafkaStartingPoint::Earliest)) => {
+            trendflow_kafka::StartingOffsets::Earliest
+        }
+        Some(KafkaStartingOffsets::Named(KafkaStartingPoint::Latest)) => {
+            trendflow_kafka::StartingOffsets::Latest
+        }
+        Some(KafkaStartingOffsets::PerPartition(m)) => {
+            trendflow_kafka::StartingOffsets::PerPartition(m.clone())
+        }
+    };
+    let parser = config.transforms.iter().find_map(|(t, c)| match c {
+        TransformConfig::ParseJson(p) if p.inputs.iter().any(|i| i == name) => Some(t),
+        _ => None,
+    });
+    if let Some(options) = parser.and_then(|p| parser_options(config, p)) {
+        o.event_time = Some(std::sync::Arc::new(
+            trendflow_ops::parser::event_time_extractor(&options),
+        ));
+    }
+    o
 }
 
 fn source_node(
@@ -478,6 +592,31 @@ fn build_graph(
                 );
                 nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox));
             }
+            SourceConfig::Jetstream(o) => {
+                match trendflow_social::JetstreamSource::new(o.clone(), n, metrics) {
+                    Ok(src) => {
+                        nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox))
+                    }
+                    Err(e) => errors.push(format!("sources.{n}: {e}")),
+                }
+            }
+            SourceConfig::Mastodon(o) => {
+                match trendflow_social::MastodonSource::new(o.clone(), n, metrics) {
+                    Ok(src) => {
+                        nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox))
+                    }
+                    Err(e) => errors.push(format!("sources.{n}: {e}")),
+                }
+            }
+            SourceConfig::Kafka(k) => {
+                let options = kafka_source_options(config, n, k, trigger);
+                match trendflow_kafka::KafkaSource::new(options, n, metrics) {
+                    Ok(src) => {
+                        nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox))
+                    }
+                    Err(e) => errors.push(format!("sources.{n}: {e}")),
+                }
+            }
         }
     }
 
@@ -734,6 +873,30 @@ fn build_graph(
                     n,
                     metrics,
                 ))
+            }
+            SinkConfig::Kafka(c) => {
+                let mut o = trendflow_kafka::KafkaSinkOptions {
+                    bootstrap_servers: c.bootstrap_servers.clone(),
+                    topic: c.topic.clone(),
+                    extra: c.extra.clone(),
+                    ..Default::default()
+                };
+                if let Some(k) = c.key_format {
+                    o.key_format = match k {
+                        KafkaKeyFormat::Json => trendflow_kafka::KeyFormat::Json,
+                        KafkaKeyFormat::None => trendflow_kafka::KeyFormat::None,
+                    };
+                }
+                if let Some(d) = c.delivery_timeout {
+                    o.delivery_timeout = d.0;
+                }
+                match trendflow_kafka::KafkaSink::new(o, n, metrics) {
+                    Ok(sink) => Box::new(sink),
+                    Err(e) => {
+                        errors.push(format!("sinks.{n}: {e}"));
+                        continue;
+                    }
+                }
             }
             SinkConfig::Postgres(c) => {
                 let password = match &c.password_env {

@@ -240,6 +240,13 @@ fn source(v: Value) -> Result<SourceConfig, (String, Option<String>)> {
                 deserialize_part(v).map(SourceConfig::Generator)
             }),
             ("socket", |v| deserialize_part(v).map(SourceConfig::Socket)),
+            ("kafka", |v| deserialize_part(v).map(SourceConfig::Kafka)),
+            ("jetstream", |v| {
+                deserialize_part(v).map(SourceConfig::Jetstream)
+            }),
+            ("mastodon", |v| {
+                deserialize_part(v).map(SourceConfig::Mastodon)
+            }),
         ],
     )
 }
@@ -283,6 +290,7 @@ fn sink(v: Value) -> Result<SinkConfig, (String, Option<String>)> {
             ("postgres", |v| {
                 deserialize_part(v).map(SinkConfig::Postgres)
             }),
+            ("kafka", |v| deserialize_part(v).map(SinkConfig::Kafka)),
         ],
     )
 }

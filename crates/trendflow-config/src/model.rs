@@ -144,6 +144,10 @@ pub struct ApiConfig {
     /// The environment variable holding a token every request must carry (bearer token).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The memory tables over the PostgreSQL wire protocol (psql, Grafana, DBeaver); off
+    /// unless configured.
+    #[serde(default)]
+    pub pgwire: Option<PgWireConfig>,
 }
 
 impl Default for ApiConfig {
@@ -152,8 +156,26 @@ impl Default for ApiConfig {
             enabled: true,
             address: default_api_address(),
             token_env: None,
+            pgwire: None,
         }
     }
+}
+
+/// The PostgreSQL wire-protocol endpoint (docs/pgwire.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgWireConfig {
+    /// host:port; binds loopback unless told otherwise; when the port is taken the next nine
+    /// are tried; port 0 picks a free one.
+    #[serde(default = "default_pgwire_address")]
+    pub address: String,
+    /// The environment variable holding the password every client must give (any user name).
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn default_pgwire_address() -> String {
+    "127.0.0.1:5433".into()
 }
 
 fn default_api_address() -> String {
@@ -273,6 +295,54 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     Generator(GeneratorSourceConfig),
     Socket(SocketSourceConfig),
+    Kafka(KafkaSourceConfig),
+    /// Bluesky's public firehose of posts (docs/bluesky-jetstream.md).
+    Jetstream(trendflow_social::JetstreamOptions),
+    /// A Mastodon server's streaming timeline (docs/mastodon.md).
+    Mastodon(trendflow_social::MastodonOptions),
+}
+
+/// Records of Kafka topics, in epochs of offset ranges kept in the checkpoint (docs/kafka.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    pub bootstrap_servers: String,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// `earliest`, `latest` or `{topic: {partition: offset}}`.
+    #[serde(default)]
+    pub starting_offsets: Option<KafkaStartingOffsets>,
+    #[serde(default)]
+    pub max_offsets_per_trigger: Option<u64>,
+    #[serde(default = "default_true")]
+    pub fail_on_data_loss: bool,
+    #[serde(default)]
+    pub idle_timeout: Option<Dur>,
+    #[serde(default)]
+    pub poll_timeout: Option<Dur>,
+    #[serde(default)]
+    pub batch_bytes: Option<usize>,
+    /// librdkafka properties, as they are.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KafkaStartingOffsets {
+    Named(KafkaStartingPoint),
+    PerPartition(BTreeMap<String, BTreeMap<i32, i64>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStartingPoint {
+    Earliest,
+    Latest,
 }
 
 /// Realistic v1.1 tweets generated live (what `trendflow generate` writes, without files).
@@ -693,6 +763,30 @@ pub enum SinkConfig {
     Console(ConsoleSinkConfig),
     Parquet(ParquetSinkConfig),
     Postgres(PostgresSinkConfig),
+    Kafka(KafkaSinkConfig),
+}
+
+/// Result rows as JSON records on a Kafka topic, keyed by (window, key) (docs/kafka.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    pub inputs: Vec<String>,
+    pub bootstrap_servers: String,
+    pub topic: String,
+    /// `json` (the row's identity) or `none`.
+    #[serde(default)]
+    pub key_format: Option<KafkaKeyFormat>,
+    #[serde(default)]
+    pub delivery_timeout: Option<Dur>,
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaKeyFormat {
+    Json,
+    None,
 }
 
 impl SinkConfig {
@@ -703,6 +797,7 @@ impl SinkConfig {
             SinkConfig::Console(c) => &c.inputs,
             SinkConfig::Parquet(c) => &c.inputs,
             SinkConfig::Postgres(c) => &c.inputs,
+            SinkConfig::Kafka(c) => &c.inputs,
         }
     }
 }
