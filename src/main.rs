@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod bench_latency;
 mod bench_sinks;
+mod cluster_status;
 mod demo;
 mod generate;
 mod manage;
@@ -22,6 +23,7 @@ mod run;
 mod sql;
 mod tap;
 mod top;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -40,6 +42,12 @@ struct Cli {
     log_format: String,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Workers, their partitions, lag and checkpoints, and the global watermark.
+    Status(cluster_status::ClusterStatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +73,13 @@ enum Command {
     Top(top::TopArgs),
     /// Print samples of the records a component of a running pipeline sends on, as they pass.
     Tap(tap::TapArgs),
+    /// Run as one of several workers sharing the pipeline's Kafka topic (its `cluster`
+    /// section): one pipeline per partition this worker owns (docs/scale-out.md).
+    Worker(worker::WorkerArgs),
+    /// Scale-out workers: `cluster status PIPELINE.yaml` shows workers, their partitions,
+    /// lag per partition and the global watermark.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// A live generated stream through config/insee-hashtags.yaml, with the top hashtags of the
     /// last 3 hours shown every few seconds. Ctrl-C stops.
     Demo(demo::DemoArgs),
@@ -119,6 +134,8 @@ fn main() {
             Command::Sql(args) => sql::main(args).await,
             Command::Top(args) => top::main(args).await,
             Command::Tap(args) => tap::main(args).await,
+            Command::Worker(args) => worker::main(args).await,
+            Command::Cluster(ClusterCommand::Status(args)) => cluster_status::main(args).await,
             Command::Demo(args) => demo::main(args).await,
             Command::Bench(args) => bench::main(args).await,
             Command::Ps { all, json } => manage::ps(all, json).await,

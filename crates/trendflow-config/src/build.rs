@@ -292,6 +292,7 @@ fn kafka_source_options(
         bootstrap_servers: k.bootstrap_servers.clone(),
         topics: k.topics.clone(),
         topic_pattern: k.topic_pattern.clone(),
+        partitions: k.partitions.as_ref().map(KafkaPartitions::to_vec),
         group_id: k.group_id.clone(),
         max_offsets_per_trigger: k.max_offsets_per_trigger,
         fail_on_data_loss: k.fail_on_data_loss,

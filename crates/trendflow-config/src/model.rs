@@ -106,6 +106,9 @@ pub struct PipelineConfig {
     /// parquet sink); unset fields come from the standard `AWS_*` variables.
     #[serde(default)]
     pub s3: S3Config,
+    /// Workers sharing a Kafka topic (`trendflow worker`, docs/scale-out.md).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// Capacity of every mailbox, in batches (a raw batch is about 1 MB of lines).
     #[serde(default = "default_mailbox")]
     pub mailbox_capacity: usize,
@@ -130,6 +133,24 @@ impl PipelineConfig {
 
 fn default_mailbox() -> usize {
     8
+}
+
+/// How `trendflow worker` processes share a Kafka topic (docs/scale-out.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The consumer group the workers join to share the topic's partitions.
+    pub group_id: String,
+    /// Where each partition's checkpoint lives (`ROOT/pN`): a directory every worker
+    /// reaches, or `s3://bucket/prefix`.
+    pub checkpoint_root: String,
+    /// How long a silent worker keeps its partitions before the group gives them to others.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: Dur,
+}
+
+fn default_session_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
 }
 
 /// The embedded HTTP endpoint (SQL, status, metrics).
@@ -311,6 +332,10 @@ pub struct KafkaSourceConfig {
     pub topics: Vec<String>,
     #[serde(default)]
     pub topic_pattern: Option<String>,
+    /// Only these partitions: a list, or one number (what `--set` gives; a scale-out
+    /// worker's pipeline for one partition).
+    #[serde(default)]
+    pub partitions: Option<KafkaPartitions>,
     #[serde(default)]
     pub group_id: Option<String>,
     /// `earliest`, `latest` or `{topic: {partition: offset}}`.
@@ -329,6 +354,22 @@ pub struct KafkaSourceConfig {
     /// librdkafka properties, as they are.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KafkaPartitions {
+    One(i32),
+    Many(Vec<i32>),
+}
+
+impl KafkaPartitions {
+    pub fn to_vec(&self) -> Vec<i32> {
+        match self {
+            KafkaPartitions::One(p) => vec![*p],
+            KafkaPartitions::Many(p) => p.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -61,6 +61,9 @@ pub struct KafkaSourceOptions {
     /// subscription syntax, e.g. `^posts-.*`; internal topics `__*` excepted). Topics created
     /// later are picked up at the next epoch, from their earliest offset.
     pub topic_pattern: Option<String>,
+    /// Read only these partition numbers (of every topic read). `None`: all. A scale-out
+    /// worker runs one pipeline per partition it owns (docs/scale-out.md).
+    pub partitions: Option<Vec<i32>>,
     /// A consumer group to commit offsets to once every sink has committed an epoch, so that
     /// lag dashboards and tools (`kafka-consumer-groups`) see the source's progress. Only for
     /// monitoring: the source reads from its checkpoint, never from the group, and never joins
@@ -112,6 +115,7 @@ impl Default for KafkaSourceOptions {
             bootstrap_servers: String::new(),
             topics: Vec::new(),
             topic_pattern: None,
+            partitions: None,
             group_id: None,
             starting_offsets: StartingOffsets::default(),
             max_offsets_per_trigger: None,
@@ -132,6 +136,7 @@ impl std::fmt::Debug for KafkaSourceOptions {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topics", &self.topics)
             .field("topic_pattern", &self.topic_pattern)
+            .field("partitions", &self.partitions)
             .field("group_id", &self.group_id)
             .field("starting_offsets", &self.starting_offsets)
             .field("max_offsets_per_trigger", &self.max_offsets_per_trigger)
@@ -555,10 +560,14 @@ impl Source for KafkaSource {
         Box::pin(async move {
             let consumer = self.consumer()?;
             let subscription = self.subscription.clone();
+            let only = self.options.partitions.clone();
             let timeout = self.options.poll_timeout;
             let marks = blocking(move || {
                 retrying("listing partitions and their offsets", timeout, |left| {
-                    let partitions = list_partitions(&consumer, &subscription, left)?;
+                    let mut partitions = list_partitions(&consumer, &subscription, left)?;
+                    if let Some(only) = &only {
+                        partitions.retain(|p| only.contains(&p.partition));
+                    }
                     query_watermarks(&consumer, &partitions, left)
                 })
             })
@@ -725,7 +734,22 @@ impl Source for KafkaSource {
     }
 
     fn state_signature(&self) -> Option<String> {
-        Some(format!("kafka source v1 {}", self.subscription.describe()))
+        // A restriction to some partitions is part of what the state is about: a worker's
+        // checkpoint of partition 3 must not be restored into partition 5's pipeline.
+        let only = match &self.options.partitions {
+            None => String::new(),
+            Some(p) => format!(
+                " partitions {}",
+                p.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        Some(format!(
+            "kafka source v1 {}{only}",
+            self.subscription.describe()
+        ))
     }
 
     /// The next offset of every partition, and each partition's frontier clock.

@@ -341,3 +341,24 @@ async fn committed_epochs_are_reported_to_the_consumer_group() {
     };
     assert_eq!(committed, vec![Offset::Offset(10), Offset::Offset(10)]);
 }
+
+/// A scale-out worker's pipeline for one partition reads that partition and nothing else, and
+/// its state is marked as that partition's.
+#[tokio::test]
+async fn a_source_restricted_to_partitions_reads_only_them() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("posts", 4);
+    let posts = generate_posts(400, 4, T0, 1_000);
+    kafka.produce("posts", posts.iter().map(GeneratedPost::record));
+    let mut o = options(&kafka, "posts");
+    o.partitions = Some(vec![1, 3]);
+    let mut source = KafkaSource::new(o, "kafka", &Metrics::new()).unwrap();
+    let mut out = CollectingSender::new();
+    read_until_idle(&mut source, 0, &mut out).await.unwrap();
+    let mut want = expected("posts", &posts);
+    want.retain(|origin, _| origin.ends_with("/1") || origin.ends_with("/3"));
+    assert_eq!(by_origin(&out.records()), want);
+    assert_eq!(source.describe_offset(), "posts/1:100 posts/3:100");
+    let all = KafkaSource::new(options(&kafka, "posts"), "kafka", &Metrics::new()).unwrap();
+    assert_ne!(source.state_signature(), all.state_signature());
+}
