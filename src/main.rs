@@ -16,6 +16,7 @@ mod cluster_status;
 mod demo;
 mod generate;
 mod manage;
+mod merge_view;
 mod progress;
 mod progress_bar;
 mod registry;

@@ -325,6 +325,30 @@ pub async fn main(args: WorkerArgs) -> i32 {
         "trendflow: worker of `{name}` in group `{}` (checkpoints under {})",
         cluster.group_id, cluster.checkpoint_root
     );
+    // The global table of each PostgreSQL sink: a view summing the partitions' tables.
+    let partitions: Vec<i32> = consumer
+        .fetch_metadata(Some(&kafka.topics[0]), Duration::from_secs(30))
+        .ok()
+        .and_then(|m| {
+            m.topics()
+                .first()
+                .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        })
+        .unwrap_or_default();
+    let mut views = Vec::new();
+    for (sink, c) in &config.sinks {
+        if let SinkConfig::Postgres(c) = c
+            && !partitions.is_empty()
+        {
+            let view = crate::merge_view::MergeView {
+                connection: c.url.clone(),
+                password: c.password_env.as_ref().and_then(|v| std::env::var(v).ok()),
+                table: c.table.clone().unwrap_or_else(|| sink.clone()),
+                partitions: partitions.clone(),
+            };
+            views.push(tokio::spawn(view.create_when_ready()));
+        }
+    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let stop = stop.clone();
@@ -351,5 +375,8 @@ pub async fn main(args: WorkerArgs) -> i32 {
     eprintln!("trendflow: worker stopping: partitions finish their epoch");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = poller.await;
+    for v in views {
+        v.abort();
+    }
     0
 }

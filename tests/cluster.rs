@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use trendflow_connectors::testkit::postgres_server::PostgresServer;
 use trendflow_kafka::testkit::{MockKafka, TestRecord};
 
 const CONFIG: &str = "tests/fixtures/cluster-pipeline.yaml";
@@ -46,6 +47,8 @@ struct Cluster<'a> {
     dir: PathBuf,
     kafka: &'a MockKafka,
     group: String,
+    /// The database the PostgreSQL sinks write to (one per run).
+    postgres: &'a PostgresServer,
 }
 
 impl Cluster<'_> {
@@ -70,6 +73,11 @@ impl Cluster<'_> {
                 format!("sinks.result.path={}", out.join("q2.csv").display()),
                 "--set".to_string(),
                 format!("sinks.id_table.path={}", out.join("ids.csv").display()),
+                "--set".to_string(),
+                format!(
+                    "sinks.counts_pg.url={}",
+                    self.postgres.connection_string(&self.group)
+                ),
             ])
             .current_dir(root())
             .env("TRENDFLOW_RUN_DIR", &self.dir)
@@ -113,6 +121,38 @@ impl Cluster<'_> {
         (all, rows)
     }
 
+    /// The merged view the workers create in PostgreSQL, once it exists: rows and total.
+    fn view(&self) -> Option<(usize, i64)> {
+        let exists = self
+            .postgres
+            .psql(
+                &self.group,
+                "SELECT to_regclass('hashtag_counts') IS NOT NULL",
+            )
+            .ok()?;
+        if exists.trim() != "t" {
+            return None;
+        }
+        let out = self
+            .postgres
+            .psql(
+                &self.group,
+                "SELECT count(*), coalesce(sum(count), 0) FROM hashtag_counts",
+            )
+            .ok()?;
+        let (rows, total) = out.trim().split_once('|')?;
+        Some((rows.parse().ok()?, total.parse().ok()?))
+    }
+
+    fn view_rows(&self) -> String {
+        self.postgres
+            .psql(
+                &self.group,
+                "SELECT window_start, window_end, word, count FROM hashtag_counts ORDER BY 1, 2, 3",
+            )
+            .unwrap()
+    }
+
     fn wait_for_ids(&self, want: usize) {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
@@ -144,12 +184,17 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
     let dir = tempfile::tempdir().unwrap();
     let kafka = MockKafka::start(3);
     produce_tweets(&kafka, dir.path());
+    let postgres = PostgresServer::start().expect("a PostgreSQL server for the merged table");
+    for db in ["single", "cluster"] {
+        postgres.create_database(db).unwrap();
+    }
 
     // One worker alone: every partition is its own pipeline in it.
     let single = Cluster {
         dir: dir.path().to_path_buf(),
         kafka: &kafka,
         group: "single".into(),
+        postgres: &postgres,
     };
     let w = single.worker();
     // 1% malformed lines are dead letters; the clean run tells how many ids there are.
@@ -166,13 +211,18 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
         assert!(Instant::now() < deadline, "the single worker never settled");
         std::thread::sleep(Duration::from_millis(300));
     };
+    // The merged view: the same rows as the per-partition files summed.
+    let (want, want_rows) = single.merged();
+    let want_total: i64 = want.values().sum();
+    wait_until("the single worker's merged view", || {
+        single.view() == Some((want.len(), want_total))
+    });
     stop(w);
     let ids = single.ids();
     assert!(
         ids.values().all(|&c| c == 1),
         "an id counted twice by one worker"
     );
-    let (want, want_rows) = single.merged();
     assert!(want.len() > 1_000, "too small a result: {}", want.len());
 
     // Three workers, one killed, one joining, one leaving gracefully.
@@ -180,6 +230,7 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
         dir: dir.path().to_path_buf(),
         kafka: &kafka,
         group: "cluster".into(),
+        postgres: &postgres,
     };
     let mut workers: Vec<Child> = (0..3).map(|_| cluster.worker()).collect();
     cluster.wait_for_ids(want_ids / 4);
@@ -253,6 +304,16 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
         .map(|l| l.split_whitespace().nth(3).unwrap_or(""))
         .collect();
     assert!(lags.iter().all(|l| *l == "0"), "lag left:\n{status}");
+    // PostgreSQL: each partition's table written exactly once across the hand-overs, so the
+    // view equals the single worker's, row for row.
+    wait_until("the cluster's merged view", || {
+        cluster.view() == Some((want.len(), want_total))
+    });
+    assert_eq!(
+        cluster.view_rows(),
+        single.view_rows(),
+        "merged views differ"
+    );
     for w in workers {
         stop(w);
     }
