@@ -8,40 +8,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use trendflow_connectors::testkit::postgres_server::PostgresServer;
-use trendflow_kafka::testkit::{MockKafka, TestRecord};
+use trendflow_kafka::testkit::MockKafka;
 
 const CONFIG: &str = "tests/fixtures/cluster-pipeline.yaml";
 const PARTITIONS: i32 = 8;
-
-fn produce_tweets(kafka: &MockKafka, dir: &Path) -> usize {
-    let raw = generate_crash_input(dir, 16, 150);
-    let mut files: Vec<_> = std::fs::read_dir(&raw)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let mut records = Vec::new();
-    for f in files {
-        for line in std::fs::read(f).unwrap().split(|&b| b == b'\n') {
-            if !line.is_empty() {
-                records.push(TestRecord {
-                    partition: records.len() as i32 % PARTITIONS,
-                    payload: Some(line.to_vec()),
-                });
-            }
-        }
-    }
-    let n = records.len();
-    kafka.create_topic("tweets", PARTITIONS);
-    kafka.produce("tweets", records);
-    n
-}
 
 struct Cluster<'a> {
     dir: PathBuf,
@@ -183,7 +159,7 @@ fn stop(mut child: Child) {
 fn workers_killed_and_joining_merge_to_the_single_worker_table() {
     let dir = tempfile::tempdir().unwrap();
     let kafka = MockKafka::start(3);
-    produce_tweets(&kafka, dir.path());
+    produce_generated_tweets(&kafka, dir.path(), (16, 150), PARTITIONS);
     let postgres = PostgresServer::start().expect("a PostgreSQL server for the merged table");
     for db in ["single", "cluster"] {
         postgres.create_database(db).unwrap();

@@ -268,3 +268,37 @@ pub fn kill_at_random_moments(
     }
     (kills, false)
 }
+
+/// Generated crash input (see [`generate_crash_input`]) produced to topic `tweets` of
+/// `kafka`, its lines dealt to the `partitions` in turn (lines of one file stay in order within
+/// their partition, as a keyed producer keeps them). Bytes, not text: some malformed lines are
+/// not UTF-8. Returns how many records.
+#[allow(dead_code)]
+pub fn produce_generated_tweets(
+    kafka: &trendflow_kafka::testkit::MockKafka,
+    dir: &Path,
+    (files, per_file): (usize, usize),
+    partitions: i32,
+) -> usize {
+    let raw = generate_crash_input(dir, files, per_file);
+    let mut paths: Vec<_> = std::fs::read_dir(&raw)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let mut records = Vec::new();
+    for f in paths {
+        for line in std::fs::read(f).unwrap().split(|&b| b == b'\n') {
+            if !line.is_empty() {
+                records.push(trendflow_kafka::testkit::TestRecord {
+                    partition: records.len() as i32 % partitions,
+                    payload: Some(line.to_vec()),
+                });
+            }
+        }
+    }
+    let n = records.len();
+    kafka.create_topic("tweets", partitions);
+    kafka.produce("tweets", records);
+    n
+}

@@ -12,39 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
-use trendflow_kafka::testkit::{MockKafka, TestRecord};
+use trendflow_kafka::testkit::MockKafka;
 
 const CONFIG: &str = "tests/fixtures/kafka-pipeline.yaml";
 const PARTITIONS: i32 = 8;
-
-/// The generated tweets' lines, dealt to the partitions in turn (lines of one file stay in
-/// order within their partition, as a keyed producer would keep them).
-fn produce_tweets(kafka: &MockKafka, dir: &Path) -> usize {
-    let raw = generate_crash_input(dir, 24, 150);
-    let mut files: Vec<_> = std::fs::read_dir(&raw)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let mut records = Vec::new();
-    for f in files {
-        // Bytes, not text: 1% of the lines are malformed on purpose, some not UTF-8.
-        for line in std::fs::read(f).unwrap().split(|&b| b == b'\n') {
-            if line.is_empty() {
-                continue;
-            }
-            records.push(TestRecord {
-                partition: records.len() as i32 % PARTITIONS,
-                payload: Some(line.to_vec()),
-            });
-        }
-    }
-    let n = records.len();
-    kafka.create_topic("tweets", PARTITIONS);
-    kafka.create_topic("hashtag-counts", 2);
-    kafka.produce("tweets", records);
-    n
-}
 
 fn command(dir: &Path, kafka: &MockKafka, name: &str) -> Command {
     let out = dir.join(name);
@@ -105,7 +76,7 @@ fn a_run_killed_at_random_moments_equals_a_clean_run() {
     for t in ["counts-clean", "counts-crashed"] {
         kafka.create_topic(t, 2);
     }
-    let tweets = produce_tweets(&kafka, dir.path());
+    let tweets = produce_generated_tweets(&kafka, dir.path(), (24, 150), PARTITIONS);
 
     run_to_end(dir.path(), &kafka, "clean");
     let (_, want) = table(&dir.path().join("clean/q2.csv"));

@@ -48,6 +48,31 @@ impl<T> Inbox<T> {
         Ok(taken)
     }
 
+    /// An epoch's worth of items: up to `max` that `keep` accepts (it sees every item taken,
+    /// and records or counts it). Items it rejects (duplicates after a reconnect, edits) do
+    /// not count towards `max`, so new ones behind them do not wait a trigger; examining is
+    /// bounded all the same (4 × `max`), so that a plan always ends.
+    pub(crate) fn take_new(
+        &self,
+        max: usize,
+        mut keep: impl FnMut(T) -> bool,
+    ) -> Result<usize, String> {
+        let (mut taken, mut examined) = (0, 0);
+        while taken < max && examined < 4 * max {
+            let items = self.take(max - taken)?;
+            if items.is_empty() {
+                break;
+            }
+            examined += items.len();
+            for item in items {
+                if keep(item) {
+                    taken += 1;
+                }
+            }
+        }
+        Ok(taken)
+    }
+
     pub(crate) fn push(&self, item: T) {
         self.state.lock().unwrap().items.push_back(item);
     }

@@ -148,25 +148,18 @@ impl Source for JetstreamSource {
         self.connect();
         let max = self.options.max_events_per_trigger;
         let mut lines = Vec::new();
-        let (mut taken, mut examined) = (0, 0);
-        // Duplicates do not count towards the epoch's events: after a reconnect the inbox
-        // may start with a run of them, and the new events behind should not wait a trigger.
-        // Examining is bounded all the same, so that a plan always ends.
-        while taken < max && examined < 4 * max {
-            let received = match self.inbox.take(max - taken) {
-                Ok(received) if received.is_empty() => break,
-                Ok(received) => received,
-                Err(fatal) => return Box::pin(async move { Err(OperatorError::new(fatal)) }),
-            };
-            examined += received.len();
-            for event in received {
-                if self.remember(event.head.identity.as_deref(), event.head.time_us) {
-                    push_as_line(&mut lines, &event.payload);
-                    taken += 1;
-                } else {
-                    self.duplicates.inc();
-                }
+        let inbox = self.inbox.clone();
+        let taken = inbox.take_new(max, |event| {
+            if self.remember(event.head.identity.as_deref(), event.head.time_us) {
+                push_as_line(&mut lines, &event.payload);
+                true
+            } else {
+                self.duplicates.inc();
+                false
             }
+        });
+        if let Err(fatal) = taken {
+            return Box::pin(async move { Err(OperatorError::new(fatal)) });
         }
         self.forget_past_the_horizon();
         let plan = if lines.is_empty() {

@@ -172,28 +172,23 @@ impl Source for MastodonSource {
         self.connect();
         let max = self.options.max_events_per_trigger;
         let mut lines = Vec::new();
-        let (mut taken, mut examined) = (0, 0);
-        // Duplicates and edits do not count towards the epoch's statuses: the new ones
-        // behind them should not wait a trigger. Examining is bounded all the same, so that
-        // a plan always ends.
-        while taken < max && examined < 4 * max {
-            let arrivals = match self.inbox.take(max - taken) {
-                Ok(arrivals) if arrivals.is_empty() => break,
-                Ok(arrivals) => arrivals,
-                Err(fatal) => return Box::pin(async move { Err(OperatorError::new(fatal)) }),
-            };
-            examined += arrivals.len();
-            for arrival in arrivals {
-                if self.is_new(&arrival) {
-                    push_as_line(&mut lines, &arrival.payload);
-                    self.remember(arrival.id);
-                    taken += 1;
-                } else if arrival.edit {
+        let inbox = self.inbox.clone();
+        let taken = inbox.take_new(max, |arrival| {
+            if self.is_new(&arrival) {
+                push_as_line(&mut lines, &arrival.payload);
+                self.remember(arrival.id);
+                true
+            } else {
+                if arrival.edit {
                     self.edits.inc();
                 } else {
                     self.duplicates.inc();
                 }
+                false
             }
+        });
+        if let Err(fatal) = taken {
+            return Box::pin(async move { Err(OperatorError::new(fatal)) });
         }
         let plan = if lines.is_empty() {
             EpochPlan::Idle
