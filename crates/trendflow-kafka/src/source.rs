@@ -187,6 +187,11 @@ pub struct KafkaSource {
     /// The offsets reached by epochs read but not yet committed by every sink (kept only with
     /// a `group_id`, to commit them in `on_commit`).
     uncommitted: BTreeMap<Epoch, Vec<(TopicPartition, i64)>>,
+    /// The offsets of a restored checkpoint, committed to `group_id` at the next plan: the
+    /// commit of the last epoch before a stop may never have reached the broker (it is sent
+    /// without waiting), and a restarted run with nothing new to read commits no epoch, so
+    /// the group's lag would stay stale.
+    restored_to_commit: Option<Vec<(TopicPartition, i64)>>,
     bytes_in: Counter,
     tombstones: Counter,
     offsets_lost: Counter,
@@ -250,6 +255,7 @@ impl KafkaSource {
             started: false,
             end_offsets: None,
             uncommitted: BTreeMap::new(),
+            restored_to_commit: None,
             bytes_in: metrics.counter(names::BYTES_IN, component),
             tombstones: metrics.counter_labeled(
                 names::CONTROL_MESSAGES,
@@ -259,6 +265,27 @@ impl KafkaSource {
             offsets_lost: metrics.counter(names::KAFKA_OFFSETS_LOST, component),
             options,
         })
+    }
+
+    /// Commits offsets to `group_id` without waiting: for monitoring only, so a failure is a
+    /// warning.
+    fn commit_to_group(&self, consumer: &SourceConsumer, offsets: &[(TopicPartition, i64)]) {
+        let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+        for (p, offset) in offsets {
+            if let Err(e) = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*offset))
+            {
+                tracing::warn!(component = %self.component, error = %e, "kafka source: cannot commit offsets");
+                return;
+            }
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(
+                component = %self.component,
+                error = %e,
+                "kafka source: committing offsets to the consumer group failed (they serve \
+                 monitoring only; trendflow's checkpoint is unaffected)"
+            );
+        }
     }
 
     fn consumer(&mut self) -> Result<Arc<SourceConsumer>, OperatorError> {
@@ -559,6 +586,9 @@ impl Source for KafkaSource {
     fn plan_epoch(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
         Box::pin(async move {
             let consumer = self.consumer()?;
+            if let Some(restored) = self.restored_to_commit.take() {
+                self.commit_to_group(&consumer, &restored);
+            }
             let subscription = self.subscription.clone();
             let only = self.options.partitions.clone();
             let timeout = self.options.poll_timeout;
@@ -700,25 +730,8 @@ impl Source for KafkaSource {
                 }
                 reached = Some(entry.remove());
             }
-            let (Some(reached), Some(consumer)) = (reached, &self.consumer) else {
-                return Ok(());
-            };
-            let mut tpl = TopicPartitionList::with_capacity(reached.len());
-            for (p, offset) in &reached {
-                if let Err(e) =
-                    tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*offset))
-                {
-                    tracing::warn!(component = %self.component, error = %e, "kafka source: cannot commit offsets");
-                    return Ok(());
-                }
-            }
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(
-                    component = %self.component,
-                    error = %e,
-                    "kafka source: committing offsets to the consumer group failed (they serve \
-                     monitoring only; trendflow's checkpoint is unaffected)"
-                );
+            if let (Some(reached), Some(consumer)) = (reached, &self.consumer) {
+                self.commit_to_group(consumer, &reached);
             }
             Ok(())
         })
@@ -799,10 +812,19 @@ impl Source for KafkaSource {
             frontier.insert(p, clock);
         }
         r.end().map_err(bad)?;
+        let next_offsets_empty = next_offsets.is_empty();
         self.started = started;
         self.next_offsets = next_offsets;
         self.frontier = frontier;
         self.uncommitted.clear();
+        if self.options.group_id.is_some() && !next_offsets_empty {
+            self.restored_to_commit = Some(
+                self.next_offsets
+                    .iter()
+                    .map(|(p, o)| (p.clone(), *o))
+                    .collect(),
+            );
+        }
         // A restored run is a new run: a bounded one takes its end offsets at its first plan.
         self.end_offsets = None;
         Ok(())

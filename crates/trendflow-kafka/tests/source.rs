@@ -319,27 +319,62 @@ async fn committed_epochs_are_reported_to_the_consumer_group() {
     assert_eq!(plans.len(), 4);
     // Every sink committed epoch 1 (of 0..=3): offsets 10 per partition.
     source.on_commit(1).await.unwrap();
-    let group: BaseConsumer = ClientConfig::new()
+    let committed = committed_offsets(&kafka, "dashboards");
+    assert_eq!(committed, vec![Offset::Offset(10), Offset::Offset(10)]);
+}
+
+/// Polls the offsets committed under `group` for `posts/0` and `posts/1` until both are set
+/// (commits are sent without waiting; the mock takes milliseconds).
+fn committed_offsets(kafka: &MockKafka, group: &str) -> Vec<Offset> {
+    let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap_servers())
-        .set("group.id", "dashboards")
+        .set("group.id", group)
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition("posts", 0);
     tpl.add_partition("posts", 1);
-    // The commit is asynchronous: wait for it to land (bounded; the mock takes milliseconds).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let committed = loop {
-        let c = group
+    loop {
+        let c = consumer
             .committed_offsets(tpl.clone(), Duration::from_secs(10))
             .unwrap();
         let offsets: Vec<Offset> = c.elements().iter().map(|e| e.offset()).collect();
         if offsets.iter().all(|o| *o != Offset::Invalid) || Instant::now() > deadline {
-            break offsets;
+            return offsets;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(committed, vec![Offset::Offset(10), Offset::Offset(10)]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A run restored from a checkpoint commits the checkpoint's offsets to the group at its first
+/// plan, even with nothing new to read: the stopped run's last commit may never have left it,
+/// and the lag a dashboard shows would otherwise stay stale.
+#[tokio::test]
+async fn a_restored_run_reports_its_checkpoint_offsets_to_the_group() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("posts", 2);
+    let posts = generate_posts(40, 2, T0, 1_000);
+    kafka.produce("posts", posts.iter().map(GeneratedPost::record));
+    let mut o = options(&kafka, "posts");
+    o.group_id = Some("restored".into());
+    // The first run reads everything, is checkpointed, and stops before any commit.
+    let mut first = KafkaSource::new(o.clone(), "kafka", &Metrics::new()).unwrap();
+    read_until_idle(&mut first, 0, &mut CollectingSender::new())
+        .await
+        .unwrap();
+    let state = first.snapshot().unwrap();
+    drop(first);
+    let mut second = KafkaSource::new(o, "kafka", &Metrics::new()).unwrap();
+    second.restore(&state).unwrap();
+    assert!(matches!(
+        second.plan_epoch(9).await.unwrap(),
+        EpochPlan::Idle
+    ));
+    assert_eq!(
+        committed_offsets(&kafka, "restored"),
+        vec![Offset::Offset(20), Offset::Offset(20)]
+    );
 }
 
 /// A scale-out worker's pipeline for one partition reads that partition and nothing else, and
