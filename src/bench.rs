@@ -60,6 +60,18 @@ pub struct BenchArgs {
     /// PostgreSQL to write to (a throwaway local server is started otherwise).
     #[arg(long)]
     pub postgres_url: Option<String>,
+    /// Measure scale-out workers instead (docs/scale-out.md): Q2 on an in-process Kafka
+    /// topic of 8 partitions read by each of these worker counts, then the rebalance pause
+    /// after a kill -9 and a SIGTERM of one worker (with the last count, if 2 or more).
+    #[arg(long, value_delimiter = ',')]
+    pub workers: Vec<usize>,
+    /// Tweets on the topic for `--workers` (the mock cluster holds 5 MB of compressed record
+    /// batches per partition).
+    #[arg(long, default_value_t = 40_000)]
+    pub cluster_tweets: u64,
+    /// The workers' consumer-group session timeout (a dead worker's partitions move after it).
+    #[arg(long, default_value = "6s")]
+    pub session_timeout: String,
     /// Internal: run one measurement in this process ("plain:q2", "actors:q2:2") and print
     /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
     #[arg(long, hide = true)]
@@ -233,6 +245,32 @@ async fn run_pipeline(
 }
 
 pub async fn main(args: BenchArgs) -> i32 {
+    if !args.workers.is_empty() {
+        let (tweets, workers, session, keep) = (
+            args.cluster_tweets,
+            args.workers.clone(),
+            args.session_timeout.clone(),
+            args.dir.clone(),
+        );
+        let measured = tokio::task::spawn_blocking(move || {
+            crate::bench_cluster::measure(tweets, &workers, &session, keep.as_deref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        return match measured {
+            Ok(b) => {
+                print!("{}", crate::bench_cluster::report(&b));
+                if args.json {
+                    println!("{}", serde_json::to_string(&b).unwrap_or_default());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("trendflow bench --workers: {e}");
+                1
+            }
+        };
+    }
     let tmp = tempfile::Builder::new()
         .prefix("trendflow-bench-")
         .tempdir()

@@ -4,17 +4,16 @@
 //! checkpoint root; no coordinator of its own (docs/scale-out.md).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use trendflow_config::{Override, SourceConfig, load_file};
+use trendflow_config::{Override, SourceConfig, checkpoint_store, load_file};
 use trendflow_core::time::format_iso_utc;
-use trendflow_runtime::checkpoint::{Checkpointer, LocalDirStore};
+use trendflow_runtime::checkpoint::Checkpointer;
 
 #[derive(Args)]
 pub struct ClusterStatusArgs {
@@ -162,16 +161,18 @@ pub async fn main(args: ClusterStatusArgs) -> i32 {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             });
-        let checkpoint = match &local_root {
-            Some(root) => {
-                let store = Arc::new(LocalDirStore::new(root.join(format!("p{p}"))));
-                Checkpointer::new(store, 2)
-                    .load_latest(&format!("{name}-p{p}"))
-                    .await
-                    .ok()
-                    .flatten()
+        // The partition's checkpoint, on a directory or S3 (the pipeline's `s3` settings).
+        let path = format!("{}/p{p}", cluster.checkpoint_root.trim_end_matches('/'));
+        let checkpoint = match checkpoint_store(&config, Path::new(&path)) {
+            Ok((store, _)) => Checkpointer::new(store, 2)
+                .load_latest(&format!("{name}-p{p}"))
+                .await
+                .ok()
+                .flatten(),
+            Err(e) => {
+                eprintln!("trendflow cluster status: {e}");
+                None
             }
-            None => None,
         };
         let watermark = checkpoint.as_ref().and_then(|c| c.watermark);
         // Without the group's description (brokers that do not answer it), the owner the

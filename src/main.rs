@@ -10,6 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod bench_cluster;
 mod bench_latency;
 mod bench_sinks;
 mod cluster_status;

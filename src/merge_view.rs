@@ -4,13 +4,14 @@
 //! workers (docs/scale-out.md). A worker creates (or replaces) the view once every partition's
 //! table exists; all workers may do it, the statement is the same.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 /// What the view needs: where, the base name, and the topic's partitions.
 pub struct MergeView {
     pub connection: String,
     pub password: Option<String>,
+    /// PEM certificates trusted for TLS besides the system's, as for the sink.
+    pub ca_file: Option<std::path::PathBuf>,
     pub table: String,
     pub partitions: Vec<i32>,
 }
@@ -56,16 +57,13 @@ impl MergeView {
     }
 
     async fn try_create(&self) -> Result<bool, String> {
-        let mut config =
-            tokio_postgres::Config::from_str(&self.connection).map_err(|e| e.to_string())?;
-        if let Some(p) = &self.password {
-            config.password(p);
-        }
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
+        // TLS exactly as the sinks connect (unless `sslmode=disable`).
+        let client = trendflow_connectors::postgres_sink::connect_as_sink(
+            &self.connection,
+            self.password.as_deref(),
+            self.ca_file.as_deref(),
+        )
+        .await?;
         for p in &self.partitions {
             let name = format!("{}_p{p}", self.table);
             let row = client
@@ -107,6 +105,7 @@ mod tests {
         let v = MergeView {
             connection: String::new(),
             password: None,
+            ca_file: None,
             table: "counts".into(),
             partitions: vec![0, 1],
         };

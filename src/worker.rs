@@ -47,12 +47,14 @@ struct PartitionPlan {
     group_id: String,
     /// `--set` values naming each sink's per-partition output, with `{p}` for the partition.
     outputs: Vec<(String, String)>,
+    /// The PostgreSQL sinks, fenced with the generation that assigned the partition.
+    fenced_sinks: Vec<String>,
 }
 
 impl PartitionPlan {
     /// `ROOT/pN/owner`: which worker runs the partition, for `cluster status` (what Kafka's
     /// group description also says, when the brokers answer it). Local roots only.
-    fn record_owner(&self, partition: i32) {
+    fn record_owner(&self, partition: i32, generation: Option<i32>) {
         if self.checkpoint_root.starts_with("s3") {
             return;
         }
@@ -63,11 +65,16 @@ impl PartitionPlan {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
         );
-        let text = format!("{} pid {} since {since}\n", host.trim(), std::process::id());
+        let generation = generation.map_or("?".to_string(), |g| g.to_string());
+        let text = format!(
+            "{} pid {} generation {generation} since {since}\n",
+            host.trim(),
+            std::process::id()
+        );
         let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("owner"), text));
     }
 
-    fn command(&self, partition: i32) -> Command {
+    fn command(&self, partition: i32, generation: Option<i32>) -> Command {
         let mut c = Command::new(&self.exe);
         c.arg("run").arg(&self.pipeline);
         let mut set = |k: String, v: String| {
@@ -99,6 +106,14 @@ impl PartitionPlan {
         for (key, value) in &self.outputs {
             set(key.clone(), value.replace("{p}", &partition.to_string()));
         }
+        if let Some(generation) = generation {
+            for sink in &self.fenced_sinks {
+                set(
+                    format!("sinks.{sink}.owner_generation"),
+                    generation.to_string(),
+                );
+            }
+        }
         // A partition's pipeline never outlives its worker: a dead worker's partitions go to
         // the others, who must not find a second owner still writing.
         unsafe {
@@ -117,23 +132,27 @@ impl PartitionPlan {
 struct Owned {
     plan: PartitionPlan,
     children: Mutex<BTreeMap<i32, Child>>,
+    /// The consumer-group generation of the latest assignment (None: unknown).
+    generation: Mutex<Option<i32>>,
 }
 
 impl Owned {
-    fn start(&self, partitions: &[i32]) {
+    fn start(&self, partitions: &[i32], generation: Option<i32>) {
+        *self.generation.lock().unwrap() = generation;
         let mut children = self.children.lock().unwrap();
         for &p in partitions {
             if children.contains_key(&p) {
                 continue;
             }
-            match self.plan.command(p).spawn() {
+            match self.plan.command(p, generation).spawn() {
                 Ok(child) => {
                     tracing::info!(
                         partition = p,
                         pid = child.id(),
+                        generation,
                         "partition pipeline started"
                     );
-                    self.plan.record_owner(p);
+                    self.plan.record_owner(p, generation);
                     children.insert(p, child);
                 }
                 Err(e) => {
@@ -179,9 +198,10 @@ impl Owned {
                 _ => None,
             })
             .collect();
+        let generation = *self.generation.lock().unwrap();
         for p in exited {
             children.remove(&p);
-            if let Ok(child) = self.plan.command(p).spawn() {
+            if let Ok(child) = self.plan.command(p, generation).spawn() {
                 children.insert(p, child);
             }
         }
@@ -214,11 +234,30 @@ impl ConsumerContext for WorkerContext {
             Rebalance::Assign(list) => {
                 // The group consumer reads nothing itself: the pipelines read.
                 let _ = consumer.pause(list);
-                self.owned.start(&partitions_of(list));
+                self.owned
+                    .start(&partitions_of(list), group_generation(consumer));
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
+    }
+}
+
+/// The generation of the group membership `consumer` has now (it grows at every rebalance),
+/// the fence of the pipelines this assignment starts. rdkafka does not expose it: read
+/// through librdkafka's group metadata.
+fn group_generation(consumer: &BaseConsumer<WorkerContext>) -> Option<i32> {
+    // SAFETY: the client pointer is valid for the consumer's lifetime; the metadata is
+    // owned here and destroyed after its generation is read.
+    unsafe {
+        let metadata =
+            rdkafka_sys::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
+        if metadata.is_null() {
+            return None;
+        }
+        let generation = rdkafka_sys::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        rdkafka_sys::rd_kafka_consumer_group_metadata_destroy(metadata);
+        (generation >= 0).then_some(generation)
     }
 }
 
@@ -296,8 +335,15 @@ pub async fn main(args: WorkerArgs) -> i32 {
             checkpoint_root: cluster.checkpoint_root.clone(),
             group_id: cluster.group_id.clone(),
             outputs: partition_outputs(&config),
+            fenced_sinks: config
+                .sinks
+                .iter()
+                .filter(|(_, s)| matches!(s, SinkConfig::Postgres(_)))
+                .map(|(n, _)| n.clone())
+                .collect(),
         },
         children: Mutex::new(BTreeMap::new()),
+        generation: Mutex::new(None),
     });
     let session_ms = cluster.session_timeout.0.as_millis().max(1_000);
     let consumer: BaseConsumer<WorkerContext> = match ClientConfig::new()
@@ -343,6 +389,7 @@ pub async fn main(args: WorkerArgs) -> i32 {
             let view = crate::merge_view::MergeView {
                 connection: c.url.clone(),
                 password: c.password_env.as_ref().and_then(|v| std::env::var(v).ok()),
+                ca_file: c.ca_file.clone(),
                 table: c.table.clone().unwrap_or_else(|| sink.clone()),
                 partitions: partitions.clone(),
             };

@@ -71,6 +71,7 @@ fn validate_reports_every_error_with_its_line() {
         // The live configs: validating builds the sources, which connect only when the
         // first epoch is planned.
         "config/tutorial-kafka.yaml",
+        "config/tutorial-kafka-workers.yaml",
         "config/bluesky-live.yaml",
         "config/mastodon-live.yaml",
     ] {

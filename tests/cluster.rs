@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -238,6 +238,67 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
     }
     // `cluster status`: every partition owned, read to its end (lag 0), and the global
     // watermark from the partitions' checkpoints.
+    // Offsets reach the group without waiting: poll the status until every lag is 0.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = cluster_status(&kafka, dir.path());
+        if cluster_lags(&status).iter().all(|l| l == "0") || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("{status}");
+    assert!(status.contains("global watermark"), "{status}");
+    assert_eq!(
+        status.matches("tweets/").count(),
+        PARTITIONS as usize,
+        "{status}"
+    );
+    assert!(
+        !status.contains("(unassigned)"),
+        "a partition without owner:\n{status}"
+    );
+    let lags = cluster_lags(&status);
+    assert!(lags.iter().all(|l| l == "0"), "lag left:\n{status}");
+    // PostgreSQL: each partition's table written exactly once across the hand-overs, so the
+    // view equals the single worker's, row for row.
+    wait_until("the cluster's merged view", || {
+        cluster.view() == Some((want.len(), want_total))
+    });
+    assert_eq!(
+        cluster.view_rows(),
+        single.view_rows(),
+        "merged views differ"
+    );
+    // The fence: every partition's commit record carries the generation of the assignment
+    // that last committed it, and the hand-overs moved partitions to later generations.
+    let fence = cluster
+        .postgres
+        .psql(
+            &cluster.group,
+            "SELECT count(owner_generation), min(owner_generation), max(owner_generation) \
+             FROM trendflow_commits WHERE pipeline LIKE 'cluster-test-p%'",
+        )
+        .unwrap();
+    let fence: Vec<i64> = fence
+        .trim()
+        .split('|')
+        .map(|v| v.parse().unwrap_or(-1))
+        .collect();
+    assert_eq!(fence[0], i64::from(PARTITIONS), "generations: {fence:?}");
+    assert!(
+        fence[2] >= 2,
+        "no partition committed after a rebalance: {fence:?}"
+    );
+    for w in workers {
+        stop(w);
+    }
+    let got_ids = cluster.ids();
+    assert_eq!(got_ids, ids, "ids differ from the single worker's");
+}
+
+/// `trendflow cluster status` for the test's group; panics if it fails.
+fn cluster_status(kafka: &MockKafka, dir: &Path) -> String {
     let o = std::process::Command::new(bin())
         .args(["cluster", "status", CONFIG])
         .args([
@@ -251,48 +312,26 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
             "--set".to_string(),
             format!(
                 "cluster.checkpoint_root={}",
-                dir.path().join("cluster/checkpoints").display()
+                dir.join("cluster/checkpoints").display()
             ),
         ])
         .current_dir(root())
         .output()
         .unwrap();
-    let status = String::from_utf8_lossy(&o.stdout);
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
         "{status}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    eprintln!("{status}");
-    assert!(status.contains("global watermark"), "{status}");
-    assert_eq!(
-        status.matches("tweets/").count(),
-        PARTITIONS as usize,
-        "{status}"
-    );
-    assert!(
-        !status.contains("(unassigned)"),
-        "a partition without owner:\n{status}"
-    );
-    let lags: Vec<&str> = status
+    status
+}
+
+/// The lag column of every partition line of a `cluster status` table.
+fn cluster_lags(status: &str) -> Vec<String> {
+    status
         .lines()
         .filter(|l| l.starts_with("tweets/"))
-        .map(|l| l.split_whitespace().nth(3).unwrap_or(""))
-        .collect();
-    assert!(lags.iter().all(|l| *l == "0"), "lag left:\n{status}");
-    // PostgreSQL: each partition's table written exactly once across the hand-overs, so the
-    // view equals the single worker's, row for row.
-    wait_until("the cluster's merged view", || {
-        cluster.view() == Some((want.len(), want_total))
-    });
-    assert_eq!(
-        cluster.view_rows(),
-        single.view_rows(),
-        "merged views differ"
-    );
-    for w in workers {
-        stop(w);
-    }
-    let got_ids = cluster.ids();
-    assert_eq!(got_ids, ids, "ids differ from the single worker's");
+        .map(|l| l.split_whitespace().nth(3).unwrap_or("").to_string())
+        .collect()
 }

@@ -205,6 +205,31 @@ fn rows_mode(config: &PipelineConfig, name: &str) -> Option<OutputMode> {
     }
 }
 
+/// The checkpoint store at `path` (a directory, or `s3://bucket/prefix` with the pipeline's
+/// `s3` settings), and the directory when it is local. `cluster status` reads the partitions'
+/// checkpoints through it too.
+pub fn checkpoint_store(
+    config: &PipelineConfig,
+    path: &std::path::Path,
+) -> Result<(Arc<dyn CheckpointStore>, Option<std::path::PathBuf>), String> {
+    match location(path) {
+        Ok(Location::Local(dir)) => Ok((Arc::new(LocalDirStore::new(&dir)), Some(dir))),
+        Ok(l @ Location::S3 { .. }) => {
+            let Location::S3 { bucket, prefix } = &l else {
+                unreachable!()
+            };
+            match s3_options(config).build(bucket) {
+                Ok(store) => Ok((
+                    Arc::new(ObjectStoreCheckpoints::new(store, prefix, &l.describe())),
+                    None,
+                )),
+                Err(e) => Err(format!("checkpoint.path: {e}")),
+            }
+        }
+        Err(e) => Err(format!("checkpoint.path: {e}")),
+    }
+}
+
 /// Checks the wiring and builds every component. Returns every problem found.
 pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
     let metrics = Metrics::new();
@@ -220,27 +245,12 @@ pub fn build(config: &PipelineConfig) -> Result<BuiltPipeline, Vec<String>> {
                 .map_err(|e| e.join("; "))
         })
     };
-    let mut local_checkpoint = None;
-    let store: Arc<dyn CheckpointStore> = match &config.checkpoint {
-        Some(c) => match location(&c.path) {
-            Ok(Location::Local(dir)) => {
-                local_checkpoint = Some(dir.clone());
-                Arc::new(LocalDirStore::new(&dir))
-            }
-            Ok(l @ Location::S3 { .. }) => {
-                let Location::S3 { bucket, prefix } = &l else {
-                    unreachable!()
-                };
-                match s3_options(config).build(bucket) {
-                    Ok(store) => {
-                        Arc::new(ObjectStoreCheckpoints::new(store, prefix, &l.describe()))
-                    }
-                    Err(e) => return Err(vec![format!("checkpoint.path: {e}")]),
-                }
-            }
-            Err(e) => return Err(vec![format!("checkpoint.path: {e}")]),
-        },
-        None => Arc::new(MemoryStore::new()),
+    let (store, local_checkpoint) = match &config.checkpoint {
+        Some(c) => checkpoint_store(config, &c.path).map_err(|e| vec![e])?,
+        None => (
+            Arc::new(MemoryStore::new()) as Arc<dyn CheckpointStore>,
+            None,
+        ),
     };
     let keep = config.checkpoint.as_ref().map_or(2, |c| c.keep);
     let r = &config.restart;
@@ -928,6 +938,7 @@ fn build_graph(
                 o.schema = c.inputs.first().and_then(|i| row_schema(config, i));
                 o.create_table = c.create_table;
                 o.ca_file = c.ca_file.clone();
+                o.owner_generation = c.owner_generation;
                 if let Some(d) = c.retry_for {
                     o.retry_for = d.0;
                 }

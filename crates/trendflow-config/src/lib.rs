@@ -7,6 +7,6 @@ mod build;
 mod load;
 mod model;
 
-pub use build::{BuiltParts, BuiltPipeline, build, parser_options};
+pub use build::{BuiltParts, BuiltPipeline, build, checkpoint_store, parser_options};
 pub use load::{ConfigError, ConfigErrors, Override, load_file, load_str};
 pub use model::*;

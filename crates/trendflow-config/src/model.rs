@@ -898,6 +898,11 @@ pub struct PostgresSinkConfig {
     /// PEM certificates to trust for TLS besides the system's (a private CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Set by `trendflow worker` on each partition's pipeline (docs/scale-out.md): the
+    /// consumer-group generation that gave it the partition. Commits are refused once the
+    /// commit table records a newer one.
+    #[serde(default)]
+    pub owner_generation: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -94,6 +94,12 @@ pub struct PostgresSinkOptions {
     pub retry_for: Duration,
     /// PEM certificates trusted for TLS, in addition to the system's (a private CA).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The fence of a scale-out worker's partition pipeline: the Kafka consumer-group
+    /// generation that gave the worker its partition. Each epoch's transaction records it in
+    /// the commit table and refuses to commit when the table records a newer one: once the
+    /// partition's next owner has committed, a previous owner still running (cut off from
+    /// Kafka past the session timeout) commits nothing more. `None`: no fence.
+    pub owner_generation: Option<i64>,
 }
 
 impl PostgresSinkOptions {
@@ -119,6 +125,7 @@ impl PostgresSinkOptions {
             retry_max: DEFAULT_RETRY_MAX,
             retry_for: DEFAULT_RETRY_FOR,
             ca_file: None,
+            owner_generation: None,
         }
     }
 }
@@ -137,6 +144,7 @@ impl fmt::Debug for PostgresSinkOptions {
             .field("retry_initial", &self.retry_initial)
             .field("retry_max", &self.retry_max)
             .field("retry_for", &self.retry_for)
+            .field("owner_generation", &self.owner_generation)
             .finish()
     }
 }
@@ -309,6 +317,7 @@ impl PostgresSink {
             pipeline: self.options.pipeline.clone(),
             sink: self.options.sink.clone(),
             create_table: self.options.create_table,
+            owner_generation: self.options.owner_generation,
         }));
         self.schema = Some(schema);
         Ok(())
@@ -762,6 +771,9 @@ struct Statements {
     init_commit: String,
     lock_commit: String,
     update_commit: String,
+    stamp_generation: String,
+    /// Adds the fence's column to a commit table created before it existed.
+    add_generation_column: String,
 }
 
 const WINDOW_START: &str = "window_start";
@@ -807,7 +819,7 @@ impl Statements {
         let create_commits = format!(
             "CREATE TABLE IF NOT EXISTS {commits} (pipeline text NOT NULL, sink text NOT NULL, \
              epoch bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), \
-             PRIMARY KEY (pipeline, sink))"
+             owner_generation bigint, PRIMARY KEY (pipeline, sink))"
         );
         // The staging table's own columns, unquoted and fixed whatever the result's names.
         let stage_columns = if windowed {
@@ -869,11 +881,21 @@ impl Statements {
                  ON CONFLICT (pipeline, sink) DO NOTHING"
             ),
             lock_commit: format!(
-                "SELECT epoch FROM {commits} WHERE pipeline = $1 AND sink = $2 FOR UPDATE"
+                "SELECT epoch, owner_generation FROM {commits} \
+                 WHERE pipeline = $1 AND sink = $2 FOR UPDATE"
             ),
+            // `$4`, the fence, only ever raises the recorded generation (NULL: no fence).
             update_commit: format!(
-                "UPDATE {commits} SET epoch = $3, committed_at = now() \
+                "UPDATE {commits} SET epoch = $3, committed_at = now(), \
+                 owner_generation = GREATEST(owner_generation, $4) \
                  WHERE pipeline = $1 AND sink = $2"
+            ),
+            stamp_generation: format!(
+                "UPDATE {commits} SET owner_generation = GREATEST(owner_generation, $3) \
+                 WHERE pipeline = $1 AND sink = $2"
+            ),
+            add_generation_column: format!(
+                "ALTER TABLE {commits} ADD COLUMN IF NOT EXISTS owner_generation bigint"
             ),
             table: t,
             commits,
@@ -959,6 +981,7 @@ struct Shared {
     pipeline: String,
     sink: String,
     create_table: bool,
+    owner_generation: Option<i64>,
 }
 
 /// One epoch's rows.
@@ -1156,6 +1179,31 @@ fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect,
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// Connects as the sink does (a password over any in `connection`, TLS unless
+/// `sslmode=disable` trusting the system's certificates and `ca_file`'s, the sink's connect
+/// timeout), for tools beside the sink: the scale-out workers' merged view. The connection
+/// runs on the current tokio runtime.
+pub async fn connect_as_sink(
+    connection: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Client, String> {
+    let mut config = Config::from_str(connection).map_err(|e| e.to_string())?;
+    if let Some(password) = password {
+        config.password(password.as_bytes());
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let tls = match config.get_ssl_mode() {
+        SslMode::Disable => None,
+        _ => Some(tls_connector(ca_file)?),
+    };
+    connect(&config, tls.as_ref(), &tokio::runtime::Handle::current())
+        .await
+        .map_err(|e| error_text(&e))
+}
+
 /// Opens a connection (TLS unless `sslmode=disable`) and runs its connection task on the I/O
 /// runtime.
 async fn connect(
@@ -1223,6 +1271,21 @@ async fn prepare_tables(client: &Client, shared: &Shared) -> Result<(), Failure>
     let st = &shared.statements;
     if !exists(client, &st.commits).await? {
         create(client, &st.create_commits, "creating the commit table").await?;
+    }
+    // A commit table made before the fence existed lacks its column.
+    let commit_columns = client
+        .query(COLUMNS_SQL, &[&st.commits])
+        .await
+        .map_err(at("reading the commit table's columns"))?;
+    let has_generation = commit_columns.iter().any(|r| {
+        r.try_get::<_, String>(0)
+            .is_ok_and(|n| n == "owner_generation")
+    });
+    if !has_generation {
+        client
+            .batch_execute(&st.add_generation_column)
+            .await
+            .map_err(at("adding owner_generation to the commit table"))?;
     }
     if !exists(client, &st.table).await? {
         if !shared.create_table {
@@ -1300,8 +1363,35 @@ async fn write_epoch(
     let prior: i64 = row
         .try_get(0)
         .map_err(at("reading the sink's row of the commit table"))?;
-    if prior >= job.epoch {
+    let recorded_generation: Option<i64> = row
+        .try_get(1)
+        .map_err(at("reading the sink's row of the commit table"))?;
+    if let (Some(ours), Some(newer)) = (shared.owner_generation, recorded_generation)
+        && newer > ours
+    {
         tx.rollback().await.map_err(at("rolling back"))?;
+        return Err(Failure::Fatal(format!(
+            "fenced: {COMMITS_TABLE} records owner generation {newer} for pipeline `{}`, sink `{}`, newer than this pipeline's {ours}: the partition has a newer owner, so this one commits nothing more (its worker lost the partition in a rebalance it has not seen yet)",
+            shared.pipeline, shared.sink
+        )));
+    }
+    if prior >= job.epoch {
+        // A new owner's first epochs are often replays: its generation is recorded all the
+        // same, so the previous owner is fenced from now on.
+        if shared
+            .owner_generation
+            .is_some_and(|ours| recorded_generation.is_none_or(|g| g < ours))
+        {
+            tx.execute(
+                st.stamp_generation.as_str(),
+                &[&shared.pipeline, &shared.sink, &shared.owner_generation],
+            )
+            .await
+            .map_err(at("recording the owner generation in the commit table"))?;
+            tx.commit().await.map_err(at("committing"))?;
+        } else {
+            tx.rollback().await.map_err(at("rolling back"))?;
+        }
         return Ok(Outcome::Skipped { prior });
     }
     let rows = copy_rows(&tx, st, job).await?;
@@ -1317,7 +1407,12 @@ async fn write_epoch(
     }
     tx.execute(
         st.update_commit.as_str(),
-        &[&shared.pipeline, &shared.sink, &job.epoch],
+        &[
+            &shared.pipeline,
+            &shared.sink,
+            &job.epoch,
+            &shared.owner_generation,
+        ],
     )
     .await
     .map_err(at("recording the epoch in the commit table"))?;
@@ -1442,7 +1537,7 @@ mod tests {
             st.create_commits,
             "CREATE TABLE IF NOT EXISTS \"analytics\".\"trendflow_commits\" (pipeline text NOT NULL, \
              sink text NOT NULL, epoch bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), \
-             PRIMARY KEY (pipeline, sink))"
+             owner_generation bigint, PRIMARY KEY (pipeline, sink))"
         );
         assert_eq!(
             st.copy,
@@ -1460,7 +1555,8 @@ mod tests {
         assert!(st.delete_missing.is_none());
         assert_eq!(
             st.lock_commit,
-            "SELECT epoch FROM \"analytics\".\"trendflow_commits\" WHERE pipeline = $1 AND sink = $2 FOR UPDATE"
+            "SELECT epoch, owner_generation FROM \"analytics\".\"trendflow_commits\" \
+             WHERE pipeline = $1 AND sink = $2 FOR UPDATE"
         );
     }
 

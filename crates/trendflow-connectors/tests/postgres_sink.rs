@@ -328,6 +328,62 @@ fn an_epoch_replayed_after_a_crash_is_skipped() {
     assert_eq!(windowed_table(&pg, "w").len(), 4);
 }
 
+/// Scale-out fencing: a partition's previous owner (generation 4), still running after the
+/// group gave the partition to a new owner (generation 5), commits nothing once the new
+/// owner has committed, even an epoch the new owner has only replayed; a commit table from
+/// before the fence gets its column.
+#[test]
+fn an_older_owner_generation_is_fenced_off() {
+    let pg = server();
+    let s = windowed();
+    let mode = OutputMode::Append;
+    // A commit table as sinks created it before the fence existed.
+    pg.psql(
+        DB,
+        "CREATE TABLE trendflow_commits (pipeline text NOT NULL, sink text NOT NULL, \
+         epoch bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), \
+         PRIMARY KEY (pipeline, sink))",
+    )
+    .unwrap();
+    let owner = |generation| {
+        let mut o = options(&pg, "w", mode);
+        o.owner_generation = Some(generation);
+        sink(o)
+    };
+    let mut old = owner(4);
+    epoch(&mut old, &s, mode, 1, vec![win(1, "#a", 1)]).unwrap();
+    epoch(&mut old, &s, mode, 2, vec![win(2, "#a", 2)]).unwrap();
+    // The new owner restored an older checkpoint: its epoch 2 is a replay, skipped, and
+    // its generation recorded all the same.
+    let mut new = owner(5);
+    epoch(&mut new, &s, mode, 2, vec![win(2, "#a", 2)]).unwrap();
+    assert_eq!(new.epochs_skipped(), 1);
+    let e = epoch(&mut old, &s, mode, 3, vec![win(3, "#old", 9)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("fenced") && e.contains("generation 5") && e.contains("pipeline's 4"),
+        "{e}"
+    );
+    assert_eq!(old.retries(), 0, "a fence is not retried");
+    epoch(&mut new, &s, mode, 3, vec![win(3, "#a", 3)]).unwrap();
+    assert_eq!(
+        windowed_table(&pg, "w"),
+        vec![w(1, "#a", 1), w(2, "#a", 2), w(3, "#a", 3)]
+    );
+    assert_eq!(committed_epoch(&pg, "out"), 3);
+    assert_eq!(
+        pg.psql(DB, "SELECT owner_generation FROM trendflow_commits")
+            .unwrap()
+            .trim(),
+        "5"
+    );
+    // A run without a fence (a plain `trendflow run`) is not refused.
+    let mut plain = sink(options(&pg, "w", mode));
+    epoch(&mut plain, &s, mode, 4, vec![win(4, "#a", 4)]).unwrap();
+    assert_eq!(committed_epoch(&pg, "out"), 4);
+}
+
 #[test]
 fn a_table_with_other_columns_is_refused_with_what_differs() {
     let pg = server();
