@@ -67,7 +67,7 @@ pub struct BenchArgs {
     pub workers: Vec<usize>,
     /// Tweets on the topic for `--workers` (the mock cluster holds 5 MB of compressed record
     /// batches per partition).
-    #[arg(long, default_value_t = 40_000)]
+    #[arg(long, default_value_t = 120_000)]
     pub cluster_tweets: u64,
     /// The workers' consumer-group session timeout (a dead worker's partitions move after it).
     #[arg(long, default_value = "6s")]
