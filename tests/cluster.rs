@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,23 +28,31 @@ struct Cluster<'a> {
 }
 
 impl Cluster<'_> {
+    /// The overrides every command on this group needs: brokers, group, checkpoint root.
+    fn cluster_args(&self) -> Vec<String> {
+        let out = self.dir.join(&self.group);
+        vec![
+            "--set".to_string(),
+            format!(
+                "sources.tweets.bootstrap_servers={}",
+                self.kafka.bootstrap_servers()
+            ),
+            "--set".to_string(),
+            format!("cluster.group_id={}", self.group),
+            "--set".to_string(),
+            format!(
+                "cluster.checkpoint_root={}",
+                out.join("checkpoints").display()
+            ),
+        ]
+    }
+
     fn worker(&self) -> Child {
         let out = self.dir.join(&self.group);
         Command::new(bin())
             .args(["worker", CONFIG])
+            .args(self.cluster_args())
             .args([
-                "--set".to_string(),
-                format!(
-                    "sources.tweets.bootstrap_servers={}",
-                    self.kafka.bootstrap_servers()
-                ),
-                "--set".to_string(),
-                format!("cluster.group_id={}", self.group),
-                "--set".to_string(),
-                format!(
-                    "cluster.checkpoint_root={}",
-                    out.join("checkpoints").display()
-                ),
                 "--set".to_string(),
                 format!("sinks.result.path={}", out.join("q2.csv").display()),
                 "--set".to_string(),
@@ -132,6 +140,23 @@ impl Cluster<'_> {
             .unwrap();
         let (count, max) = out.trim().split_once('|').unwrap();
         (count.parse().unwrap(), max.parse().unwrap())
+    }
+
+    /// `trendflow cluster status` for this group; panics if it fails.
+    fn status(&self) -> String {
+        let o = Command::new(bin())
+            .args(["cluster", "status", CONFIG])
+            .args(self.cluster_args())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{status}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        status
     }
 
     fn view_rows(&self) -> String {
@@ -255,7 +280,7 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
     // Offsets reach the group without waiting: poll the status until every lag is 0.
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        let status = cluster_status(&kafka, dir.path());
+        let status = cluster.status();
         if cluster_lags(&status).iter().all(|l| l == "0") || Instant::now() > deadline {
             break status;
         }
@@ -304,36 +329,6 @@ fn workers_killed_and_joining_merge_to_the_single_worker_table() {
     }
     let got_ids = cluster.ids();
     assert_eq!(got_ids, ids, "ids differ from the single worker's");
-}
-
-/// `trendflow cluster status` for the test's group; panics if it fails.
-fn cluster_status(kafka: &MockKafka, dir: &Path) -> String {
-    let o = std::process::Command::new(bin())
-        .args(["cluster", "status", CONFIG])
-        .args([
-            "--set".to_string(),
-            format!(
-                "sources.tweets.bootstrap_servers={}",
-                kafka.bootstrap_servers()
-            ),
-            "--set".to_string(),
-            "cluster.group_id=cluster".to_string(),
-            "--set".to_string(),
-            format!(
-                "cluster.checkpoint_root={}",
-                dir.join("cluster/checkpoints").display()
-            ),
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{status}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    status
 }
 
 /// The lag column of every partition line of a `cluster status` table.

@@ -214,36 +214,13 @@ impl PostgresSink {
         let sink = &options.sink;
         let table = TableName::parse(&options.table)
             .map_err(|e| OperatorError::new(format!("postgres sink `{sink}`: {e}")))?;
-        let mut config = Config::from_str(&options.connection).map_err(|e| {
-            OperatorError::new(format!(
-                "postgres sink `{sink}`: the connection string is not valid: {}",
-                error_text(&e)
-            ))
-        })?;
-        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-            return Err(OperatorError::new(format!(
-                "postgres sink `{sink}`: the connection string names no host (host=… or postgres://HOST/…)"
-            )));
-        }
-        if let Some(password) = &options.password {
-            config.password(password.as_bytes());
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("trendflow");
-        }
+        let (config, tls) = connection_settings(
+            &options.connection,
+            options.password.as_deref(),
+            options.ca_file.as_deref(),
+        )
+        .map_err(|e| OperatorError::new(format!("postgres sink `{sink}`: {e}")))?;
         let target = describe_target(&config);
-        // TLS unless disabled: `sslmode=prefer` (the default) falls back to plain TCP when the
-        // server offers no TLS, `require` insists on it.
-        let tls = match config.get_ssl_mode() {
-            SslMode::Disable => None,
-            _ => Some(
-                tls_connector(options.ca_file.as_deref())
-                    .map_err(|e| OperatorError::new(format!("postgres sink `{sink}`: TLS: {e}")))?,
-            ),
-        };
         let mut this = PostgresSink {
             table,
             config,
@@ -1188,20 +1165,42 @@ pub async fn connect_as_sink(
     password: Option<&str>,
     ca_file: Option<&std::path::Path>,
 ) -> Result<Client, String> {
-    let mut config = Config::from_str(connection).map_err(|e| e.to_string())?;
+    let (config, tls) = connection_settings(connection, password, ca_file)?;
+    connect(&config, tls.as_ref(), &tokio::runtime::Handle::current())
+        .await
+        .map_err(|e| error_text(&e))
+}
+
+/// The parsed connection string (it must name a host) with `password` over any in it, the
+/// sink's connect timeout and application name unless it sets them, and the TLS connector:
+/// TLS unless `sslmode=disable` (`prefer`, the default, falls back to plain TCP when the
+/// server offers no TLS; `require` insists on it).
+fn connection_settings(
+    connection: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<(Config, Option<MakeRustlsConnect>), String> {
+    let mut config = Config::from_str(connection)
+        .map_err(|e| format!("the connection string is not valid: {}", error_text(&e)))?;
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(
+            "the connection string names no host (host=… or postgres://HOST/…)".to_string(),
+        );
+    }
     if let Some(password) = password {
         config.password(password.as_bytes());
     }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    if config.get_application_name().is_none() {
+        config.application_name("trendflow");
+    }
     let tls = match config.get_ssl_mode() {
         SslMode::Disable => None,
-        _ => Some(tls_connector(ca_file)?),
+        _ => Some(tls_connector(ca_file).map_err(|e| format!("TLS: {e}"))?),
     };
-    connect(&config, tls.as_ref(), &tokio::runtime::Handle::current())
-        .await
-        .map_err(|e| error_text(&e))
+    Ok((config, tls))
 }
 
 /// Opens a connection (TLS unless `sslmode=disable`) and runs its connection task on the I/O

@@ -812,12 +812,11 @@ impl Source for KafkaSource {
             frontier.insert(p, clock);
         }
         r.end().map_err(bad)?;
-        let next_offsets_empty = next_offsets.is_empty();
         self.started = started;
         self.next_offsets = next_offsets;
         self.frontier = frontier;
         self.uncommitted.clear();
-        if self.options.group_id.is_some() && !next_offsets_empty {
+        if self.options.group_id.is_some() && !self.next_offsets.is_empty() {
             self.restored_to_commit = Some(
                 self.next_offsets
                     .iter()
