@@ -89,6 +89,16 @@ pub trait Operator: Send + 'static {
         Ok(())
     }
 
+    /// The rest of a large output that [`Self::on_barrier`] began: emits the next part, about
+    /// `max_rows` rows, and returns whether more remains. The runtime calls it after
+    /// `on_barrier` until it returns false, sending each part downstream (and waiting for room
+    /// in the next mailboxes) before asking for the next, then takes the checkpoint and
+    /// forwards the barrier. So an epoch that closes millions of windows is never held whole:
+    /// the operator, the mailboxes and the sinks each hold a part at a time.
+    fn emit_more(&mut self, _max_rows: usize, _out: &mut Emitter) -> Result<bool, OperatorError> {
+        Ok(false)
+    }
+
     /// A watermark from upstream. By default it is passed on.
     fn on_watermark(
         &mut self,

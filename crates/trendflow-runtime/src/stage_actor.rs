@@ -17,6 +17,10 @@ use crate::dead_letters::DeadLetterOut;
 use crate::events::RuntimeEvent;
 use crate::outputs::Outputs;
 
+/// About how many rows an operator emits at a time when a barrier closes more than that
+/// ([`Operator::emit_more`]): ~3 MB of result rows, so a mailbox of 8 holds ~25 MB.
+const ROWS_PER_OUTPUT_PART: usize = 65_536;
+
 /// A message on one input channel of a stage.
 pub(crate) struct Envelope {
     pub channel: usize,
@@ -247,6 +251,38 @@ impl StageActor {
         self.flush(out).await
     }
 
+    /// Sends what `on_barrier` emitted, then asks the operator for the rest of its output
+    /// part by part ([`Operator::emit_more`]), sending each before the next is made: a send
+    /// waits while the next mailbox is full, so a huge epoch flows through in bounded pieces.
+    /// Dead letters and the watermark stay in `out`, to follow the data.
+    async fn send_rest_of_output(&mut self, out: &mut Emitter) -> Result<(), String> {
+        for b in std::mem::take(&mut out.batches) {
+            self.outputs.send_data(b).await?;
+        }
+        if !matches!(self.body, Body::Operator(_)) {
+            return Ok(());
+        }
+        loop {
+            let mut part = Emitter::new();
+            let more = self
+                .timed(|body| match body {
+                    Body::Operator(op) => op.emit_more(ROWS_PER_OUTPUT_PART, &mut part),
+                    Body::Sink(_) => Ok(false),
+                })
+                .map_err(|e| e.to_string())?;
+            for b in part.batches {
+                self.outputs.send_data(b).await?;
+            }
+            out.dead_letters.append(&mut part.dead_letters);
+            if let Some(w) = part.watermark {
+                out.watermark(w);
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
     /// Completes a barrier once every live channel delivered it.
     async fn try_complete_barrier(&mut self) -> Result<bool, String> {
         let Some(epoch) = self.pending_barrier else {
@@ -263,6 +299,7 @@ impl StageActor {
             Body::Sink(s) => s.commit(epoch),
         });
         res.map_err(|e| e.to_string())?;
+        self.send_rest_of_output(&mut out).await?;
         self.flush_epoch(out, Some(epoch)).await?;
         self.epoch = epoch + 1;
         if let Some(signature) = &self.signature {
