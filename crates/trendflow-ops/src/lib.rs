@@ -14,6 +14,7 @@ pub mod parser;
 pub mod spark_lenient;
 pub mod tokenizer;
 pub mod window_count;
+mod window_emission;
 
 pub use count::KeyCount;
 pub use parser::{JsonPostParser, ParserOptions};

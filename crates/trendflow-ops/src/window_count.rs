@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::window_emission::{CountWindowCursor, Counts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
@@ -34,7 +35,6 @@ pub enum LatePolicy {
     DeadLetter,
 }
 
-type Counts = FxHashMap<Arc<str>, i64>;
 type ValueSets = FxHashMap<Arc<str>, FxHashSet<i64>>;
 
 /// What is computed per (window, key).
@@ -120,7 +120,29 @@ pub struct WindowedCount {
     /// A watermark from upstream (the end of a bounded input): windows ending at or before it
     /// close whatever the data says.
     upstream_watermark: EventTime,
+    /// Append mode: the windows a barrier closed that are not emitted yet (see `emit_more`).
+    pending: Option<PendingWindows>,
+    /// Rows emitted by `on_barrier` itself before the rest is left to `emit_more`.
+    part_rows: usize,
 }
+
+/// Closed windows still to emit, and what to do once they are out.
+struct PendingWindows {
+    epoch: Epoch,
+    /// The state of windows ending at or before this is dropped after the last part.
+    watermark: EventTime,
+    next: NextWindows,
+}
+
+enum NextWindows {
+    /// Counts: a running sum over the slices.
+    Counts(CountWindowCursor),
+    /// Sums and distinct counts: window by window, from `start` to `hi`.
+    EachWindow { start: EventTime, hi: EventTime },
+}
+
+/// Rows `on_barrier` emits before leaving the rest to `emit_more` (the runtime's part size).
+const PART_ROWS: usize = 65_536;
 
 /// Appends one window's rows, sorted by key.
 fn push_window(
@@ -186,7 +208,16 @@ impl WindowedCount {
             epoch_rows: 0,
             data_max_event_time: None,
             upstream_watermark: EventTime::MIN,
+            pending: None,
+            part_rows: PART_ROWS,
         }
+    }
+
+    /// Sets how many rows `on_barrier` emits before leaving the rest to `emit_more` (tests
+    /// use small parts to check that the parts add up to the whole).
+    pub fn with_part_rows(mut self, rows: usize) -> Self {
+        self.part_rows = rows.max(1);
+        self
     }
 
     /// Names the key and value columns of the result (default `word`, `count`).
@@ -259,73 +290,28 @@ impl WindowedCount {
         x - x.rem_euclid(self.windows.slide)
     }
 
-    fn add_range(&self, acc: &mut Counts, from: EventTime, to: EventTime, sign: i64) {
-        for (_, counts) in self.slices.range(from..to) {
-            for (k, c) in counts {
-                if sign > 0 {
-                    *acc.entry(k.clone()).or_insert(0) += c;
-                } else if let Some(v) = acc.get_mut(k) {
-                    *v -= c;
-                    if *v == 0 {
-                        acc.remove(k);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Rows of every window starting in [lo, hi] (aligned to slide) that holds data.
-    fn emit_windows(&self, lo: EventTime, hi: EventTime, rows: &mut Vec<ResultRow>) {
-        let (size, slide) = (self.windows.size, self.windows.slide);
-        if lo > hi {
-            return;
-        }
-        if self.aggregate != Aggregate::Count {
-            return self.emit_each_window(lo, hi, rows);
-        }
-        let mut s = lo;
-        let mut running = Counts::default();
-        self.add_range(&mut running, s, s + size, 1);
-        loop {
-            if !running.is_empty() {
-                let window = Window {
-                    start: s,
-                    end: s + size,
-                };
-                push_window(rows, window, running.iter().map(|(k, c)| (k.clone(), *c)));
-            }
-            let next = s + slide;
-            if next > hi {
-                break;
-            }
-            if running.is_empty() {
-                // Skip the empty stretch: the next window with data contains the next slice.
-                let Some((&x, _)) = self.slices.range(next..).next() else {
-                    break;
-                };
-                let s2 = next.max(self.windows.first_window_of_slice(x));
-                if s2 > hi {
-                    break;
-                }
-                s = s2;
-                self.add_range(&mut running, s, s + size, 1);
-                continue;
-            }
-            self.add_range(&mut running, s, next, -1);
-            self.add_range(&mut running, s + size, next + size, 1);
-            s = next;
-        }
-    }
-
     /// Sums and distinct counts, window by window. A running total (as for counts) cannot
     /// tell a key whose sum fell to 0 from one that left the window, and distinct counts do
     /// not add up across slices, so each window's slices are combined anew: size/slide times
     /// the work of a count, for statistics that are smaller than the hashtag stream.
-    fn emit_each_window(&self, lo: EventTime, hi: EventTime, rows: &mut Vec<ResultRow>) {
+    ///
+    /// Emits windows from `lo` until `max_rows` rows or `hi`; returns the next window's start
+    /// when windows remain.
+    fn emit_each_window(
+        &self,
+        lo: EventTime,
+        hi: EventTime,
+        rows: &mut Vec<ResultRow>,
+        max_rows: usize,
+    ) -> Option<EventTime> {
         let (size, slide) = (self.windows.size, self.windows.slide);
         let distinct = self.aggregate == Aggregate::CountDistinct;
+        let first = rows.len();
         let mut s = lo;
         while s <= hi {
+            if rows.len() - first >= max_rows {
+                return Some(s);
+            }
             let mut sums: FxHashMap<&Arc<str>, i64> = FxHashMap::default();
             let mut unions: FxHashMap<&Arc<str>, FxHashSet<i64>> = FxHashMap::default();
             if distinct {
@@ -344,7 +330,7 @@ impl WindowedCount {
             if sums.is_empty() && unions.is_empty() {
                 // Skip to the first window holding the next slice with data.
                 let Some((&x, _)) = self.slices.range(s + size..).next() else {
-                    break;
+                    return None;
                 };
                 s = (s + slide).max(self.windows.first_window_of_slice(x));
                 continue;
@@ -360,6 +346,51 @@ impl WindowedCount {
             push_window(rows, window, values);
             s += slide;
         }
+        None
+    }
+
+    /// Starts emitting the windows starting in `[lo, hi]`.
+    fn windows_to_emit(&self, lo: EventTime, hi: EventTime) -> NextWindows {
+        if self.aggregate == Aggregate::Count {
+            NextWindows::Counts(CountWindowCursor::new(self.windows, &self.slices, lo, hi))
+        } else {
+            NextWindows::EachWindow { start: lo, hi }
+        }
+    }
+
+    /// Appends the next windows of `next` until `max_rows` rows; returns whether any remain.
+    fn emit_part(
+        &self,
+        next: &mut NextWindows,
+        max_rows: usize,
+        rows: &mut Vec<ResultRow>,
+    ) -> bool {
+        let more = match next {
+            NextWindows::Counts(cursor) => cursor.next_part(max_rows, rows),
+            NextWindows::EachWindow { start, hi } => {
+                match self.emit_each_window(*start, *hi, rows, max_rows) {
+                    Some(s) => {
+                        *start = s;
+                        true
+                    }
+                    None => false,
+                }
+            }
+        };
+        if let Some(k) = self.top_k {
+            // Parts hold whole windows, so each window's top is complete.
+            Self::keep_top_k(rows, k);
+        }
+        more
+    }
+
+    /// Once an epoch's windows are out: drops the state only they needed.
+    fn close_until(&mut self, watermark: EventTime) {
+        if self.mode != OutputMode::Complete {
+            self.evict(watermark);
+            self.closed_until = self.closed_until.max(watermark);
+        }
+        self.state_rows_gauge.set(self.state_rows as i64);
     }
 
     /// Keeps the `k` largest results of each window of `rows` (grouped by window), largest
@@ -538,12 +569,20 @@ impl Operator for WindowedCount {
                         self.align_up(self.closed_until.saturating_sub(size).saturating_add(1)),
                     );
                     let hi = last_start.min(self.align_down(watermark - size));
-                    self.emit_windows(lo, hi, &mut rows);
+                    if lo <= hi {
+                        self.pending = Some(PendingWindows {
+                            epoch,
+                            watermark,
+                            next: self.windows_to_emit(lo, hi),
+                        });
+                    }
                 }
             }
             OutputMode::Complete => {
                 if let Some((lo, hi)) = self.data_bounds() {
-                    self.emit_windows(lo, hi, &mut rows);
+                    // One batch: a complete batch replaces the sinks' table.
+                    let mut next = self.windows_to_emit(lo, hi);
+                    self.emit_part(&mut next, usize::MAX, &mut rows);
                 }
             }
             OutputMode::Update => {
@@ -565,17 +604,12 @@ impl Operator for WindowedCount {
                     })
                     .collect();
                 rows.sort_unstable();
+                if let Some(k) = self.top_k {
+                    Self::keep_top_k(&mut rows, k);
+                }
             }
         }
-        if let Some(k) = self.top_k {
-            Self::keep_top_k(&mut rows, k);
-        }
-        if self.mode != OutputMode::Complete {
-            self.evict(watermark);
-            self.closed_until = self.closed_until.max(watermark);
-        }
         self.watermark.end_batch();
-        self.state_rows_gauge.set(self.state_rows as i64);
         self.watermark_gauge.set(watermark);
         if !rows.is_empty() || self.mode == OutputMode::Complete {
             out.batches.push(Batch::Rows(Arc::new(RowBatch {
@@ -588,7 +622,35 @@ impl Operator for WindowedCount {
         if watermark != EventTime::MAX {
             out.watermark(watermark);
         }
+        if self.pending.is_some() {
+            self.emit_more(self.part_rows, out)?;
+        } else {
+            self.close_until(watermark);
+        }
         Ok(())
+    }
+
+    /// The next part of the windows the last barrier closed (append mode).
+    fn emit_more(&mut self, max_rows: usize, out: &mut Emitter) -> Result<bool, OperatorError> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(false);
+        };
+        let mut rows = Vec::new();
+        let more = self.emit_part(&mut pending.next, max_rows, &mut rows);
+        if !rows.is_empty() {
+            out.batches.push(Batch::Rows(Arc::new(RowBatch {
+                schema: self.schema.clone(),
+                mode: self.mode,
+                epoch: pending.epoch,
+                rows,
+            })));
+        }
+        if more {
+            self.pending = Some(pending);
+        } else {
+            self.close_until(pending.watermark);
+        }
+        Ok(more)
     }
 
     fn state_rows(&self) -> usize {
@@ -613,6 +675,12 @@ impl Operator for WindowedCount {
 
     /// The watermark's parts, what is closed, and the open slices' counts.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        if self.pending.is_some() {
+            // The state would still hold windows already partly emitted.
+            return Err(OperatorError::new(
+                "window count: a snapshot before the epoch's windows were all emitted",
+            ));
+        }
         let mut w = StateWriter::new();
         w.u64(STATE_VERSION)
             .i64(self.watermark.late_bound())
@@ -696,6 +764,7 @@ impl Operator for WindowedCount {
             self.watermark.set_frontier(r.i64().map_err(bad)?);
         }
         self.touched.clear();
+        self.pending = None;
         self.state_rows_gauge.set(self.state_rows as i64);
         r.end().map_err(bad)
     }
@@ -762,10 +831,13 @@ mod tests {
         }
     }
 
+    /// Feeds one epoch and collects what it emits, `on_barrier` and `emit_more` parts alike
+    /// (parts of `part` rows), checking they come in (window, key) order.
     fn run_fast(
         op: &mut WindowedCount,
         epoch: u64,
         rows: &[(i64, &str)],
+        part: usize,
     ) -> Vec<(Window, String, i64)> {
         let mut tokens = trendflow_core::TokenBatch::default();
         for &(t, w) in rows {
@@ -775,6 +847,7 @@ mod tests {
         op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
             .unwrap();
         op.on_barrier(epoch, &mut out).unwrap();
+        while op.emit_more(part, &mut out).unwrap() {}
         let mut got: Vec<_> = out
             .batches
             .iter()
@@ -787,6 +860,11 @@ mod tests {
                 _ => vec![],
             })
             .collect();
+        assert!(
+            got.windows(2)
+                .all(|p| (p[0].0, &p[0].1) < (p[1].0, &p[1].1)),
+            "rows out of (window, key) order: {got:?}"
+        );
         got.sort();
         got
     }
@@ -797,10 +875,12 @@ mod tests {
         delay: i64,
         mode: OutputMode,
         batches: Vec<Vec<(i64, u8)>>,
+        part: usize,
     ) -> Result<(), TestCaseError> {
         let windows = SlidingWindows::new(size, slide).unwrap();
         let metrics = Metrics::new();
-        let mut fast = WindowedCount::new("w", windows, delay, mode, LatePolicy::Count, &metrics);
+        let mut fast = WindowedCount::new("w", windows, delay, mode, LatePolicy::Count, &metrics)
+            .with_part_rows(part);
         let mut naive = Naive {
             windows,
             wm: WatermarkTracker::new(delay),
@@ -812,7 +892,7 @@ mod tests {
         for (i, b) in batches.iter().enumerate() {
             let rows: Vec<(i64, &str)> =
                 b.iter().map(|(t, k)| (*t, keys[*k as usize % 3])).collect();
-            let got = run_fast(&mut fast, i as u64, &rows);
+            let got = run_fast(&mut fast, i as u64, &rows, part);
             let mut want = naive.batch_and_barrier(&rows);
             want.sort();
             prop_assert_eq!(got, want, "epoch {}", i);
@@ -835,24 +915,31 @@ mod tests {
         #[test]
         fn append_equals_naive(size in 1i64..6, slide in 1i64..6, delay in 0i64..30, b in batches()) {
             let (size, slide) = (size * 10, slide.min(size) * 10);
-            check(size, slide, delay, OutputMode::Append, b)?;
+            check(size, slide, delay, OutputMode::Append, b, PART_ROWS)?;
+        }
+
+        /// Emitted a few rows at a time (whole windows per part), the rows are the same.
+        #[test]
+        fn append_in_small_parts_equals_naive(size in 1i64..6, slide in 1i64..6, delay in 0i64..30, part in 1usize..4, b in batches()) {
+            let (size, slide) = (size * 10, slide.min(size) * 10);
+            check(size, slide, delay, OutputMode::Append, b, part)?;
         }
 
         #[test]
         fn update_equals_naive(size in 1i64..6, slide in 1i64..6, delay in 0i64..30, b in batches()) {
             let (size, slide) = (size * 10, slide.min(size) * 10);
-            check(size, slide, delay, OutputMode::Update, b)?;
+            check(size, slide, delay, OutputMode::Update, b, PART_ROWS)?;
         }
 
         #[test]
         fn complete_equals_naive(size in 1i64..6, slide in 1i64..6, delay in 0i64..30, b in batches()) {
             let (size, slide) = (size * 10, slide.min(size) * 10);
-            check(size, slide, delay, OutputMode::Complete, b)?;
+            check(size, slide, delay, OutputMode::Complete, b, 1)?;
         }
 
         #[test]
         fn uneven_slides_equal_naive(b in batches()) {
-            check(40, 15, 7, OutputMode::Append, b)?;
+            check(40, 15, 7, OutputMode::Append, b, 2)?;
         }
     }
 
@@ -863,7 +950,7 @@ mod tests {
         fn a_restored_count_continues_exactly(mode in 0..3usize, cut in 0usize..8, b in batches()) {
             let mode = [OutputMode::Append, OutputMode::Update, OutputMode::Complete][mode];
             let windows = SlidingWindows::new(4, 2).unwrap();
-            let make = || WindowedCount::new("c", windows, 3, mode, LatePolicy::Count, &Metrics::new());
+            let make = || WindowedCount::new("c", windows, 3, mode, LatePolicy::Count, &Metrics::new()).with_part_rows(1);
             let run = |op: &mut WindowedCount, batches: &[Vec<(i64, u8)>], first: u64| {
                 let mut rows = Vec::new();
                 for (i, b) in batches.iter().enumerate() {
@@ -874,6 +961,7 @@ mod tests {
                     let mut out = Emitter::new();
                     op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out).unwrap();
                     op.on_barrier(first + i as u64, &mut out).unwrap();
+                    while op.emit_more(1, &mut out).unwrap() {}
                     for batch in out.batches {
                         let Batch::Rows(r) = batch else { panic!() };
                         rows.extend(r.rows.iter().cloned());
@@ -906,8 +994,8 @@ mod tests {
             LatePolicy::DeadLetter,
             &metrics,
         );
-        run_fast(&mut op, 0, &[(1000, "#a")]);
-        run_fast(&mut op, 1, &[]); // watermark 1000 now in force, windows before it closed
+        run_fast(&mut op, 0, &[(1000, "#a")], PART_ROWS);
+        run_fast(&mut op, 1, &[], PART_ROWS); // watermark 1000 now in force, windows before it closed
         let mut tokens = trendflow_core::TokenBatch::default();
         tokens.push(Some(10), "#late");
         tokens.push(Some(960), "#partly"); // windows [900,1000) closed, [950,1050) open
@@ -1041,9 +1129,9 @@ mod tests {
             LatePolicy::Count,
             &Metrics::new(),
         );
-        run_fast(&mut op, 0, &[(5, "#a"), (15, "#b"), (500, "#c")]);
+        run_fast(&mut op, 0, &[(5, "#a"), (15, "#b"), (500, "#c")], PART_ROWS);
         assert_eq!(op.state_rows(), 3);
-        run_fast(&mut op, 1, &[]);
+        run_fast(&mut op, 1, &[], PART_ROWS);
         assert_eq!(op.state_rows(), 1);
     }
 
@@ -1068,6 +1156,7 @@ mod tests {
             )
             .with_aggregate(aggregate)
             .with_top_k(top_k)
+            .with_part_rows(2)
         };
         let mut op = make();
         let keys = ["#a", "#b", "#c"];
@@ -1095,8 +1184,11 @@ mod tests {
         close.push_valued(Some(1_000_000), "#z", 0);
         op.process_batch(Batch::Tokens(Arc::new(close)), &mut out)
             .unwrap();
-        op.on_barrier(1, &mut out).unwrap();
-        op.on_barrier(2, &mut out).unwrap();
+        for epoch in [1, 2] {
+            // Two rows at a time: parts hold whole windows, so every window's top is whole.
+            op.on_barrier(epoch, &mut out).unwrap();
+            while op.emit_more(2, &mut out).unwrap() {}
+        }
         let mut got: Vec<(Window, String, i64)> = out
             .batches
             .iter()
