@@ -826,6 +826,8 @@ fn build_graph(
                     },
                     schema: c.inputs.first().and_then(|i| row_schema(config, i)),
                     time_zone,
+                    // Aggregations run as one instance and emit their windows in order.
+                    ordered_input: c.inputs.len() == 1,
                 }))
             }
             SinkConfig::Memory(c) => {

@@ -4,8 +4,14 @@
 //! and key. In complete and update modes the table is kept in memory and the file rewritten at
 //! each commit through a temporary file and a rename, so a reader never sees half a table. In
 //! append mode rows are final and each epoch's windows end after every earlier epoch's, so
-//! the epoch's rows, sorted, are appended: the file stays sorted and nothing is kept in memory.
+//! the epoch's rows, sorted, are appended: the file stays sorted. With one input (whose rows
+//! come in window order, part after part: see `Operator::emit_more`) they are written as they
+//! arrive, a few megabytes at a time, so an epoch of millions of rows is never held whole;
+//! with several inputs the epoch's rows are held and sorted at the commit.
 //! `log` appends each epoch's rows as they are emitted, whatever the mode.
+//!
+//! Bytes past the last commit's length belong to an epoch not committed yet: a restart from a
+//! checkpoint truncates them before its replay writes them again.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,7 +46,14 @@ pub struct FileSinkOptions {
     pub schema: Option<Arc<RowSchema>>,
     /// Window bounds in this zone, with their offset (UTC, `Z`, when `None`).
     pub time_zone: Option<jiff::tz::TimeZone>,
+    /// The rows of an epoch arrive in (window, key) order, batch after batch, each batch
+    /// holding whole windows (true with one input): append-mode rows are then written as
+    /// they come instead of being held for a sort.
+    pub ordered_input: bool,
 }
+
+/// Formatted rows of the current epoch written to the file (without sync) past this size.
+const PENDING_BYTES: usize = 8 << 20;
 
 /// The file sink.
 ///
@@ -51,7 +64,7 @@ pub struct FileSinkOptions {
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("q1.csv");
-/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None, time_zone: None });
+/// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None, time_zone: None, ordered_input: true });
 /// let schema = Arc::new(RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() });
 /// let rows = vec![ResultRow { window: None, key: "#b".into(), count: 1 }, ResultRow { window: None, key: "#a".into(), count: 2 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows }))).unwrap();
@@ -63,8 +76,12 @@ pub struct FileSink {
     schema: Option<Arc<RowSchema>>,
     table: BTreeMap<(Option<Window>, Arc<str>), i64>,
     log_pending: String,
-    /// Rows of the current epoch (append mode), sorted before they are written.
+    /// Rows of the current epoch (append mode, unordered input), sorted before they are
+    /// written.
     epoch_rows: Vec<trendflow_core::ResultRow>,
+    /// Ordered input: the (window, key) of the last row of the epoch formatted so far.
+    last_row: Option<(Option<Window>, Arc<str>)>,
+    csv: CsvWriter,
     append_only: bool,
     log_started: bool,
     dirty: bool,
@@ -76,11 +93,14 @@ pub struct FileSink {
 impl FileSink {
     pub fn new(options: FileSinkOptions) -> Self {
         FileSink {
+            csv: CsvWriter::in_zone(options.time_zone.clone()),
             schema: options.schema.clone(),
             options,
             table: BTreeMap::new(),
             log_pending: String::new(),
             epoch_rows: Vec::new(),
+            last_row: None,
+
             append_only: false,
             log_started: false,
             dirty: true,
@@ -143,7 +163,20 @@ impl FileSink {
         Ok(())
     }
 
+    fn io_error(&self, e: std::io::Error) -> OperatorError {
+        OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
+    }
+
+    /// Appends the formatted rows to the file; `commit` also syncs and records the length.
     fn flush_log(&mut self) -> Result<(), OperatorError> {
+        self.append_pending(true)?;
+        self.committed_len = std::fs::metadata(&self.options.path)
+            .map_err(|e| self.io_error(e))?
+            .len();
+        Ok(())
+    }
+
+    fn append_pending(&mut self, sync: bool) -> Result<(), OperatorError> {
         let err = |e: std::io::Error| {
             OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
         };
@@ -180,11 +213,64 @@ impl FileSink {
                 .open(&self.options.path)
                 .map_err(err)?;
             f.write_all(self.log_pending.as_bytes()).map_err(err)?;
-            f.sync_data().map_err(err)?;
+            if sync {
+                f.sync_data().map_err(err)?;
+            }
             self.log_pending.clear();
         }
-        self.committed_len = std::fs::metadata(&self.options.path).map_err(err)?.len();
         Ok(())
+    }
+
+    /// Ordered input: formats a batch's rows now, after checking that they continue the
+    /// epoch's order, and writes them once enough has gathered.
+    fn write_in_order(&mut self, rows: &[trendflow_core::ResultRow]) -> Result<(), OperatorError> {
+        let order = |a: &trendflow_core::ResultRow, b: &trendflow_core::ResultRow| {
+            a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key))
+        };
+        let sorted;
+        let rows = if rows.is_sorted_by(|a, b| order(a, b).is_le()) {
+            rows
+        } else {
+            // Top-k windows come largest count first; the table is by key.
+            let mut copy = rows.to_vec();
+            copy.sort_unstable_by(order);
+            sorted = copy;
+            &sorted[..]
+        };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(());
+        };
+        if let Some((window, key)) = &self.last_row
+            && (first.window, &first.key) < (*window, key)
+        {
+            return Err(OperatorError::new(format!(
+                "{}: rows arrived out of window order (a window of {} after one of {})",
+                self.options.path.display(),
+                first.window.map_or(0, |w| w.start),
+                window.map_or(0, |w| w.start)
+            )));
+        }
+        self.last_row = Some((last.window, last.key.clone()));
+        for r in rows {
+            self.format_row(r);
+        }
+        if self.log_pending.len() >= PENDING_BYTES {
+            self.append_pending(false)?;
+        }
+        Ok(())
+    }
+
+    fn format_row(&mut self, r: &trendflow_core::ResultRow) {
+        match (self.options.format, &self.schema) {
+            (FileFormat::Csv, _) => self.csv.row(&mut self.log_pending, r),
+            (FileFormat::JsonLines, Some(schema)) => json_row(
+                &mut self.log_pending,
+                schema,
+                r,
+                self.options.time_zone.as_ref(),
+            ),
+            (FileFormat::JsonLines, None) => {}
+        }
     }
 }
 
@@ -200,7 +286,11 @@ impl Sink for FileSink {
         match self.options.layout {
             Layout::Table if rows.mode == OutputMode::Append => {
                 self.append_only = true;
-                self.epoch_rows.extend(rows.rows.iter().cloned());
+                if self.options.ordered_input {
+                    self.write_in_order(&rows.rows)?;
+                } else {
+                    self.epoch_rows.extend(rows.rows.iter().cloned());
+                }
             }
             Layout::Table => {
                 if rows.mode == OutputMode::Complete {
@@ -211,7 +301,14 @@ impl Sink for FileSink {
                 }
                 self.dirty = true;
             }
-            Layout::Log => self.epoch_rows.extend(rows.rows.iter().cloned()),
+            Layout::Log => {
+                for r in &rows.rows {
+                    self.format_row(r);
+                }
+                if self.log_pending.len() >= PENDING_BYTES {
+                    self.append_pending(false)?;
+                }
+            }
         }
         Ok(())
     }
@@ -225,19 +322,11 @@ impl Sink for FileSink {
             // Windows of this epoch end after all earlier ones: sorted, they extend the table.
             rows.sort_unstable_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
         }
-        let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         for r in &rows {
-            match (self.options.format, &self.schema) {
-                (FileFormat::Csv, _) => csv.row(&mut self.log_pending, r),
-                (FileFormat::JsonLines, Some(schema)) => json_row(
-                    &mut self.log_pending,
-                    schema,
-                    r,
-                    self.options.time_zone.as_ref(),
-                ),
-                (FileFormat::JsonLines, None) => {}
-            }
+            self.format_row(r);
         }
+        drop(rows);
+        self.last_row = None;
         self.flush_log()
     }
 
@@ -297,6 +386,7 @@ impl Sink for FileSink {
         }
         r.end().map_err(bad)?;
         self.epoch_rows.clear();
+        self.last_row = None;
         self.log_pending.clear();
         self.dirty = true;
         let appending = self.options.layout == Layout::Log || self.append_only;
@@ -321,5 +411,116 @@ impl Sink for FileSink {
                 .map_err(|e| OperatorError::new(format!("truncating {}: {e}", path.display())))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trendflow_core::{ResultRow, RowBatch};
+
+    fn sink(path: &Path, ordered_input: bool) -> FileSink {
+        FileSink::new(FileSinkOptions {
+            path: path.to_path_buf(),
+            format: FileFormat::Csv,
+            layout: Layout::Table,
+            schema: None,
+            time_zone: None,
+            ordered_input,
+        })
+    }
+
+    /// Rows of windows `[start, start + 10)` for each start, keys `keys`, in the given order.
+    fn part(starts: &[i64], keys: &[&str]) -> Batch {
+        let rows = starts
+            .iter()
+            .flat_map(|&start| {
+                keys.iter().enumerate().map(move |(i, k)| ResultRow {
+                    window: Some(Window {
+                        start,
+                        end: start + 10,
+                    }),
+                    key: (*k).into(),
+                    count: i as i64 + 1,
+                })
+            })
+            .collect();
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema {
+                windowed: true,
+                key_column: "word".into(),
+                value_column: "count".into(),
+            }),
+            mode: OutputMode::Append,
+            epoch: 0,
+            rows,
+        }))
+    }
+
+    #[test]
+    fn ordered_parts_are_written_as_they_come_and_give_the_sorted_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let epochs: [Vec<Batch>; 2] = [
+            vec![
+                part(&[0, 10], &["#a", "#b"]),
+                // A top-k window: largest count first; the file is by key.
+                part(&[20], &["#c", "#b", "#a"]),
+            ],
+            vec![part(&[30], &["#z"]), part(&[40, 50], &["#b"])],
+        ];
+        let mut files = Vec::new();
+        for ordered in [true, false] {
+            let path = dir.path().join(format!("{ordered}.csv"));
+            let mut s = sink(&path, ordered);
+            for (epoch, parts) in epochs.iter().enumerate() {
+                for p in parts {
+                    s.write(p).unwrap();
+                }
+                s.commit(epoch as u64).unwrap();
+            }
+            files.push(std::fs::read_to_string(&path).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+        let lines: Vec<&str> = files[0].lines().collect();
+        assert_eq!(lines.len(), 1 + 4 + 3 + 1 + 2);
+        assert_eq!(
+            lines[5],
+            "1970-01-01T00:00:00.020Z,1970-01-01T00:00:00.030Z,#a,3"
+        );
+    }
+
+    #[test]
+    fn a_part_before_the_last_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(&dir.path().join("q.csv"), true);
+        s.write(&part(&[10], &["#a"])).unwrap();
+        let err = s.write(&part(&[0], &["#a"])).unwrap_err();
+        assert!(err.to_string().contains("out of window order"), "{err}");
+    }
+
+    #[test]
+    fn a_large_epoch_streams_to_the_file_and_a_restore_takes_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        let mut s = sink(&path, true);
+        s.write(&part(&[0], &["#first"])).unwrap();
+        s.commit(0).unwrap();
+        let committed = std::fs::read_to_string(&path).unwrap();
+        let state = s.snapshot().unwrap();
+        // ~12 MB of rows in one uncommitted epoch: most of it is on disk before the commit.
+        let keys: Vec<String> = (0..2_000).map(|i| format!("#tag{i:05}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for w in 0..100 {
+            s.write(&part(&[10 + 10 * w], &keys)).unwrap();
+        }
+        let on_disk = std::fs::metadata(&path).unwrap().len() as usize;
+        assert!(
+            on_disk > committed.len() + PENDING_BYTES,
+            "{on_disk} bytes on disk"
+        );
+        // A crash now: the restarted sink truncates the uncommitted rows.
+        let mut restarted = sink(&path, true);
+        restarted.restore(&state).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), committed);
     }
 }

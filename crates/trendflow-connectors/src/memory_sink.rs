@@ -2,6 +2,8 @@
 //! `format("memory").queryName(...)`). Complete mode replaces the table at each commit;
 //! append and update modes append, up to an optional bound on retained rows.
 
+use std::collections::VecDeque;
+
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter};
 use trendflow_core::metrics::Counter;
@@ -13,7 +15,11 @@ pub struct MemorySink {
     table: String,
     tables: MemoryTables,
     max_rows: Option<usize>,
-    pending: Vec<ResultRow>,
+    /// The epoch's rows. In append and update modes with a bound, only the last `max_rows`
+    /// are kept: the commit would evict the others anyway (they are counted then).
+    pending: VecDeque<ResultRow>,
+    /// Rows of this epoch dropped from `pending` because of the bound.
+    trimmed: usize,
     schema: Option<RowSchema>,
     mode: Option<OutputMode>,
     /// Complete-mode tables are kept sorted by count, largest first (the tutorial's
@@ -34,7 +40,8 @@ impl MemorySink {
             table: table.to_string(),
             tables,
             max_rows,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
+            trimmed: 0,
             schema: None,
             mode: None,
             sort_by_count,
@@ -67,6 +74,15 @@ impl Sink for MemorySink {
         }
         self.mode = Some(rows.mode);
         self.pending.extend(rows.rows.iter().cloned());
+        if let Some(max) = self.max_rows
+            && rows.mode != OutputMode::Complete
+            && !self.sort_by_count
+            && self.pending.len() > max
+        {
+            let excess = self.pending.len() - max;
+            self.pending.drain(..excess);
+            self.trimmed += excess;
+        }
         Ok(())
     }
 
@@ -82,7 +98,8 @@ impl Sink for MemorySink {
         if table_mode == TableMode::Append && self.pending.is_empty() {
             return Ok(());
         }
-        let mut rows = std::mem::take(&mut self.pending);
+        let mut rows = Vec::from(std::mem::take(&mut self.pending));
+        let trimmed = std::mem::take(&mut self.trimmed);
         if self.sort_by_count {
             rows.sort_by(|a, b| {
                 b.count
@@ -91,9 +108,9 @@ impl Sink for MemorySink {
                     .then_with(|| a.key.cmp(&b.key))
             });
         }
-        let evicted = self
-            .tables
-            .commit(&self.table, table_mode, to_record_batch(schema, &rows));
+        let batch = to_record_batch(schema, &rows);
+        drop(rows);
+        let evicted = trimmed + self.tables.commit(&self.table, table_mode, batch);
         if evicted > 0
             && let Some(c) = &self.evicted
         {
@@ -121,24 +138,16 @@ impl Sink for MemorySink {
             w.u64(1).bool(false);
             return Ok(w.finish());
         };
-        let ipc = self
-            .tables
-            .export(&self.table)
-            .map_err(OperatorError::new)?
-            .unwrap_or_default();
-        // Sized for the table, which is copied once.
-        let mut w = StateWriter::appending_to(
-            Vec::new(),
-            ipc.len() + schema.key_column.len() + schema.value_column.len() + 32,
-        );
+        let mut w = StateWriter::new();
         w.u64(1)
             .bool(true)
             .bool(schema.windowed)
             .str(&schema.key_column)
             .str(&schema.value_column)
             .u64(mode as u64);
-        w.bytes(&ipc);
-        drop(ipc);
+        // The table's IPC stream is written straight into the state (it can be tens of MB).
+        w.bytes_from(|buf| self.tables.export_into(&self.table, buf).map(|_| ()))
+            .map_err(OperatorError::new)?;
         Ok(w.finish())
     }
 
@@ -168,6 +177,7 @@ impl Sink for MemorySink {
                 .map_err(|e| OperatorError::new(format!("memory sink state: {e}")))?;
         }
         self.pending.clear();
+        self.trimmed = 0;
         r.end().map_err(bad)
     }
 }
@@ -210,5 +220,69 @@ mod tests {
         }
         assert_eq!(tables.row_count("t"), Some(3));
         assert_eq!(metrics.total(names::MEMORY_ROWS_EVICTED), 1);
+    }
+
+    /// The keys of table `t`, in table order.
+    fn keys_of(tables: &MemoryTables) -> Vec<String> {
+        use datafusion::arrow::array::{Array, StringArray};
+        let ipc = tables.export("t").unwrap().unwrap();
+        let reader =
+            datafusion::arrow::ipc::reader::StreamReader::try_new(ipc.as_slice(), None).unwrap();
+        let mut keys = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name("word").unwrap();
+            let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+            keys.extend((0..col.len()).map(|i| col.value(i).to_string()));
+        }
+        keys
+    }
+
+    #[test]
+    fn an_epoch_larger_than_the_bound_keeps_its_last_rows_and_counts_the_rest() {
+        let metrics = Metrics::new();
+        let tables = MemoryTables::new();
+        let mut sink = MemorySink::new("t", tables.clone(), Some(3), false)
+            .with_eviction_counter(metrics.counter(names::MEMORY_ROWS_EVICTED, "t"));
+        let schema = Arc::new(RowSchema {
+            windowed: false,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        });
+        let write = |sink: &mut MemorySink, epoch, keys: &[&str]| {
+            let rows = keys
+                .iter()
+                .map(|k| ResultRow {
+                    window: None,
+                    key: (*k).into(),
+                    count: 1,
+                })
+                .collect();
+            let batch = RowBatch {
+                schema: schema.clone(),
+                mode: OutputMode::Append,
+                epoch,
+                rows,
+            };
+            sink.write(&Batch::Rows(Arc::new(batch))).unwrap();
+        };
+        write(&mut sink, 0, &["#a", "#b"]);
+        sink.commit(0).unwrap();
+        // One epoch in three parts, five rows: the table keeps the last three.
+        write(&mut sink, 1, &["#c", "#d"]);
+        write(&mut sink, 1, &["#e", "#f"]);
+        write(&mut sink, 1, &["#g"]);
+        assert_eq!(
+            keys_of(&tables),
+            ["#a", "#b"],
+            "nothing shows before the commit"
+        );
+        sink.commit(1).unwrap();
+        assert_eq!(keys_of(&tables), ["#e", "#f", "#g"]);
+        assert_eq!(metrics.total(names::MEMORY_ROWS_EVICTED), 4);
+        write(&mut sink, 2, &["#h"]);
+        sink.commit(2).unwrap();
+        assert_eq!(keys_of(&tables), ["#f", "#g", "#h"]);
+        assert_eq!(metrics.total(names::MEMORY_ROWS_EVICTED), 5);
     }
 }

@@ -133,7 +133,16 @@ impl MemoryTables {
                     t.rows -= first.num_rows();
                     t.batches.remove(0);
                 } else {
-                    let rest = first.slice(excess, first.num_rows() - excess);
+                    let mut rest = first.slice(excess, first.num_rows() - excess);
+                    if rest.num_rows() < first.num_rows() / 2 {
+                        // A slice keeps its batch's buffers alive: copy the rows still kept
+                        // once they are the smaller part, so the evicted ones are freed.
+                        if let Ok(copy) =
+                            datafusion::arrow::compute::concat_batches(&rest.schema(), [&rest])
+                        {
+                            rest = copy;
+                        }
+                    }
                     t.batches[0] = rest;
                     t.rows -= excess;
                 }
@@ -144,18 +153,23 @@ impl MemoryTables {
 
     /// A table's rows as an Arrow IPC stream (its schema first), for a checkpoint.
     pub fn export(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut out = Vec::new();
+        Ok(self.export_into(name, &mut out)?.then_some(out))
+    }
+
+    /// Appends [`Self::export`]'s stream to `out` (a checkpoint's buffer: no copy of tens of
+    /// MB in between); false when there is no such table.
+    pub fn export_into(&self, name: &str, out: &mut Vec<u8>) -> Result<bool, String> {
         let tables = self.inner.read().unwrap();
         let Some(t) = tables.get(name) else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut out = Vec::new();
-        let mut w = StreamWriter::try_new(&mut out, &t.schema).map_err(|e| e.to_string())?;
+        let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
         for b in &t.batches {
             w.write(b).map_err(|e| e.to_string())?;
         }
         w.finish().map_err(|e| e.to_string())?;
-        drop(w);
-        Ok(Some(out))
+        Ok(true)
     }
 
     /// Replaces a table with rows exported by [`Self::export`].
