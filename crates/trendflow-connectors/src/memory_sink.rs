@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use datafusion::arrow::record_batch::RecordBatch;
+
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter};
 use trendflow_core::metrics::Counter;
@@ -15,10 +17,15 @@ pub struct MemorySink {
     table: String,
     tables: MemoryTables,
     max_rows: Option<usize>,
-    /// The epoch's rows. In append and update modes with a bound, only the last `max_rows`
-    /// are kept: the commit would evict the others anyway (they are counted then).
-    pending: VecDeque<ResultRow>,
-    /// Rows of this epoch dropped from `pending` because of the bound.
+    /// The epoch's rows, turned into Arrow batches as they arrive (compact, and the work is
+    /// done while the epoch flows rather than at its commit). In append and update modes
+    /// with a bound, only the last `max_rows` rows are kept: the commit would evict the
+    /// others anyway (they are counted then).
+    pending: VecDeque<RecordBatch>,
+    pending_rows: usize,
+    /// Tables sorted by count: the epoch's rows, sorted at the commit.
+    unsorted: Vec<ResultRow>,
+    /// Rows of this epoch dropped because of the bound.
     trimmed: usize,
     schema: Option<RowSchema>,
     mode: Option<OutputMode>,
@@ -41,6 +48,8 @@ impl MemorySink {
             tables,
             max_rows,
             pending: VecDeque::new(),
+            pending_rows: 0,
+            unsorted: Vec::new(),
             trimmed: 0,
             schema: None,
             mode: None,
@@ -53,6 +62,29 @@ impl MemorySink {
     pub fn with_eviction_counter(mut self, counter: Counter) -> Self {
         self.evicted = Some(counter);
         self
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.unsorted.clear();
+    }
+
+    /// Drops the epoch's oldest rows beyond `max`, whole batches when it can.
+    fn trim_to(&mut self, max: usize) {
+        while self.pending_rows > max {
+            let excess = self.pending_rows - max;
+            let first = self.pending[0].num_rows();
+            let dropped = if first <= excess {
+                self.pending.pop_front();
+                first
+            } else {
+                self.pending[0] = self.pending[0].slice(excess, first - excess);
+                excess
+            };
+            self.pending_rows -= dropped;
+            self.trimmed += dropped;
+        }
     }
 }
 
@@ -70,18 +102,23 @@ impl Sink for MemorySink {
             self.schema = Some((*rows.schema).clone());
         }
         if rows.mode == OutputMode::Complete {
-            self.pending.clear();
+            self.clear_pending();
         }
         self.mode = Some(rows.mode);
-        self.pending.extend(rows.rows.iter().cloned());
+        if rows.rows.is_empty() {
+            return Ok(());
+        }
+        if self.sort_by_count {
+            self.unsorted.extend(rows.rows.iter().cloned());
+            return Ok(());
+        }
+        self.pending_rows += rows.rows.len();
+        self.pending
+            .push_back(to_record_batch(&rows.schema, &rows.rows));
         if let Some(max) = self.max_rows
             && rows.mode != OutputMode::Complete
-            && !self.sort_by_count
-            && self.pending.len() > max
         {
-            let excess = self.pending.len() - max;
-            self.pending.drain(..excess);
-            self.trimmed += excess;
+            self.trim_to(max);
         }
         Ok(())
     }
@@ -95,22 +132,27 @@ impl Sink for MemorySink {
         } else {
             TableMode::Append
         };
-        if table_mode == TableMode::Append && self.pending.is_empty() {
+        if table_mode == TableMode::Append && self.pending_rows == 0 && self.unsorted.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::from(std::mem::take(&mut self.pending));
-        let trimmed = std::mem::take(&mut self.trimmed);
-        if self.sort_by_count {
+        let batches: Vec<RecordBatch> = if self.sort_by_count {
+            let mut rows = std::mem::take(&mut self.unsorted);
             rows.sort_by(|a, b| {
                 b.count
                     .cmp(&a.count)
                     .then_with(|| a.window.cmp(&b.window))
                     .then_with(|| a.key.cmp(&b.key))
             });
-        }
-        let batch = to_record_batch(schema, &rows);
-        drop(rows);
-        let evicted = trimmed + self.tables.commit(&self.table, table_mode, batch);
+            vec![to_record_batch(schema, &rows)]
+        } else {
+            self.pending.drain(..).collect()
+        };
+        self.pending_rows = 0;
+        let trimmed = std::mem::take(&mut self.trimmed);
+        let evicted = trimmed
+            + self
+                .tables
+                .commit_all(&self.table, table_mode, arrow_schema(schema), batches);
         if evicted > 0
             && let Some(c) = &self.evicted
         {
@@ -176,7 +218,7 @@ impl Sink for MemorySink {
                 .import(&self.table, ipc, self.max_rows)
                 .map_err(|e| OperatorError::new(format!("memory sink state: {e}")))?;
         }
-        self.pending.clear();
+        self.clear_pending();
         self.trimmed = 0;
         r.end().map_err(bad)
     }

@@ -108,9 +108,22 @@ impl MemoryTables {
     /// Applies one epoch's rows to a table; returns how many old rows were dropped to keep it
     /// within its bound.
     pub fn commit(&self, name: &str, mode: TableMode, batch: RecordBatch) -> usize {
+        let schema = batch.schema();
+        self.commit_all(name, mode, schema, vec![batch])
+    }
+
+    /// [`Self::commit`] for an epoch in several batches, applied at once (a query sees all of
+    /// them or none).
+    pub fn commit_all(
+        &self,
+        name: &str,
+        mode: TableMode,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> usize {
         let mut tables = self.inner.write().unwrap();
         let t = tables.entry(name.to_string()).or_insert_with(|| Table {
-            schema: batch.schema(),
+            schema,
             batches: Vec::new(),
             rows: 0,
             max_rows: None,
@@ -119,7 +132,7 @@ impl MemoryTables {
             t.batches.clear();
             t.rows = 0;
         }
-        if batch.num_rows() > 0 {
+        for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
             t.rows += batch.num_rows();
             t.batches.push(batch);
         }
