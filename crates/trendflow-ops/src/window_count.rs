@@ -329,9 +329,7 @@ impl WindowedCount {
             }
             if sums.is_empty() && unions.is_empty() {
                 // Skip to the first window holding the next slice with data.
-                let Some((&x, _)) = self.slices.range(s + size..).next() else {
-                    return None;
-                };
+                let (&x, _) = self.slices.range(s + size..).next()?;
                 s = (s + slide).max(self.windows.first_window_of_slice(x));
                 continue;
             }

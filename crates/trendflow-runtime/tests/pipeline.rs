@@ -388,14 +388,15 @@ async fn a_large_barrier_output_flows_in_parts_within_its_epoch() {
         })
     };
     running.wait(|_| {}).await.unwrap();
-    let s = seen.lock().unwrap();
-    // Two data epochs and the final one, each with all 60 parts, none crossing a barrier.
-    assert_eq!(s.per_epoch.len(), 3);
-    for (epoch, tags) in &s.per_epoch {
-        assert_eq!(tags.len(), 60, "epoch {epoch}");
-        assert!(tags.iter().all(|t| t == epoch), "epoch {epoch}: {tags:?}");
+    {
+        let s = seen.lock().unwrap();
+        // Two data epochs and the final one, each with all 60 parts, none crossing a barrier.
+        assert_eq!(s.per_epoch.len(), 3);
+        for (epoch, tags) in &s.per_epoch {
+            assert_eq!(tags.len(), 60, "epoch {epoch}");
+            assert!(tags.iter().all(|t| t == epoch), "epoch {epoch}: {tags:?}");
+        }
     }
-    drop(s);
     // The operator waited for room: parts ahead of the sink stay within the mailbox.
     let max = seen_in_flight.await.unwrap();
     assert!(
