@@ -158,13 +158,20 @@ fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
     );
     assert_same(&tables(&out), &want, &format!("after {kills} kills"));
     // Pruned: a bounded number of checkpoints and offset entries, whatever the run length.
-    let states = std::fs::read_dir(ckpt.join("state")).unwrap().count();
-    let offsets = std::fs::read_dir(ckpt.join("offsets/tweets"))
-        .unwrap()
-        .count();
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(ckpt.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let (states, offsets) = (names("state"), names("offsets/tweets"));
     assert!(
-        states <= 3 && offsets <= 4,
-        "{states} checkpoints, {offsets} offset entries kept"
+        states.len() <= 3 && offsets.len() <= 4,
+        "{} checkpoints, {} offset entries kept: {states:?} {offsets:?}",
+        states.len(),
+        offsets.len()
     );
 }
 

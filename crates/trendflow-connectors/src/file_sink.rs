@@ -100,7 +100,6 @@ impl FileSink {
             log_pending: String::new(),
             epoch_rows: Vec::new(),
             last_row: None,
-
             append_only: false,
             log_started: false,
             dirty: true,

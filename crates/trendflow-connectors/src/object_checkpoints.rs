@@ -37,10 +37,10 @@ impl ObjectStoreCheckpoints {
 }
 
 impl CheckpointStore for ObjectStoreCheckpoints {
-    fn put<'a>(&'a self, name: &'a str, data: &'a [u8]) -> BoxFuture<'a, StoreResult<()>> {
+    fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             self.store
-                .put(&self.path(name), PutPayload::from(data.to_vec()))
+                .put(&self.path(name), PutPayload::from(data))
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("writing {}/{name}: {e}", self.describe))
@@ -105,14 +105,14 @@ mod tests {
     #[tokio::test]
     async fn objects_round_trip_list_by_directory_and_delete() {
         let s = ObjectStoreCheckpoints::new(Arc::new(InMemory::new()), "ck/p", "memory://ck/p");
-        s.put("state/2.ckpt", b"two").await.unwrap();
-        s.put("state/1.ckpt", b"one").await.unwrap();
-        s.put("offsets/src/1", b"o").await.unwrap();
+        s.put("state/2.ckpt", b"two".to_vec()).await.unwrap();
+        s.put("state/1.ckpt", b"one".to_vec()).await.unwrap();
+        s.put("offsets/src/1", b"o".to_vec()).await.unwrap();
         assert_eq!(s.list("state").await.unwrap(), ["1.ckpt", "2.ckpt"]);
         assert_eq!(s.list("offsets").await.unwrap(), Vec::<String>::new());
         assert_eq!(s.get("state/2.ckpt").await.unwrap().unwrap(), b"two");
         assert_eq!(s.get("state/3.ckpt").await.unwrap(), None);
-        s.put("state/2.ckpt", b"two again").await.unwrap();
+        s.put("state/2.ckpt", b"two again".to_vec()).await.unwrap();
         assert_eq!(s.get("state/2.ckpt").await.unwrap().unwrap(), b"two again");
         s.delete("state/2.ckpt").await.unwrap();
         s.delete("state/2.ckpt").await.unwrap();

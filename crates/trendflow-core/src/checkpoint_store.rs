@@ -8,8 +8,10 @@ pub type StoreResult<T> = Result<T, String>;
 /// Durable, atomic storage of named objects (`/`-separated names relative to a root).
 pub trait CheckpointStore: Send + Sync + 'static {
     /// Writes `data` under `name`, replacing any previous object, atomically and durably: a
-    /// reader sees the old object or the new one, never part of one.
-    fn put<'a>(&'a self, name: &'a str, data: &'a [u8]) -> BoxFuture<'a, StoreResult<()>>;
+    /// reader sees the old object or the new one, never part of one. The data is given, not
+    /// lent: a checkpoint can hold a memory table of tens of MB, which a store keeping or
+    /// uploading it would otherwise copy.
+    fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>>;
     /// Reads an object; `None` when it does not exist.
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>>;
     /// Names of the objects directly under `dir`, relative to it, sorted.
@@ -18,4 +20,10 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<()>>;
     /// Where the store is, for messages.
     fn describe(&self) -> String;
+    /// Removes what a writer killed in the middle of a `put` left behind (a temporary file
+    /// it never renamed), which no later `put` may replace. Called when a pipeline starts on
+    /// the store, when it is its only writer. Returns how many were removed.
+    fn remove_partial_writes(&self) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(async { Ok(0) })
+    }
 }

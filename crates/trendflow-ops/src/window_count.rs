@@ -633,7 +633,8 @@ impl Operator for WindowedCount {
         let Some(mut pending) = self.pending.take() else {
             return Ok(false);
         };
-        let mut rows = Vec::new();
+        // A part ends with a whole window, so it may pass `max_rows` by one window's rows.
+        let mut rows = Vec::with_capacity(max_rows.saturating_add(max_rows / 4).min(1 << 20));
         let more = self.emit_part(&mut pending.next, max_rows, &mut rows);
         if !rows.is_empty() {
             out.batches.push(Batch::Rows(Arc::new(RowBatch {

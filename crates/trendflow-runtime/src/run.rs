@@ -70,6 +70,17 @@ impl Resume {
         pipeline: String,
         sources: Vec<String>,
     ) -> Result<Resume, PipelineError> {
+        let removed = checkpoints
+            .remove_partial_writes()
+            .await
+            .map_err(PipelineError::Checkpoint)?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                checkpoint = checkpoints.describe(),
+                "removed temporary files of writes cut short by a crash"
+            );
+        }
         let checkpoint = checkpoints
             .load_latest(&pipeline)
             .await

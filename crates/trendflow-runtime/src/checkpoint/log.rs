@@ -39,6 +39,11 @@ impl Checkpointer {
         self.store.describe()
     }
 
+    /// See [`CheckpointStore::remove_partial_writes`]: for a pipeline starting on the store.
+    pub async fn remove_partial_writes(&self) -> Result<usize, String> {
+        self.store.remove_partial_writes().await
+    }
+
     fn state_name(epoch: Epoch) -> String {
         format!("state/{epoch:020}.ckpt")
     }
@@ -55,17 +60,18 @@ impl Checkpointer {
         entry: &OffsetEntry,
     ) -> Result<(), String> {
         let name = format!("{}/{epoch:020}", Self::offsets_dir(source));
-        self.store.put(&name, &entry.encode()).await
+        self.store.put(&name, entry.encode()).await
     }
 
     /// Writes checkpoint `c`, then removes what no restart can need any more. Returns the
     /// checkpoint's size in bytes.
     pub async fn write_checkpoint(&self, c: &Checkpoint) -> Result<usize, String> {
         let bytes = c.encode();
-        self.store.put(&Self::state_name(c.epoch), &bytes).await?;
+        let size = bytes.len();
+        self.store.put(&Self::state_name(c.epoch), bytes).await?;
         failpoint::check("after-checkpoint-before-prune")?;
         self.prune().await?;
-        Ok(bytes.len())
+        Ok(size)
     }
 
     async fn checkpoint_epochs(&self) -> Result<Vec<Epoch>, String> {
@@ -116,7 +122,7 @@ impl Checkpointer {
     pub async fn register_source(&self, source: &str) -> Result<(), String> {
         let name = format!("sources/{source}");
         if self.store.get(&name).await?.is_none() {
-            self.store.put(&name, b"").await?;
+            self.store.put(&name, Vec::new()).await?;
         }
         Ok(())
     }

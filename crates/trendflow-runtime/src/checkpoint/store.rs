@@ -28,11 +28,8 @@ impl MemoryStore {
 }
 
 impl CheckpointStore for MemoryStore {
-    fn put<'a>(&'a self, name: &'a str, data: &'a [u8]) -> BoxFuture<'a, StoreResult<()>> {
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), data.to_vec());
+    fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>> {
+        self.objects.lock().unwrap().insert(name.to_string(), data);
         Box::pin(async { Ok(()) })
     }
 
@@ -109,9 +106,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl CheckpointStore for LocalDirStore {
-    fn put<'a>(&'a self, name: &'a str, data: &'a [u8]) -> BoxFuture<'a, StoreResult<()>> {
+    fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>> {
         let r = self
-            .put_sync(name, data)
+            .put_sync(name, &data)
             .map_err(|e| format!("writing {}: {e}", self.path(name).display()));
         if r.is_err() {
             // Leave no temporary file behind (a full disk, for instance).
@@ -162,5 +159,78 @@ impl CheckpointStore for LocalDirStore {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    /// Temporary files (`.<name>.tmp`) anywhere under the root: a `put` killed before its
+    /// rename. The epoch it was writing is replayed under the same name, but not always (a
+    /// run killed while checkpointing its last epoch may find nothing left to do), so they
+    /// would stay for good.
+    fn remove_partial_writes(&self) -> BoxFuture<'_, StoreResult<usize>> {
+        fn walk(dir: &Path, depth: usize, removed: &mut usize) -> std::io::Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let kind = entry.file_type()?;
+                if kind.is_dir() && depth > 0 {
+                    walk(&entry.path(), depth - 1, removed)?;
+                } else if kind.is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+                    std::fs::remove_file(entry.path())?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        // state/, sources/ and offsets/<source>/ are the deepest directories.
+        let r = walk(&self.root, 2, &mut removed)
+            .map(|()| removed)
+            .map_err(|e| {
+                format!(
+                    "removing temporary files under {}: {e}",
+                    self.root.display()
+                )
+            });
+        Box::pin(async move { r })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restart_removes_temporary_files_of_cut_short_writes_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path());
+        store
+            .put("state/00000000000000000007.ckpt", b"seven".to_vec())
+            .await
+            .unwrap();
+        store.put("offsets/tweets/8", b"o".to_vec()).await.unwrap();
+        // What a kill -9 between the write and the rename leaves.
+        for tmp in [
+            "state/.00000000000000000008.ckpt.tmp",
+            "offsets/tweets/.9.tmp",
+        ] {
+            std::fs::write(dir.path().join(tmp), b"partial").unwrap();
+        }
+        assert_eq!(store.remove_partial_writes().await.unwrap(), 2);
+        let mut left: Vec<String> = Vec::new();
+        for d in ["state", "offsets/tweets"] {
+            for e in std::fs::read_dir(dir.path().join(d)).unwrap() {
+                left.push(format!("{d}/{}", e.unwrap().file_name().to_string_lossy()));
+            }
+        }
+        left.sort();
+        assert_eq!(
+            left,
+            ["offsets/tweets/8", "state/00000000000000000007.ckpt"]
+        );
+        assert_eq!(store.remove_partial_writes().await.unwrap(), 0);
     }
 }
