@@ -167,7 +167,13 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
     // Every result row is made (and dropped: no sinks here), all parts of it.
     for epoch in [0, 1] {
         agg.on_barrier(epoch, &mut Emitter::new()).unwrap();
-        while agg.emit_more(65_536, &mut Emitter::new()).unwrap() {}
+        while agg
+            .emit_more(
+                trendflow_core::operator::OUTPUT_PART_ROWS,
+                &mut Emitter::new(),
+            )
+            .unwrap()
+        {}
     }
     (posts, started.elapsed().as_secs_f64())
 }

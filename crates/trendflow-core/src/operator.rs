@@ -65,6 +65,10 @@ impl Emitter {
     }
 }
 
+/// About how many rows an operator emits at a time when a barrier closes more than that
+/// ([`Operator::emit_more`]): ~3 MB of result rows, so a mailbox of 8 holds ~25 MB.
+pub const OUTPUT_PART_ROWS: usize = 65_536;
+
 /// A pipeline stage between sources and sinks: parser, tokenizer, aggregation...
 ///
 /// ```

@@ -141,8 +141,8 @@ enum NextWindows {
     EachWindow { start: EventTime, hi: EventTime },
 }
 
-/// Rows `on_barrier` emits before leaving the rest to `emit_more` (the runtime's part size).
-const PART_ROWS: usize = 65_536;
+/// Rows `on_barrier` emits before leaving the rest to `emit_more`: the runtime's part size.
+const PART_ROWS: usize = trendflow_core::operator::OUTPUT_PART_ROWS;
 
 /// Appends one window's rows, sorted by key.
 fn push_window(

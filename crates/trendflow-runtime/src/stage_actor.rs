@@ -17,10 +17,6 @@ use crate::dead_letters::DeadLetterOut;
 use crate::events::RuntimeEvent;
 use crate::outputs::Outputs;
 
-/// About how many rows an operator emits at a time when a barrier closes more than that
-/// ([`Operator::emit_more`]): ~3 MB of result rows, so a mailbox of 8 holds ~25 MB.
-const ROWS_PER_OUTPUT_PART: usize = 65_536;
-
 /// A message on one input channel of a stage.
 pub(crate) struct Envelope {
     pub channel: usize,
@@ -266,7 +262,9 @@ impl StageActor {
             let mut part = Emitter::new();
             let more = self
                 .timed(|body| match body {
-                    Body::Operator(op) => op.emit_more(ROWS_PER_OUTPUT_PART, &mut part),
+                    Body::Operator(op) => {
+                        op.emit_more(trendflow_core::operator::OUTPUT_PART_ROWS, &mut part)
+                    }
                     Body::Sink(_) => Ok(false),
                 })
                 .map_err(|e| e.to_string())?;
