@@ -38,11 +38,7 @@ fn rows(n: usize, offset: i64) -> Vec<ResultRow> {
 }
 
 fn schema() -> Arc<RowSchema> {
-    Arc::new(RowSchema {
-        windowed: true,
-        key_column: "word".into(),
-        value_column: "count".into(),
-    })
+    Arc::new(RowSchema::word_count(true))
 }
 
 /// Seconds to write `all` through `sink` in epochs.

@@ -81,11 +81,7 @@ mod tests {
     fn prints_each_epoch_as_sparks_show() {
         let out = Shared::default();
         let mut sink = ConsoleSink::to_writer(1, true, Box::new(out.clone()));
-        let schema = Arc::new(RowSchema {
-            windowed: true,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        });
+        let schema = Arc::new(RowSchema::word_count(true));
         let w = Some(Window {
             start: 1_618_463_100_000,
             end: 1_618_473_900_000,

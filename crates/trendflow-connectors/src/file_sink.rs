@@ -52,6 +52,10 @@ pub struct FileSinkOptions {
     pub ordered_input: bool,
 }
 
+fn write_error(path: &Path, e: std::io::Error) -> OperatorError {
+    OperatorError::new(format!("writing {}: {e}", path.display()))
+}
+
 /// Formatted rows of the current epoch written to the file (without sync) past this size.
 const PENDING_BYTES: usize = 8 << 20;
 
@@ -65,7 +69,7 @@ const PENDING_BYTES: usize = 8 << 20;
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("q1.csv");
 /// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None, time_zone: None, ordered_input: true });
-/// let schema = Arc::new(RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() });
+/// let schema = Arc::new(RowSchema::word_count(false));
 /// let rows = vec![ResultRow { window: None, key: "#b".into(), count: 1 }, ResultRow { window: None, key: "#a".into(), count: 2 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows }))).unwrap();
 /// sink.commit(0).unwrap();
@@ -155,30 +159,24 @@ impl FileSink {
             return Ok(());
         }
         let text = self.render_table();
-        Self::write_atomically(&self.options.path, &text).map_err(|e| {
-            OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
-        })?;
+        Self::write_atomically(&self.options.path, &text)
+            .map_err(|e| write_error(&self.options.path, e))?;
         self.dirty = false;
         Ok(())
-    }
-
-    fn io_error(&self, e: std::io::Error) -> OperatorError {
-        OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
     }
 
     /// Appends the formatted rows to the file; `commit` also syncs and records the length.
     fn flush_log(&mut self) -> Result<(), OperatorError> {
         self.append_pending(true)?;
         self.committed_len = std::fs::metadata(&self.options.path)
-            .map_err(|e| self.io_error(e))?
+            .map_err(|e| write_error(&self.options.path, e))?
             .len();
         Ok(())
     }
 
     fn append_pending(&mut self, sync: bool) -> Result<(), OperatorError> {
-        let err = |e: std::io::Error| {
-            OperatorError::new(format!("writing {}: {e}", self.options.path.display()))
-        };
+        let path = &self.options.path;
+        let err = |e: std::io::Error| write_error(path, e);
         if !self.log_started {
             if let Some(dir) = self
                 .options
@@ -445,11 +443,7 @@ mod tests {
             })
             .collect();
         Batch::Rows(Arc::new(RowBatch {
-            schema: Arc::new(RowSchema {
-                windowed: true,
-                key_column: "word".into(),
-                value_column: "count".into(),
-            }),
+            schema: Arc::new(RowSchema::word_count(true)),
             mode: OutputMode::Append,
             epoch: 0,
             rows,

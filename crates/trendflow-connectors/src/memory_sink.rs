@@ -231,33 +231,38 @@ mod tests {
     use trendflow_core::RowBatch;
     use trendflow_core::metrics::{Metrics, names};
 
-    #[test]
-    fn a_full_table_drops_its_oldest_rows_and_counts_them() {
+    /// Unwindowed append rows, count 1 each.
+    fn append(epoch: Epoch, keys: &[&str]) -> Batch {
+        let rows = keys
+            .iter()
+            .map(|k| ResultRow {
+                window: None,
+                key: (*k).into(),
+                count: 1,
+            })
+            .collect();
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema::word_count(false)),
+            mode: OutputMode::Append,
+            epoch,
+            rows,
+        }))
+    }
+
+    /// A sink on table `t` bounded to 3 rows, with its eviction counter.
+    fn bounded_sink() -> (MemorySink, MemoryTables, Metrics) {
         let metrics = Metrics::new();
         let tables = MemoryTables::new();
-        let mut sink = MemorySink::new("t", tables.clone(), Some(3), false)
+        let sink = MemorySink::new("t", tables.clone(), Some(3), false)
             .with_eviction_counter(metrics.counter(names::MEMORY_ROWS_EVICTED, "t"));
-        let schema = Arc::new(RowSchema {
-            windowed: false,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        });
+        (sink, tables, metrics)
+    }
+
+    #[test]
+    fn a_full_table_drops_its_oldest_rows_and_counts_them() {
+        let (mut sink, tables, metrics) = bounded_sink();
         for (epoch, keys) in [(0, ["#a", "#b"]), (1, ["#c", "#d"])] {
-            let rows = keys
-                .iter()
-                .map(|k| ResultRow {
-                    window: None,
-                    key: (*k).into(),
-                    count: 1,
-                })
-                .collect();
-            let batch = RowBatch {
-                schema: schema.clone(),
-                mode: OutputMode::Append,
-                epoch,
-                rows,
-            };
-            sink.write(&Batch::Rows(Arc::new(batch))).unwrap();
+            sink.write(&append(epoch, &keys)).unwrap();
             sink.commit(epoch).unwrap();
         }
         assert_eq!(tables.row_count("t"), Some(3));
@@ -282,31 +287,9 @@ mod tests {
 
     #[test]
     fn an_epoch_larger_than_the_bound_keeps_its_last_rows_and_counts_the_rest() {
-        let metrics = Metrics::new();
-        let tables = MemoryTables::new();
-        let mut sink = MemorySink::new("t", tables.clone(), Some(3), false)
-            .with_eviction_counter(metrics.counter(names::MEMORY_ROWS_EVICTED, "t"));
-        let schema = Arc::new(RowSchema {
-            windowed: false,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        });
+        let (mut sink, tables, metrics) = bounded_sink();
         let write = |sink: &mut MemorySink, epoch, keys: &[&str]| {
-            let rows = keys
-                .iter()
-                .map(|k| ResultRow {
-                    window: None,
-                    key: (*k).into(),
-                    count: 1,
-                })
-                .collect();
-            let batch = RowBatch {
-                schema: schema.clone(),
-                mode: OutputMode::Append,
-                epoch,
-                rows,
-            };
-            sink.write(&Batch::Rows(Arc::new(batch))).unwrap();
+            sink.write(&append(epoch, keys)).unwrap();
         };
         write(&mut sink, 0, &["#a", "#b"]);
         sink.commit(0).unwrap();

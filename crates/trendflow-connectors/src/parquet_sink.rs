@@ -71,7 +71,7 @@ pub struct ParquetSinkOptions {
 ///     compression: ParquetCompression::Zstd(3),
 ///     schema: None,
 /// }, "out", &trendflow_core::metrics::Metrics::new());
-/// let schema = Arc::new(RowSchema { windowed: true, key_column: "word".into(), value_column: "count".into() });
+/// let schema = Arc::new(RowSchema::word_count(true));
 /// let rows = vec![ResultRow { window: Some(Window { start: 0, end: 3_600_000 }), key: "#a".into(), count: 2 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Append, epoch: 7, rows }))).unwrap();
 /// sink.commit(7).unwrap();
@@ -257,11 +257,7 @@ mod tests {
 
     fn rows(epoch: Epoch, rows: Vec<(i64, &str, i64)>) -> Batch {
         Batch::Rows(Arc::new(RowBatch {
-            schema: Arc::new(RowSchema {
-                windowed: true,
-                key_column: "word".into(),
-                value_column: "count".into(),
-            }),
+            schema: Arc::new(RowSchema::word_count(true)),
             mode: OutputMode::Append,
             epoch,
             rows: rows

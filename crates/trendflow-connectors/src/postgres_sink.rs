@@ -164,7 +164,7 @@ impl fmt::Debug for PostgresSinkOptions {
 ///     OutputMode::Update,
 /// );
 /// let mut sink = PostgresSink::new(options).unwrap(); // parses the settings, connects later
-/// let schema = Arc::new(RowSchema { windowed: false, key_column: "word".into(), value_column: "count".into() });
+/// let schema = Arc::new(RowSchema::word_count(false));
 /// let rows = vec![ResultRow { window: None, key: "#rust".into(), count: 3 }];
 /// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Update, epoch: 0, rows }))).unwrap();
 /// sink.commit(0).unwrap(); // one transaction: the row upserted, epoch 0 recorded

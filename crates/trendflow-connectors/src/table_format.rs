@@ -128,11 +128,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_like_rfc4180() {
-        let schema = RowSchema {
-            windowed: true,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        };
+        let schema = RowSchema::word_count(true);
         assert_eq!(csv_header(&schema), "window_start,window_end,word,count");
         let mut s = String::new();
         let w = Some(Window {

@@ -30,11 +30,7 @@ fn windowed() -> Arc<RowSchema> {
 }
 
 fn plain() -> Arc<RowSchema> {
-    Arc::new(RowSchema {
-        windowed: false,
-        key_column: "word".into(),
-        value_column: "count".into(),
-    })
+    Arc::new(RowSchema::word_count(false))
 }
 
 fn options(pg: &PostgresServer, table: &str, mode: OutputMode) -> PostgresSinkOptions {

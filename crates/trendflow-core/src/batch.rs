@@ -244,6 +244,17 @@ pub struct RowSchema {
     pub value_column: Arc<str>,
 }
 
+impl RowSchema {
+    /// The tutorial's columns, `word` and `count` (the default of counting stages).
+    pub fn word_count(windowed: bool) -> Self {
+        RowSchema {
+            windowed,
+            key_column: "word".into(),
+            value_column: "count".into(),
+        }
+    }
+}
+
 /// One row of a result table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResultRow {

@@ -281,11 +281,7 @@ mod tests {
         let taps = Taps::default();
         let point = taps.point("rows");
         let listener = taps.listen("rows").unwrap();
-        let schema = Arc::new(RowSchema {
-            windowed: true,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        });
+        let schema = Arc::new(RowSchema::word_count(true));
         let rows = (0..10)
             .map(|i| ResultRow {
                 window: Some(Window {

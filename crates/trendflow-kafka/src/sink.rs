@@ -341,11 +341,7 @@ mod tests {
     use trendflow_core::Window;
 
     fn schema(windowed: bool) -> RowSchema {
-        RowSchema {
-            windowed,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        }
+        RowSchema::word_count(windowed)
     }
 
     #[test]

@@ -155,11 +155,7 @@ fn rows_without_windows_or_keys() {
     o.key_format = KeyFormat::None;
     let mut sink = KafkaSink::new(o, "out", &Metrics::new()).unwrap();
     let rows = Batch::Rows(Arc::new(RowBatch {
-        schema: Arc::new(RowSchema {
-            windowed: false,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        }),
+        schema: Arc::new(RowSchema::word_count(false)),
         mode: OutputMode::Complete,
         epoch: 0,
         rows: vec![ResultRow {

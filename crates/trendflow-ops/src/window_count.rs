@@ -180,11 +180,7 @@ impl WindowedCount {
             watermark: WatermarkTracker::new(delay_ms),
             mode,
             late,
-            schema: Arc::new(RowSchema {
-                windowed: true,
-                key_column: "word".into(),
-                value_column: "count".into(),
-            }),
+            schema: Arc::new(RowSchema::word_count(true)),
             slices: BTreeMap::new(),
             aggregate: Aggregate::Count,
             distinct: BTreeMap::new(),

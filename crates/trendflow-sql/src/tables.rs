@@ -272,11 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn windowed_table_has_sparks_schema_and_answers_sql() {
-        let schema = RowSchema {
-            windowed: true,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        };
+        let schema = RowSchema::word_count(true);
         let t = MemoryTables::new();
         t.create("data", arrow_schema(&schema), None);
         t.commit(
@@ -307,11 +303,7 @@ mod tests {
 
     #[test]
     fn replace_and_bound() {
-        let schema = RowSchema {
-            windowed: false,
-            key_column: "word".into(),
-            value_column: "count".into(),
-        };
+        let schema = RowSchema::word_count(false);
         let t = MemoryTables::new();
         t.create("q", arrow_schema(&schema), Some(5));
         let evicted = t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
