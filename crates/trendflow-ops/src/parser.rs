@@ -13,6 +13,8 @@ use rustc_hash::FxHashMap;
 use simd_json::prelude::*;
 use simd_json::{Buffers, Tape};
 use trendflow_core::metrics::{Counter, Metrics, names};
+use trendflow_core::post::{Platform, PostFields};
+use trendflow_core::time::parse_created_at;
 use trendflow_core::{Batch, DeadLetter, Emitter, Operator, OperatorError, PostBatch, Reason};
 
 use crate::formats::{self, Format, FormatOptions, Outcome};
@@ -60,6 +62,10 @@ pub struct JsonPostParser {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
+    /// The options let well-formed statuses take [`crate::fast_json`]'s single pass.
+    fast_path: bool,
+    /// Strings with escapes decoded by the fast path.
+    decoded: String,
     repaired: Counter,
     metrics: Metrics,
     control: FxHashMap<&'static str, Counter>,
@@ -85,14 +91,27 @@ pub fn event_time_extractor(
     }
 }
 
+/// Whether lines read with these options can take the fast path: Twitter v1.1 statuses of
+/// which only the text as sent, `created_at` and the id are used (the tutorial's options).
+fn takes_fast_path(o: &FormatOptions) -> bool {
+    o.format == Format::TwitterV1
+        && o.text == formats::TextChoice::AsSent
+        && o.reposts == formats::RepostText::Own
+        && o.time == formats::TimeChoice::Created
+        && o.needs == formats::Needs::TEXT_ONLY
+}
+
 impl JsonPostParser {
     pub fn new(component: &str, options: ParserOptions, metrics: &Metrics) -> Self {
+        let fast_path = takes_fast_path(&options.format);
         JsonPostParser {
             component: component.into(),
             options,
             buffers: Buffers::new(8192),
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(8192),
+            fast_path,
+            decoded: String::with_capacity(1024),
             repaired: metrics.counter_labeled(
                 names::RECORDS_REPAIRED,
                 component,
@@ -105,6 +124,29 @@ impl JsonPostParser {
 
     /// Parses one line (without its newline); posts are appended to `posts`.
     fn parse_line(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> Outcome {
+        // The common case, a well-formed status, in one validating pass that builds nothing
+        // the pipeline does not read; anything else takes the full path, which decides.
+        if self.fast_path
+            && let Some(f) = crate::fast_json::scan(line, &mut self.decoded)
+            && let Ok(time) = parse_created_at(f.created_at)
+        {
+            posts.push_post(
+                line_no,
+                &PostFields {
+                    platform: Platform::Twitter,
+                    id: f.id.unwrap_or(""),
+                    event_time: Some(time),
+                    text: f.text,
+                    ..PostFields::default()
+                },
+            );
+            return Outcome::Posts(None);
+        }
+        self.parse_line_full(line, line_no, posts)
+    }
+
+    /// The full path: simd-json, then Spark's leniencies, then the reason for rejecting.
+    fn parse_line_full(&mut self, line: &[u8], line_no: u64, posts: &mut PostBatch) -> Outcome {
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
         let error = match self.parse_scratch(line_no, posts) {
@@ -419,5 +461,103 @@ mod tests {
         let (posts, dead) = parse(&[long.as_bytes(), br#"{"text":"a","created_at":null}"#]);
         assert_eq!(dead[0], (1, Reason::LineTooLong));
         assert_eq!(posts.len(), 1);
+    }
+
+    fn tutorial_parser() -> (JsonPostParser, Metrics) {
+        let metrics = Metrics::new();
+        let options = ParserOptions {
+            max_line_bytes: 1 << 20,
+            format: FormatOptions {
+                format: Format::TwitterV1,
+                text: formats::TextChoice::AsSent,
+                reposts: formats::RepostText::Own,
+                time: formats::TimeChoice::Created,
+                needs: formats::Needs::TEXT_ONLY,
+            },
+        };
+        (JsonPostParser::new("p", options, &metrics), metrics)
+    }
+
+    /// Everything a line gives: the outcome with its detail, every field of the posts, and
+    /// whether Spark's leniency was needed (counted).
+    fn outcome(line: &[u8], full: bool) -> String {
+        let (mut p, metrics) = tutorial_parser();
+        let mut posts = PostBatch::new("f".into());
+        let outcome = if full {
+            p.parse_line_full(line, 1, &mut posts)
+        } else {
+            p.parse_line(line, 1, &mut posts)
+        };
+        let fields: Vec<String> = (0..posts.len())
+            .map(|i| format!("{:?} {:?}", posts.event_times[i], posts.fields(i)))
+            .collect();
+        let repaired = metrics.value(names::RECORDS_REPAIRED, "p");
+        format!("{outcome:?} {fields:?} repaired={repaired}")
+    }
+
+    fn sample_lines() -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        for data in [
+            &include_bytes!("../../../tests/fixtures/golden/tiny/input/tweets-000000.json")[..],
+            &include_bytes!("../../../tests/fixtures/golden/bad/input/tweets-000000.json")[..],
+            &include_bytes!("../../../tests/fixtures/golden/bad/input/tweets-000001.json")[..],
+        ] {
+            lines.extend(
+                data.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        lines
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parser_on_real_lines() {
+        let lines = sample_lines();
+        let mut fast = 0;
+        for l in &lines {
+            if crate::fast_json::scan(l, &mut String::new()).is_some() {
+                fast += 1;
+            }
+            assert_eq!(
+                outcome(l, false),
+                outcome(l, true),
+                "{}",
+                String::from_utf8_lossy(l)
+            );
+        }
+        // Well-formed statuses take the fast path (where the CPU has AVX2).
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert!(fast * 10 >= lines.len() * 8, "{fast} of {}", lines.len());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Truncated, garbled and spliced lines: wherever the fast path accepts one, it reads
+        /// what the full parser reads; where it declines, the full parser decides.
+        #[test]
+        fn the_fast_path_agrees_with_the_full_parser_on_mutated_lines(
+            pick in 0usize..1000,
+            pos in 0usize..10_000,
+            kind in 0u8..4,
+            byte in proptest::sample::select(vec![b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'-', b'.', b'e', b'u', b'd', b'8', b'a', 0x01, 0x7f, 0xc3, 0xff]),
+        ) {
+            let lines = sample_lines();
+            let mut l = lines[pick % lines.len()].clone();
+            let at = pos % (l.len() + 1);
+            match kind {
+                0 => l.truncate(at),
+                1 if at < l.len() => l[at] = byte,
+                2 => l.insert(at, byte),
+                _ => {
+                    let end = (at + 40).min(l.len());
+                    let piece = l[at..end].to_vec();
+                    l.splice(at..at, piece);
+                }
+            }
+            proptest::prop_assert_eq!(outcome(&l, false), outcome(&l, true));
+        }
     }
 }
