@@ -336,11 +336,7 @@ impl FileSource {
             opened.relative(&f.location).unwrap_or(f.location.as_ref())
         ));
         let data = opened
-            .store
-            .get(&f.location)
-            .await
-            .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?
-            .bytes()
+            .read_all(&f.location)
             .await
             .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?;
         self.bytes_in.add(data.len() as u64);
