@@ -184,6 +184,7 @@ impl FileSource {
             store,
             prefix: StorePath::default(),
             location: options.location.clone(),
+            local: None,
         };
         Self::build(options, Some(opened), component, metrics)
     }

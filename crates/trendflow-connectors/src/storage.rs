@@ -234,6 +234,9 @@ pub struct OpenedLocation {
     /// Empty for a local directory (the store is rooted at it).
     pub prefix: StorePath,
     pub location: Location,
+    /// The store itself when it is a local directory, whose files [`Self::read_all`] reads
+    /// directly.
+    pub local: Option<Arc<LocalFileSystem>>,
 }
 
 impl std::fmt::Debug for OpenedLocation {
@@ -248,18 +251,22 @@ impl OpenedLocation {
         match location {
             Location::Local(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let store = LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                let store = Arc::new(
+                    LocalFileSystem::new_with_prefix(dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))?,
+                );
                 Ok(OpenedLocation {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     prefix: StorePath::default(),
                     location: location.clone(),
+                    local: Some(store),
                 })
             }
             Location::S3 { bucket, prefix } => Ok(OpenedLocation {
                 store: s3.build(bucket)?,
                 prefix: StorePath::from(prefix.as_str()),
                 location: location.clone(),
+                local: None,
             }),
         }
     }
@@ -268,10 +275,8 @@ impl OpenedLocation {
     /// object_store zero-fills its buffer before reading into it, which was 3-4% of the
     /// tutorial's cycles (issue 5).
     pub async fn read_all(&self, path: &StorePath) -> Result<bytes::Bytes, String> {
-        if let Location::Local(dir) = &self.location {
-            let file = LocalFileSystem::new_with_prefix(dir)
-                .and_then(|fs| fs.path_to_filesystem(path))
-                .map_err(|e| e.to_string())?;
+        if let Some(local) = &self.local {
+            let file = local.path_to_filesystem(path).map_err(|e| e.to_string())?;
             let read = tokio::task::spawn_blocking(move || std::fs::read(&file))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -368,6 +373,7 @@ mod tests {
             store: Arc::new(object_store::memory::InMemory::new()),
             prefix: StorePath::from("tweets/input"),
             location: Location::parse("s3://b/tweets/input").unwrap(),
+            local: None,
         };
         assert_eq!(o.path("a.json").as_ref(), "tweets/input/a.json");
         let p = StorePath::from("tweets/input/x/a.json");
