@@ -47,6 +47,21 @@ impl CheckpointStore for ObjectStoreCheckpoints {
         })
     }
 
+    fn put_parts<'a>(
+        &'a self,
+        name: &'a str,
+        parts: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let payload: PutPayload = parts.into_iter().map(bytes::Bytes::from).collect();
+            self.store
+                .put(&self.path(name), payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("writing {}/{name}: {e}", self.describe))
+        })
+    }
+
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>> {
         Box::pin(async move {
             let err = |e: object_store::Error| format!("reading {}/{name}: {e}", self.describe);

@@ -12,6 +12,16 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// lent: a checkpoint can hold a memory table of tens of MB, which a store keeping or
     /// uploading it would otherwise copy.
     fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>>;
+    /// [`Self::put`] of the concatenation of `parts`, which a store may write one after the
+    /// other: a checkpoint's parts are its components' states, moved in rather than copied
+    /// into one buffer (a memory table's state would otherwise be in memory twice).
+    fn put_parts<'a>(
+        &'a self,
+        name: &'a str,
+        parts: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.put(name, parts.concat())
+    }
     /// Reads an object; `None` when it does not exist.
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>>;
     /// Names of the objects directly under `dir`, relative to it, sorted.

@@ -172,6 +172,15 @@ pub fn crc32(data: &[u8]) -> u32 {
     crc32fast::hash(data)
 }
 
+/// [`crc32`] of the concatenation of `parts`.
+pub fn crc32_of_parts(parts: &[Vec<u8>]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -594,8 +594,9 @@ impl RunningPipeline {
                             components,
                         };
                         let checkpoint_started = Instant::now();
+                        let created_ms = checkpoint.created_ms;
                         let checkpoint_bytes =
-                            match self.checkpoints.write_checkpoint(&checkpoint).await {
+                            match self.checkpoints.write_checkpoint(checkpoint).await {
                                 Ok(n) => n,
                                 Err(e) => break Err(PipelineError::Checkpoint(e)),
                             };
@@ -608,7 +609,7 @@ impl RunningPipeline {
                             .set(checkpoint_bytes as i64);
                         self.metrics
                             .gauge(names::CHECKPOINT_TIMESTAMP_SECONDS, &self.name)
-                            .set(checkpoint.created_ms / 1000);
+                            .set(created_ms / 1000);
                         if let Err(e) = trendflow_core::failpoint::check(
                             "after-checkpoint-before-source-commit",
                         ) {

@@ -177,6 +177,15 @@ impl MemoryTables {
         let Some(t) = tables.get(name) else {
             return Ok(false);
         };
+        // Sized up front (at most the batches' buffers, less when they are slices): a table of
+        // tens of MB in a buffer that grows would be copied, and held twice, as it doubles.
+        out.reserve(
+            t.batches
+                .iter()
+                .map(|b| b.get_array_memory_size())
+                .sum::<usize>()
+                + 4096,
+        );
         let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
         for b in &t.batches {
             w.write(b).map_err(|e| e.to_string())?;

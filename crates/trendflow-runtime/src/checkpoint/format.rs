@@ -9,7 +9,7 @@
 //! A file that is short, has another magic or a wrong checksum is torn or corrupt; the loader
 //! then falls back to the previous checkpoint.
 
-use trendflow_core::codec::{StateReader, StateWriter, crc32};
+use trendflow_core::codec::{StateReader, StateWriter, crc32, crc32_of_parts};
 use trendflow_core::{Epoch, EventTime};
 
 pub const MAGIC: &[u8; 8] = b"TFCKPT\n\0";
@@ -48,34 +48,37 @@ pub enum FormatError {
 }
 
 impl Checkpoint {
-    pub fn encode(&self) -> Vec<u8> {
-        // Sized up front: a checkpoint can hold a memory table of tens of MB, which a growing
-        // buffer would copy several times.
-        let size: usize = self
-            .components
-            .iter()
-            .map(|c| c.state.len() + c.name.len() + c.signature.len() + 32)
-            .sum::<usize>()
-            + self.pipeline.len()
-            + 64;
-        let mut w = StateWriter::appending_to(MAGIC.to_vec(), size);
+    /// The checkpoint as one buffer (see [`Self::into_parts`]).
+    pub fn encode(self) -> Vec<u8> {
+        self.into_parts().concat()
+    }
+
+    /// The encoding, in parts whose concatenation is the checkpoint: each component's state
+    /// is moved into the parts, not copied (a memory table of tens of MB would otherwise be
+    /// in memory twice while its checkpoint is written).
+    pub fn into_parts(self) -> Vec<Vec<u8>> {
+        let mut parts = Vec::with_capacity(2 * self.components.len() + 2);
+        let mut w = StateWriter::appending_to(MAGIC.to_vec(), 256);
         w.u64(FORMAT_VERSION)
             .u64(self.epoch)
             .str(&self.pipeline)
             .i64(self.created_ms)
             .opt_i64(self.watermark)
             .u64(self.components.len() as u64);
-        for c in &self.components {
+        for c in self.components {
+            // As `bytes(&c.state)` writes it: the length, then the state.
             w.str(&c.name)
                 .u64(u64::from(c.instance))
                 .u64(u64::from(c.instances))
                 .str(&c.signature)
-                .bytes(&c.state);
+                .u64(c.state.len() as u64);
+            parts.push(std::mem::take(&mut w).finish());
+            parts.push(c.state);
         }
-        let mut out = w.finish();
-        let crc = crc32(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        parts.push(w.finish());
+        let crc = crc32_of_parts(&parts);
+        parts.push(crc.to_le_bytes().to_vec());
+        parts
     }
 
     pub fn decode(data: &[u8]) -> Result<Checkpoint, FormatError> {
@@ -192,7 +195,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let c = sample();
-        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+        assert_eq!(Checkpoint::decode(&c.clone().encode()).unwrap(), c);
         for e in [
             OffsetEntry::Input(b"abc".to_vec()),
             OffsetEntry::NoData,

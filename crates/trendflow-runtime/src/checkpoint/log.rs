@@ -65,10 +65,11 @@ impl Checkpointer {
 
     /// Writes checkpoint `c`, then removes what no restart can need any more. Returns the
     /// checkpoint's size in bytes.
-    pub async fn write_checkpoint(&self, c: &Checkpoint) -> Result<usize, String> {
-        let bytes = c.encode();
-        let size = bytes.len();
-        self.store.put(&Self::state_name(c.epoch), bytes).await?;
+    pub async fn write_checkpoint(&self, c: Checkpoint) -> Result<usize, String> {
+        let name = Self::state_name(c.epoch);
+        let parts = c.into_parts();
+        let size = parts.iter().map(Vec::len).sum();
+        self.store.put_parts(&name, parts).await?;
         failpoint::check("after-checkpoint-before-prune")?;
         self.prune().await?;
         Ok(size)

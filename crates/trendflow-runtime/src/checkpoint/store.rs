@@ -78,7 +78,7 @@ impl LocalDirStore {
         self.root.join(name)
     }
 
-    fn put_sync(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+    fn put_sync(&self, name: &str, parts: &[&[u8]]) -> std::io::Result<()> {
         let target = self.path(name);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir)?;
@@ -89,7 +89,9 @@ impl LocalDirStore {
         let tmp = dir.join(format!(".{file_name}.tmp"));
         {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(data)?;
+            for data in parts {
+                f.write_all(data)?;
+            }
             f.sync_all()?;
         }
         failpoint::check("put-after-temp-write").map_err(std::io::Error::other)?;
@@ -107,8 +109,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl CheckpointStore for LocalDirStore {
     fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>> {
+        self.put_parts(name, vec![data])
+    }
+
+    fn put_parts<'a>(
+        &'a self,
+        name: &'a str,
+        parts: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let r = self
-            .put_sync(name, &data)
+            .put_sync(name, &parts)
             .map_err(|e| format!("writing {}: {e}", self.path(name).display()));
         if r.is_err() {
             // Leave no temporary file behind (a full disk, for instance).
