@@ -92,6 +92,23 @@ impl Tokenizer {
     }
 }
 
+/// The words of `text` split on single spaces that contain a `#`, in order: what
+/// `text.split(' ').filter(|w| w.contains('#'))` yields, found from the `#`s instead of by
+/// visiting every word (most words have none; splitting them all was 5% of Q2's cycles).
+fn words_with_hash(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    // Where the search resumes: the start of the word after the last one yielded.
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let hash = from + memchr::memchr(b'#', b.get(from..)?)?;
+        let start = memchr::memrchr(b' ', &b[from..hash]).map_or(from, |i| from + i + 1);
+        let end = memchr::memchr(b' ', &b[hash..]).map_or(b.len(), |i| hash + i);
+        from = end + 1;
+        // ' ' and '#' are ASCII: `start` and `end` are character boundaries.
+        Some(&text[start..end])
+    })
+}
+
 impl Operator for Tokenizer {
     fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
         let Batch::Posts(posts) = batch else {
@@ -119,14 +136,8 @@ impl Operator for Tokenizer {
             let text = posts.text(i);
             match self.mode {
                 TokenizerMode::Split => {
-                    // Fast reject: most words have no '#'; only texts with one are split.
-                    if memchr::memchr(b'#', text.as_bytes()).is_none() {
-                        continue;
-                    }
-                    for w in text.split(' ') {
-                        if w.as_bytes().contains(&b'#') {
-                            tokens.push(t, self.normalize.apply(w, &mut self.buf));
-                        }
+                    for w in words_with_hash(text) {
+                        tokens.push(t, self.normalize.apply(w, &mut self.buf));
                     }
                 }
                 TokenizerMode::Words => {
@@ -174,6 +185,17 @@ impl Operator for Tokenizer {
 mod tests {
     use super::*;
     use trendflow_core::PostBatch;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The search from the `#`s yields exactly the naive split's words with a `#`.
+        #[test]
+        fn words_with_hash_is_the_naive_split(text in "[a# é\n😀]{0,40}") {
+            let naive: Vec<&str> = text.split(' ').filter(|w| w.contains('#')).collect();
+            let fast: Vec<&str> = words_with_hash(&text).collect();
+            proptest::prop_assert_eq!(fast, naive);
+        }
+    }
 
     fn split(text: &str) -> Vec<String> {
         let mut posts = PostBatch::new("f".into());
