@@ -50,18 +50,27 @@ pub fn push_csv_field(out: &mut String, s: &str) {
     }
 }
 
+/// The bytes that make a CSV field quoted, as bits of a mask over 0..64 (all are below 64).
+const QUOTED_BYTES: u64 = 1 << b',' | 1 << b'"' | 1 << b'\n' | 1 << b'\r';
+
+/// One loop over the bytes: keys are short (a hashtag is ~12 bytes), and memchr's setup per
+/// call cost more than the search (memchr3 was 17% of the flush of Q2 over 1M tweets).
 fn needs_quotes(s: &str) -> bool {
-    memchr::memchr3(b',', b'"', b'\n', s.as_bytes()).is_some() || s.as_bytes().contains(&b'\r')
+    s.bytes().any(|b| b < 64 && QUOTED_BYTES >> b & 1 != 0)
 }
 
 fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
-    for (i, part) in s.split('"').enumerate() {
-        if i > 0 {
-            out.push_str("\"\"");
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'"' {
+            // `i` is a quote (ASCII): the runs are cut on character boundaries.
+            out.push_str(&s[run..=i]);
+            out.push('"');
+            run = i + 1;
         }
-        out.push_str(part);
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -191,11 +200,26 @@ mod tests {
             ("a\rb", "\"a\rb\""),
             ("\"\"", "\"\"\"\"\"\""),
             ("é,😀", "\"é,😀\""),
+            ("a\"b\"", "\"a\"\"b\"\"\""),
+            ("@ x?", "@ x?"),
         ] {
             assert_eq!(csv_field(field), quoted);
             let mut out = String::from("x");
             push_csv_field(&mut out, field);
             assert_eq!(out, format!("x{quoted}"));
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte loops against RFC 4180 written the obvious way.
+        #[test]
+        fn csv_field_is_the_naive_quoting(s in "[a-z#\",\r\n é😀]{0,24}") {
+            let naive = if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.clone()
+            };
+            proptest::prop_assert_eq!(csv_field(&s), naive);
         }
     }
 }
