@@ -76,7 +76,14 @@ impl CountWindowCursor {
                 e.0 = rank_of[e.0 as usize];
             }
         }
-        let keys: Vec<Arc<str>> = order.iter().map(|&id| names[id as usize].clone()).collect();
+        // Fresh copies, allocated in rank order: the rows of a window are walked by rank, and
+        // each row's key is touched by this cursor and by every sink; keys scattered over the
+        // heap as they were first seen made the sinks' reads of them cache misses (half of the
+        // CSV sink's time in Q2's flush was its first load of each key's bytes).
+        let keys: Vec<Arc<str>> = order
+            .iter()
+            .map(|&id| Arc::from(&**names[id as usize]))
+            .collect();
         let mut cursor = CountWindowCursor {
             windows,
             start: (lo <= hi).then_some(lo),
