@@ -72,7 +72,7 @@ pub struct BenchArgs {
     /// The workers' consumer-group session timeout (a dead worker's partitions move after it).
     #[arg(long, default_value = "6s")]
     pub session_timeout: String,
-    /// Internal: run one measurement in this process ("plain:q2", "actors:q2:2") and print
+    /// Internal: run one measurement in this process ("scan", "plain:q2", "actors:q2:2") and print
     /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
     #[arg(long, hide = true)]
     pub only: Option<String>,
@@ -176,6 +176,25 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
         {}
     }
     (posts, started.elapsed().as_secs_f64())
+}
+
+/// The ceiling the parsers work under: only the JSON scan of the tutorial's fast path
+/// (`trendflow_ops::fast_json`), one thread, over lines already in memory (the reading of
+/// each file is not timed). Returns (lines scanned, seconds).
+fn scan_only(files: &[PathBuf]) -> (u64, f64) {
+    let mut decoded = String::new();
+    let mut lines = 0u64;
+    let mut seconds = 0.0;
+    for f in files {
+        let data = std::fs::read(f).unwrap();
+        let started = Instant::now();
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            std::hint::black_box(trendflow_ops::fast_json::scan(line, &mut decoded));
+            lines += 1;
+        }
+        seconds += started.elapsed().as_secs_f64();
+    }
+    (lines, seconds)
 }
 
 fn memchr_next(data: &[u8], from: usize) -> usize {
@@ -337,6 +356,16 @@ pub async fn main(args: BenchArgs) -> i32 {
     if let Some(only) = &args.only {
         let parts: Vec<&str> = only.split(':').collect();
         let m = match parts.as_slice() {
+            ["scan"] => {
+                let (tweets, seconds) = scan_only(&files);
+                Measure {
+                    label: "json scan only, 1 thread".into(),
+                    tweets,
+                    seconds,
+                    bytes,
+                    peak_rss_mb: peak_rss_mb(),
+                }
+            }
             ["plain", q] => {
                 let (tweets, seconds) = plain_loop(&files, *q == "q2", size, slide);
                 Measure {
@@ -366,7 +395,8 @@ pub async fn main(args: BenchArgs) -> i32 {
         println!("{}", serde_json::to_string(&m).unwrap());
         return 0;
     }
-    let mut plan = Vec::new();
+    // What one core can scan first: the parsing limit the queries approach.
+    let mut plan = vec!["scan".to_string()];
     for q in &args.queries {
         plan.push(format!("plain:{q}"));
         for p in &args.parsers {

@@ -7,7 +7,7 @@
 pub mod count;
 pub mod entities;
 pub mod extract;
-mod fast_json;
+pub mod fast_json;
 pub mod filter;
 pub mod formats;
 pub mod normalize;
