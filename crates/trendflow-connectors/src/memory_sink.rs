@@ -22,7 +22,7 @@ pub struct MemorySink {
     /// with the index of its first row still kept; turned into Arrow at the commit. In append
     /// and update modes with a bound, only the last `max_rows` rows are kept: the commit
     /// would evict the others anyway (they are counted then). Converting at the commit
-    /// converts only those: Q2's flush over 1M tweets sends 9.9M rows to a table of 1M, and
+    /// converts only those: Q2's flush over 1M tweets sends 4.2M rows to a table of 1M, and
     /// converting each batch as it came was 17% of that flush's cycles.
     pending: VecDeque<(Arc<RowBatch>, usize)>,
     pending_rows: usize,

@@ -41,7 +41,7 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// [`csv_field`] appended to `out` without allocating: a result's keys are written once per
-/// row (9.9M rows for Q2 over 1M tweets), and Spark's split leaves commas on words.
+/// row (4.2M rows for Q2 over 1M tweets), and Spark's split leaves commas on words.
 pub fn push_csv_field(out: &mut String, s: &str) {
     if needs_quotes(s) {
         push_quoted(out, s);
