@@ -72,8 +72,8 @@ pub struct BenchArgs {
     /// The workers' consumer-group session timeout (a dead worker's partitions move after it).
     #[arg(long, default_value = "6s")]
     pub session_timeout: String,
-    /// Internal: run one measurement in this process ("scan", "plain:q2", "actors:q2:2") and print
-    /// it as JSON. Each measurement runs in its own process so its peak RSS is its own.
+    /// Internal: run one measurement in this process ("scan", "plain:q2", "actors:q2:2") and
+    /// print it as JSON. Each measurement runs in its own process so its peak RSS is its own.
     #[arg(long, hide = true)]
     pub only: Option<String>,
 }

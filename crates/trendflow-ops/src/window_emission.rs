@@ -79,7 +79,7 @@ impl CountWindowCursor {
         // Fresh copies, allocated in rank order: the rows of a window are walked by rank, and
         // each row's key is touched by this cursor and by every sink; keys scattered over the
         // heap as they were first seen made the sinks' reads of them cache misses (half of the
-        // CSV sink's time in Q2's flush was its first load of each key's bytes).
+        // samples of the CSV rows' formatting in Q2's flush were on its first load of a key).
         let keys: Vec<Arc<str>> = order
             .iter()
             .map(|&id| Arc::from(&**names[id as usize]))
