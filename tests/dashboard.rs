@@ -589,6 +589,7 @@ fn metrics_sql_formats_and_events_over_http() {
         "trendflow_epoch_duration_seconds_count",
         "tweetquery_group_hashtag",
     );
+    assert!(epochs_before >= 1.0, "no epoch in the duration histogram");
     std::fs::copy(&files[1], input.join("b.json")).unwrap();
     wait_until("the counters and the epoch histogram to move", || {
         let all = parsed(&addr);
