@@ -140,7 +140,9 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
                 memchr_next(&data, target)
             };
             let chunk = data[start..end].to_vec();
-            let lines = chunk.iter().filter(|&&b| b == b'\n').count();
+            // Counted as the file source counts (a byte-by-byte count was a quarter of this
+            // loop's time: the plain loop's figure was low).
+            let lines = memchr::memchr_iter(b'\n', &chunk).count();
             let mut out = Emitter::new();
             parser
                 .process_batch(
@@ -188,9 +190,17 @@ fn scan_only(files: &[PathBuf]) -> (u64, f64) {
     for f in files {
         let data = std::fs::read(f).unwrap();
         let started = Instant::now();
-        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            std::hint::black_box(trendflow_ops::fast_json::scan(line, &mut decoded));
-            lines += 1;
+        // Lines found as the parser finds them (`split` on a closure was a third of the timed
+        // loop: the scan's figure was low).
+        let mut start = 0;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+            let line = &data[start..end];
+            start = end + 1;
+            if !line.is_empty() {
+                std::hint::black_box(trendflow_ops::fast_json::scan(line, &mut decoded));
+                lines += 1;
+            }
         }
         seconds += started.elapsed().as_secs_f64();
     }
@@ -198,10 +208,7 @@ fn scan_only(files: &[PathBuf]) -> (u64, f64) {
 }
 
 fn memchr_next(data: &[u8], from: usize) -> usize {
-    data[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(data.len(), |i| from + i + 1)
+    memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |i| from + i + 1)
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]
