@@ -533,6 +533,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_integer_beyond_64_bits_is_a_number_on_both_paths() {
+        // Spark (Jackson) reads it as a BigInteger; the line is not invalid.
+        let l = br#"{"created_at":"Thu Apr 15 08:05:04 +0000 2021","id":81382605882711842654,"id_str":"1","text":"a #b","n":-123456789012345678901234}"#;
+        let fast = outcome(l, false);
+        assert_eq!(fast, outcome(l, true));
+        assert!(fast.starts_with("Posts(None)"), "{fast}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
         /// Truncated, garbled and spliced lines: wherever the fast path accepts one, it reads
