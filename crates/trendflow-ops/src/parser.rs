@@ -542,6 +542,80 @@ mod tests {
         assert!(fast.starts_with("Posts(None)"), "{fast}");
     }
 
+    /// A whole batch through `process_batch`: every post with its line number, every dead
+    /// letter, the repaired count.
+    fn batch_outcome(data: &[u8], fast: bool, max_line_bytes: usize) -> String {
+        let (mut p, metrics) = tutorial_parser();
+        p.fast_path = fast;
+        p.options.max_line_bytes = max_line_bytes;
+        let mut out = Emitter::new();
+        let raw = RawBatch {
+            origin: "f".into(),
+            first_line: 7,
+            lines: memchr::memchr_iter(b'\n', data).count() + 1,
+            data: data.to_vec().into(),
+        };
+        p.process_batch(Batch::Raw(Arc::new(raw)), &mut out)
+            .unwrap();
+        let posts: Vec<String> = out
+            .batches
+            .iter()
+            .flat_map(|b| match b {
+                Batch::Posts(b) => (0..b.len())
+                    .map(|i| format!("{} {:?} {:?}", b.lines[i], b.event_times[i], b.fields(i)))
+                    .collect(),
+                _ => vec![],
+            })
+            .collect();
+        let dead: Vec<String> = out
+            .dead_letters
+            .iter()
+            .map(|d| format!("{} {:?} {}", d.line, d.reason, d.detail))
+            .collect();
+        let repaired = metrics.value(names::RECORDS_REPAIRED, "p");
+        format!("{posts:#?} {dead:#?} repaired={repaired}")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// Batches of real, mutated and blank lines, ended by `\n` or `\r\n`, the last one with
+        /// or without its newline, some over the line limit: with the fast path, the batch's
+        /// outcome is the full parser's, line for line (numbers included).
+        #[test]
+        fn the_fast_path_finds_the_same_lines_in_a_batch(
+            picks in proptest::collection::vec((0usize..1000, 0usize..10_000, 0u8..6, 0u8..3), 1..8),
+            last_newline: bool,
+            max_line_bytes in proptest::sample::select(vec![3000usize, 1 << 20]),
+        ) {
+            let lines = sample_lines();
+            let mut data = Vec::new();
+            for (pick, pos, kind, ending) in picks {
+                let mut l = lines[pick % lines.len()].clone();
+                let at = pos % (l.len() + 1);
+                match kind {
+                    0 => l.truncate(at),
+                    1 => l.insert(at, b'\n'),
+                    2 => l = b"  \t".to_vec(),
+                    3 => l.insert(at, b'\r'),
+                    _ => {}
+                }
+                data.extend_from_slice(&l);
+                data.extend_from_slice(match ending {
+                    0 => b"\n",
+                    1 => b"\r\n",
+                    _ => b" \r\n",
+                });
+            }
+            if !last_newline {
+                data.pop();
+            }
+            proptest::prop_assert_eq!(
+                batch_outcome(&data, true, max_line_bytes),
+                batch_outcome(&data, false, max_line_bytes)
+            );
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
         /// Truncated, garbled and spliced lines: wherever the fast path accepts one, it reads
