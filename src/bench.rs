@@ -130,7 +130,9 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
     let started = Instant::now();
     let mut posts = 0u64;
     for f in files {
-        let data = std::fs::read(f).unwrap();
+        // Batches share the file's buffer, as the source's do (a copy per batch was 9.6% of
+        // this loop's samples, work the pipeline does not do).
+        let data = bytes::Bytes::from(std::fs::read(f).unwrap());
         let mut start = 0;
         while start < data.len() {
             let target = (start + (1 << 20)).min(data.len());
@@ -139,7 +141,7 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
             } else {
                 memchr_next(&data, target)
             };
-            let chunk = data[start..end].to_vec();
+            let chunk = data.slice(start..end);
             // Counted as the file source counts (a byte-by-byte count was a quarter of this
             // loop's time: the plain loop's figure was low).
             let lines = memchr::memchr_iter(b'\n', &chunk).count();
@@ -150,7 +152,7 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
                         origin: "f".into(),
                         first_line: 1,
                         lines,
-                        data: chunk.into(),
+                        data: chunk,
                     })),
                     &mut out,
                 )
