@@ -556,6 +556,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Strings of plain runs, multi-byte characters and every kind of escape: decoded as
+        /// serde_json decodes them, appended to what the buffer held.
+        #[test]
+        fn unescape_is_serde_json_decoding(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "bcdefghijklmnopqrstuvwxyz0123456789", "é", "😀", " ",
+                r#"\""#, r"\\", r"\/", r"\b", r"\f", r"\n", r"\r", r"\t",
+                r"\u00e9", r"\u2019", r"\ud83d\ude00", r"\u0000",
+            ]), 0..40)
+        ) {
+            let raw: String = parts.concat();
+            let expected: String = serde_json::from_str(&format!("\"{raw}\"")).unwrap();
+            let mut out = String::from("kept");
+            proptest::prop_assert_eq!(unescape(raw.as_bytes(), &mut out), Some(()));
+            proptest::prop_assert_eq!(out, format!("kept{expected}"));
+        }
+    }
+
     #[test]
     fn special_bytes_are_found_in_every_position() {
         if !scans() {
