@@ -208,6 +208,18 @@ fn scan_only(files: &[PathBuf]) -> (u64, f64) {
     (lines, seconds)
 }
 
+fn plain_label(query: &str) -> String {
+    format!("{query} plain loop, 1 thread")
+}
+
+fn actors_label(query: &str, parsers: usize) -> String {
+    format!("{query} actors, {}", parsers_label(parsers))
+}
+
+fn parsers_label(parsers: usize) -> String {
+    format!("{parsers} parser{}", if parsers == 1 { "" } else { "s" })
+}
+
 fn memchr_next(data: &[u8], from: usize) -> usize {
     memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |i| from + i + 1)
 }
@@ -269,10 +281,7 @@ async fn run_pipeline(
         .metrics
         .value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
     Ok(Measure {
-        label: format!(
-            "{query} actors, {parsers} parser{}",
-            if parsers == 1 { "" } else { "s" }
-        ),
+        label: actors_label(query, parsers),
         tweets,
         seconds,
         bytes: report.bytes,
@@ -377,7 +386,7 @@ pub async fn main(args: BenchArgs) -> i32 {
             ["plain", q] => {
                 let (tweets, seconds) = plain_loop(&files, *q == "q2", size, slide);
                 Measure {
-                    label: format!("{q} plain loop, 1 thread"),
+                    label: plain_label(q),
                     tweets,
                     seconds,
                     bytes,
@@ -453,23 +462,56 @@ pub async fn main(args: BenchArgs) -> i32 {
             }
         }
         runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-        results.push(runs[runs.len() / 2].clone());
+        // The median, and the spread of the runs around it (machines are noisy).
+        let range = (runs[0].seconds, runs[runs.len() - 1].seconds);
+        results.push((runs[runs.len() / 2].clone(), range));
     }
     bar.set(done);
     bar.finish();
     println!(
-        "{:<32} {:>10} {:>9} {:>12} {:>9} {:>10}",
-        "run", "tweets", "seconds", "tweets/s", "MB/s", "peak RSS"
+        "{:<32} {:>10} {:>9} {:>13} {:>12} {:>9} {:>10}",
+        "run", "tweets", "seconds", "runs' range", "tweets/s", "MB/s", "peak RSS"
     );
-    for m in &results {
+    for (m, (low, high)) in &results {
         println!(
-            "{:<32} {:>10} {:>9.3} {:>12.0} {:>9.1} {:>7.0} MB",
+            "{:<32} {:>10} {:>9.3} {:>13} {:>12.0} {:>9.1} {:>7.0} MB",
             m.label,
             m.tweets,
             m.seconds,
+            format!("{low:.2}-{high:.2}"),
             m.tweets as f64 / m.seconds,
             m.bytes as f64 / 1e6 / m.seconds,
             m.peak_rss_mb
+        );
+    }
+    // Issue 5's actor-overhead figure: the plain loop's rate over the actors' rate per core
+    // (the pipeline's actors share all the cores, whatever the number of parsers).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let rate = |label: &str| {
+        results
+            .iter()
+            .find(|(m, _)| m.label == label)
+            .map(|(m, _)| m.tweets as f64 / m.seconds)
+    };
+    for q in &args.queries {
+        let Some(plain) = rate(&plain_label(q)) else {
+            continue;
+        };
+        let ratios: Vec<String> = args
+            .parsers
+            .iter()
+            .filter_map(|p| {
+                let actors = rate(&actors_label(q, *p))?;
+                Some(format!(
+                    "{} {:.2}x",
+                    parsers_label(*p),
+                    plain / (actors / cores)
+                ))
+            })
+            .collect();
+        println!(
+            "{q}: plain loop over actors per core ({cores} cores): {}",
+            ratios.join(", ")
         );
     }
     let mut latency = None;
@@ -540,7 +582,8 @@ pub async fn main(args: BenchArgs) -> i32 {
     if args.json {
         let v: Vec<_> = results
             .iter()
-            .map(|m| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
+            .map(|(m, (low, high))| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
+                "seconds_min": low, "seconds_max": high,
                 "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
             .collect();
         let doc = serde_json::json!({"runs": v, "latency": latency, "sinks": sinks});
