@@ -342,30 +342,8 @@ impl FileSource {
             .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?;
         self.bytes_in.add(data.len() as u64);
         let _ = f.size;
-        let mut line = 1u64;
-        let mut start = 0usize;
-        while start < data.len() {
-            let target = (start + self.options.batch_bytes).min(data.len());
-            let end = if target == data.len() {
-                data.len()
-            } else {
-                match memchr::memchr(b'\n', &data[target..]) {
-                    Some(i) => target + i + 1,
-                    None => data.len(),
-                }
-            };
-            let chunk = &data[start..end];
-            let lines =
-                memchr::memchr_iter(b'\n', chunk).count() + usize::from(!chunk.ends_with(b"\n"));
-            let raw = RawBatch {
-                origin: origin.clone(),
-                first_line: line,
-                lines,
-                data: data.slice(start..end),
-            };
-            line += lines as u64;
+        for raw in RawBatch::split(origin, data, self.options.batch_bytes, 1) {
             out.send(Batch::Raw(Arc::new(raw))).await?;
-            start = end;
         }
         self.files_read.inc();
         Ok(())

@@ -158,6 +158,50 @@ pub struct RawBatch {
     pub data: bytes::Bytes,
 }
 
+impl RawBatch {
+    /// `data`, whole lines from `origin` starting at line `first_line`, cut into batches of
+    /// about `batch_bytes` that end at a line's end: the batches a source sends. They share
+    /// `data`'s buffer.
+    ///
+    /// ```
+    /// use trendflow_core::RawBatch;
+    ///
+    /// let data = bytes::Bytes::from_static(b"a\nbb\nccc\nd");
+    /// let batches: Vec<RawBatch> = RawBatch::split("f".into(), data, 3, 1).collect();
+    /// let cut: Vec<(&[u8], u64, usize)> =
+    ///     batches.iter().map(|b| (&b.data[..], b.first_line, b.lines)).collect();
+    /// assert_eq!(cut, [(&b"a\nbb\n"[..], 1, 2), (&b"ccc\n"[..], 3, 1), (&b"d"[..], 4, 1)]);
+    /// ```
+    pub fn split(
+        origin: Arc<str>,
+        data: bytes::Bytes,
+        batch_bytes: usize,
+        first_line: u64,
+    ) -> impl Iterator<Item = RawBatch> {
+        let mut start = 0;
+        let mut line = first_line;
+        std::iter::from_fn(move || {
+            if start >= data.len() {
+                return None;
+            }
+            let target = (start + batch_bytes).min(data.len());
+            let end = memchr::memchr(b'\n', &data[target..]).map_or(data.len(), |i| target + i + 1);
+            let chunk = data.slice(start..end);
+            let lines =
+                memchr::memchr_iter(b'\n', &chunk).count() + usize::from(!chunk.ends_with(b"\n"));
+            let batch = RawBatch {
+                origin: origin.clone(),
+                first_line: line,
+                lines,
+                data: chunk,
+            };
+            line += lines as u64;
+            start = end;
+            Some(batch)
+        })
+    }
+}
+
 /// Tokens (hashtags, words) with the event time of the post they come from, and optionally a
 /// value each (what a sum adds up, or the hash of what a distinct count counts).
 #[derive(Debug, Clone, Default)]
