@@ -297,7 +297,7 @@ fn kafka_source_options(
     name: &str,
     k: &KafkaSourceConfig,
     trigger: Trigger,
-) -> trendflow_kafka::KafkaSourceOptions {
+) -> Result<trendflow_kafka::KafkaSourceOptions, Vec<String>> {
     let mut o = trendflow_kafka::KafkaSourceOptions {
         bootstrap_servers: k.bootstrap_servers.clone(),
         topics: k.topics.clone(),
@@ -326,7 +326,7 @@ fn kafka_source_options(
             trendflow_kafka::StartingOffsets::Latest
         }
         Some(KafkaStartingOffsets::PerPartition(m)) => {
-            trendflow_kafka::StartingOffsets::PerPartition(m.clone())
+            trendflow_kafka::StartingOffsets::PerPartition(per_partition_offsets(name, m)?)
         }
     };
     let parser = config.transforms.iter().find_map(|(t, c)| match c {
@@ -338,7 +338,43 @@ fn kafka_source_options(
             trendflow_ops::parser::event_time_extractor(&options),
         ));
     }
-    o
+    Ok(o)
+}
+
+/// `starting_offsets: {topic: {partition: offset}}` with its partitions, text in the config,
+/// as numbers; every key that is not a partition number and every offset that is neither an
+/// offset nor -1 / -2 is reported.
+fn per_partition_offsets(
+    source: &str,
+    offsets: &BTreeMap<String, BTreeMap<String, i64>>,
+) -> Result<BTreeMap<String, BTreeMap<i32, i64>>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut out = BTreeMap::new();
+    for (topic, partitions) in offsets {
+        let mut parsed = BTreeMap::new();
+        for (partition, &offset) in partitions {
+            let at = format!("sources.{source}.starting_offsets.{topic}.{partition}");
+            match partition.trim().parse::<i32>() {
+                Ok(p) if p >= 0 => {
+                    parsed.insert(p, offset);
+                }
+                _ => errors.push(format!(
+                    "{at}: `{partition}` is not a partition number (0, 1, 2...)"
+                )),
+            }
+            if offset < -2 {
+                errors.push(format!(
+                    "{at}: offset {offset}: an offset is 0 or more, -1 (latest) or -2 (earliest)"
+                ));
+            }
+        }
+        out.insert(topic.clone(), parsed);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn source_node(
@@ -620,7 +656,13 @@ fn build_graph(
                 }
             }
             SourceConfig::Kafka(k) => {
-                let options = kafka_source_options(config, n, k, trigger);
+                let options = match kafka_source_options(config, n, k, trigger) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        errors.extend(e);
+                        continue;
+                    }
+                };
                 match trendflow_kafka::KafkaSource::new(options, n, metrics) {
                     Ok(src) => {
                         nodes.push(source_node(n, Box::new(src), trigger, heartbeat, mailbox))
@@ -1142,5 +1184,96 @@ mod tests {
             }
         );
         assert_eq!(needs_of("config/stats/reach.yaml"), Needs::ALL);
+    }
+}
+
+#[cfg(test)]
+mod kafka_tests {
+    use super::*;
+
+    /// A Kafka source with `starting_offsets` given per partition, as docs/kafka.md writes it;
+    /// `tokenize_extra` adds lines to the tokenize stage.
+    fn pipeline(starting_offsets: &str, tokenize_extra: &str) -> String {
+        format!(
+            r#"
+name: data
+trigger: 1s
+sources:
+  posts:
+    type: kafka
+    bootstrap_servers: 127.0.0.1:9
+    topics: [posts]
+    starting_offsets: {starting_offsets}
+transforms:
+  parse:
+    type: parse_json
+    inputs: [posts]
+    format: twitter_v1
+    event_time: created
+  words:
+    type: tokenize
+    inputs: [parse]
+    mode: split
+{tokenize_extra}
+  counts:
+    type: window_count
+    inputs: [words]
+    window: 3h
+    slide: 5m
+    watermark: 1m
+    output_mode: append
+sinks:
+  data:
+    type: memory
+    inputs: [counts]
+"#
+        )
+    }
+
+    #[test]
+    fn per_partition_starting_offsets_load_build_and_reach_the_source() {
+        let yaml = pipeline("{posts: {0: 1200, 1: -2}}", "");
+        let config = crate::load_str(&yaml, "kafka.yaml", &[]).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(e) = build(&config) {
+            panic!("{}", e.join("\n"));
+        }
+        let SourceConfig::Kafka(k) = &config.sources["posts"] else {
+            panic!("a kafka source");
+        };
+        let options = kafka_source_options(&config, "posts", k, Trigger::AvailableNow).unwrap();
+        let expected =
+            BTreeMap::from([("posts".to_string(), BTreeMap::from([(0, 1200), (1, -2)]))]);
+        assert_eq!(
+            options.starting_offsets,
+            trendflow_kafka::StartingOffsets::PerPartition(expected)
+        );
+    }
+
+    #[test]
+    fn a_bad_partition_or_offset_is_reported_with_the_other_errors() {
+        let yaml = pipeline(
+            "{posts: {0: 5, zero: 7, -1: 3, 2: -7}}",
+            "    entities: [hashtags]",
+        );
+        let config = crate::load_str(&yaml, "kafka.yaml", &[]).unwrap_or_else(|e| panic!("{e}"));
+        let Err(errors) = build(&config) else {
+            panic!("a bad partition number is an error");
+        };
+        let has = |s: &str| errors.iter().any(|e| e.contains(s));
+        assert!(
+            has("sources.posts.starting_offsets.posts.zero: `zero` is not a partition number"),
+            "{errors:?}"
+        );
+        assert!(
+            has("sources.posts.starting_offsets.posts.-1: `-1` is not a partition number"),
+            "{errors:?}"
+        );
+        assert!(
+            has("sources.posts.starting_offsets.posts.2: offset -7: an offset is 0 or more"),
+            "{errors:?}"
+        );
+        // Reported together with the rest of the pipeline's errors.
+        assert!(has("transforms.words.entities"), "{errors:?}");
+        assert_eq!(errors.len(), 4, "{errors:?}");
     }
 }

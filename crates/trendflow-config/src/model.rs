@@ -376,7 +376,11 @@ impl KafkaPartitions {
 #[serde(untagged)]
 pub enum KafkaStartingOffsets {
     Named(KafkaStartingPoint),
-    PerPartition(BTreeMap<String, BTreeMap<i32, i64>>),
+    /// `{topic: {partition: offset}}`. The partitions are kept as text: the file is read into
+    /// a JSON value tree, where every mapping key is a string, and serde's untagged enums
+    /// cannot read a string key as a number (serde issue #1183). The pipeline builder parses
+    /// them, reporting a key that is not a partition number with the other config errors.
+    PerPartition(BTreeMap<String, BTreeMap<String, i64>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
