@@ -70,8 +70,8 @@ pub struct KafkaSinkOptions {
     pub delivery_timeout: Duration,
     /// librdkafka producer properties, passed as they are (`compression.type`,
     /// `linger.ms`, `security.protocol`...). Those the sink sets itself
-    /// (`bootstrap.servers`, `enable.idempotence`, `acks`, `message.timeout.ms`) are
-    /// refused here.
+    /// (`SINK_OWNED_PROPERTIES`: `bootstrap.servers`, `enable.idempotence`, `acks`,
+    /// `message.timeout.ms` and its alias `delivery.timeout.ms`) are refused here.
     pub extra: BTreeMap<String, String>,
 }
 
