@@ -303,6 +303,57 @@ async fn latest_starts_at_the_end_and_a_pattern_finds_new_topics() {
     assert_eq!(found, expect);
 }
 
+/// `starting_offsets` per partition: a listed offset, -1 (latest), -2 (earliest), and a
+/// partition not listed (earliest). Later records of every partition are read on.
+#[tokio::test]
+async fn per_partition_starting_offsets_start_where_asked() {
+    let kafka = MockKafka::start(1);
+    kafka.create_topic("posts", 4);
+    // 40 posts: offsets 0..10 in each partition.
+    let posts = generate_posts(40, 4, T0, 1_000);
+    kafka.produce("posts", posts.iter().map(GeneratedPost::record));
+    let o = KafkaSourceOptions {
+        starting_offsets: StartingOffsets::PerPartition(BTreeMap::from([(
+            "posts".to_string(),
+            BTreeMap::from([(0, 7), (1, -1), (2, -2)]),
+        )])),
+        ..options(&kafka, "posts")
+    };
+    let mut source = KafkaSource::new(o, "kafka", &Metrics::new()).unwrap();
+    let mut out = CollectingSender::new();
+    read_until_idle(&mut source, 0, &mut out).await.unwrap();
+    let first: Vec<(String, i64)> = out
+        .records()
+        .into_iter()
+        .map(|r| (r.origin, r.offset))
+        .collect();
+    let expect = |ranges: &[(i32, std::ops::Range<i64>)]| -> Vec<(String, i64)> {
+        ranges
+            .iter()
+            .flat_map(|(p, r)| r.clone().map(move |o| (format!("kafka:posts/{p}"), o)))
+            .collect()
+    };
+    assert_eq!(first, expect(&[(0, 7..10), (2, 0..10), (3, 0..10)]));
+    assert_eq!(
+        source.describe_offset(),
+        "posts/0:10 posts/1:10 posts/2:10 posts/3:10"
+    );
+    // Then every partition goes on from where it stands, partition 1 included.
+    let more = generate_posts(48, 4, T0, 1_000).split_off(40);
+    kafka.produce("posts", more.iter().map(GeneratedPost::record));
+    let mut next = CollectingSender::new();
+    read_until_idle(&mut source, 1, &mut next).await.unwrap();
+    let later: Vec<(String, i64)> = next
+        .records()
+        .into_iter()
+        .map(|r| (r.origin, r.offset))
+        .collect();
+    assert_eq!(
+        later,
+        expect(&[(0, 10..12), (1, 10..12), (2, 10..12), (3, 10..12)])
+    );
+}
+
 /// `on_commit` reports the offsets an epoch reached to the consumer group, for lag tools.
 #[tokio::test]
 async fn committed_epochs_are_reported_to_the_consumer_group() {
