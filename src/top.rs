@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::Value;
+use trendflow_core::metrics::names;
 
 #[derive(Args)]
 pub struct TopArgs {
@@ -72,11 +73,11 @@ pub fn render(doc: &Value, top: Option<(&str, &[Value])>) -> String {
     let mut by: std::collections::BTreeMap<String, [f64; 5]> = Default::default();
     for m in doc["metrics"].as_array().into_iter().flatten() {
         let column = match m["name"].as_str().unwrap_or("") {
-            "trendflow_records_in_total" => 0,
-            "trendflow_records_out_total" => 1,
-            "trendflow_mailbox_full_waits_total" => 2,
-            "trendflow_dead_letters_total" => 3,
-            "trendflow_state_rows" => 4,
+            names::RECORDS_IN => 0,
+            names::RECORDS_OUT => 1,
+            names::MAILBOX_FULL_WAITS => 2,
+            names::DEAD_LETTERS => 3,
+            names::STATE_ROWS => 4,
             _ => continue,
         };
         let c = m["component"].as_str().unwrap_or("").to_string();

@@ -40,8 +40,18 @@ pub mod names {
     pub const EPOCHS_COMMITTED: &str = "trendflow_epochs_committed_total";
     pub const ROWS_EMITTED: &str = "trendflow_result_rows_emitted_total";
     pub const STATE_ROWS: &str = "trendflow_state_rows";
+    /// State rows created (a key's first count in a slice), dropped once every window that
+    /// needs them has closed, and updates applied (records counted into state).
+    pub const STATE_ROWS_ADDED: &str = "trendflow_state_rows_added_total";
+    pub const STATE_ROWS_EVICTED: &str = "trendflow_state_rows_evicted_total";
+    pub const STATE_UPDATES: &str = "trendflow_state_updates_total";
+    /// An estimate of the state's size: its keys' bytes plus a fixed cost per row.
+    pub const STATE_BYTES: &str = "trendflow_state_bytes";
+    /// The latest event time a windowed operator has seen: the wall clock minus this is the
+    /// event-time lag. Kept in ms (see `exposed_scale`).
+    pub const EVENT_TIME_MAX_MS: &str = "trendflow_event_time_max_timestamp_seconds";
     pub const STATE_SLICES: &str = "trendflow_state_slices";
-    pub const WATERMARK_MS: &str = "trendflow_watermark_milliseconds";
+    pub const WATERMARK_MS: &str = "trendflow_watermark_timestamp_seconds";
     pub const MAILBOX_FULL_WAITS: &str = "trendflow_mailbox_full_waits_total";
     /// Messages waiting in a component's mailboxes (all its instances), and how many they
     /// hold: where the two meet is where backpressure starts.
@@ -57,11 +67,87 @@ pub mod names {
     pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "trendflow_checkpoint_last_timestamp_seconds";
     /// Epochs read again from the offset log after a restart.
     pub const EPOCHS_REPLAYED: &str = "trendflow_epochs_replayed_total";
-    pub const BUSY_NANOS: &str = "trendflow_busy_nanoseconds_total";
+    /// Kept in nanoseconds, exposed in seconds (see `exposed_scale`).
+    pub const BUSY_NANOS: &str = "trendflow_busy_seconds_total";
     /// Histograms, in seconds: how long epochs take from planned to committed, and how long
     /// writing their checkpoint takes.
     pub const EPOCH_DURATION_SECONDS: &str = "trendflow_epoch_duration_seconds";
     pub const CHECKPOINT_DURATION_SECONDS: &str = "trendflow_checkpoint_duration_seconds";
+
+    /// What a metric's stored integer is multiplied by to give the value its name states:
+    /// Prometheus names carry base units (seconds), while the hot path counts nanoseconds
+    /// and event times are milliseconds.
+    pub fn exposed_scale(name: &str) -> f64 {
+        match name {
+            BUSY_NANOS => 1e-9,
+            WATERMARK_MS | EVENT_TIME_MAX_MS => 1e-3,
+            _ => 1.0,
+        }
+    }
+
+    /// The `# HELP` text of a metric (docs/metrics.md says the same at more length).
+    pub fn help(name: &str) -> &'static str {
+        match name {
+            RECORDS_IN => "Records (lines, posts, tokens, result rows) a component received.",
+            RECORDS_OUT => "Records a component emitted.",
+            RECORDS_REPAIRED => {
+                "Records read after a repair Spark also makes (a lone surrogate escape read as ?)."
+            }
+            MEMORY_ROWS_EVICTED => {
+                "Rows a bounded memory table dropped, oldest first, to stay within max_rows."
+            }
+            RECORDS_FILTERED => "Posts a filter left out, by reason.",
+            CONTROL_MESSAGES => {
+                "Stream messages that are not posts (deletes, limits, likes), by kind."
+            }
+            BYTES_IN => "Bytes a source read.",
+            BATCHES_IN => "Batches a component received.",
+            DEAD_LETTERS => "Records set aside, by reason.",
+            LATE_ROWS_DROPPED => {
+                "Rows behind the watermark for every window they fall in, dropped."
+            }
+            LATE_ROW_WINDOWS_DROPPED => {
+                "(row, window) pairs dropped as late, Spark's per-window rule."
+            }
+            FILES_READ => "Files a file source read.",
+            FILES_SKIPPED => "Files a file source ignored as older than max_file_age.",
+            LIST_REQUESTS => "Listing requests a file source made (one per page of keys on S3).",
+            KEYS_LISTED => "Keys the listings returned, before any filtering.",
+            KAFKA_OFFSETS_LOST => "Offsets a Kafka source skipped as deleted before being read.",
+            SINK_FILES_WRITTEN => "Files (parquet parts) a sink published.",
+            SINK_ROWS_WRITTEN => "Rows a sink wrote.",
+            SINK_EPOCHS_SKIPPED => {
+                "Epochs a sink found already written before a restart, and skipped."
+            }
+            SINK_RETRIES => "Epoch writes a sink retried after a transient error.",
+            EPOCHS_COMMITTED => "Epochs committed (every sink visible, checkpoint written).",
+            ROWS_EMITTED => "Result rows an aggregation emitted.",
+            STATE_ROWS => "Rows of state kept (window slices x keys).",
+            STATE_ROWS_ADDED => "State rows created (a key's first record in a window slice).",
+            STATE_ROWS_EVICTED => "State rows dropped once every window needing them had closed.",
+            STATE_UPDATES => "Updates applied to state rows (records counted).",
+            STATE_BYTES => "Estimated bytes of state: its keys plus a fixed cost per row.",
+            EVENT_TIME_MAX_MS => "The latest event time seen, Unix seconds.",
+            STATE_SLICES => "Window slices kept in state.",
+            WATERMARK_MS => "The watermark, Unix seconds.",
+            MAILBOX_FULL_WAITS => {
+                "Sends that waited on a full mailbox downstream: where backpressure is."
+            }
+            MAILBOX_QUEUED => "Messages waiting in a component's mailboxes (all instances).",
+            MAILBOX_CAPACITY => "Messages a component's mailboxes hold (mailbox x parallelism).",
+            ACTOR_RESTARTS => {
+                "Restarts from the last checkpoint caused by this component's failure."
+            }
+            CHECKPOINTS_WRITTEN => "Checkpoints written.",
+            CHECKPOINT_BYTES => "Size of the last checkpoint written, bytes.",
+            CHECKPOINT_TIMESTAMP_SECONDS => "When the last checkpoint was written, Unix seconds.",
+            EPOCHS_REPLAYED => "Epochs read again from the offset log after a restart.",
+            BUSY_NANOS => "Time a component spent handling messages, seconds (all instances).",
+            EPOCH_DURATION_SECONDS => "Epoch duration from planned to committed, seconds.",
+            CHECKPOINT_DURATION_SECONDS => "Time writing an epoch's checkpoint took, seconds.",
+            _ => "A trendflow metric (docs/metrics.md).",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -322,6 +408,27 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every name has its own help text: the fallback would hide a metric added without one.
+    #[test]
+    fn every_metric_name_has_help() {
+        let source = include_str!("metrics.rs");
+        let module = &source
+            [source.find("pub mod names").unwrap()..source.find("pub fn exposed_scale").unwrap()];
+        let mut n = 0;
+        for line in module.lines() {
+            if let Some(rest) = line.trim().strip_prefix("pub const ") {
+                let value = rest.split('"').nth(1).unwrap();
+                assert_ne!(
+                    names::help(value),
+                    names::help("not_a_metric"),
+                    "{value} has no # HELP text"
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 30, "only {n} names found");
+    }
 
     #[test]
     fn histograms_count_cumulatively_by_bucket() {

@@ -20,7 +20,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Deserialize;
-use trendflow_core::metrics::Metrics;
+use trendflow_core::metrics::{Metrics, names};
 
 use crate::MemoryTables;
 
@@ -145,6 +145,38 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format an `Accept` header asks for: its media ranges by preference (`q`, then
+    /// order), the first one served; none (or `*/*`) is JSON. `None`: nothing it accepts
+    /// is served (406).
+    pub fn from_accept(accept: &str) -> Option<Format> {
+        let mut ranges: Vec<(f32, usize, &str)> = accept
+            .split(',')
+            .enumerate()
+            .filter_map(|(i, range)| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().filter(|m| !m.is_empty())?;
+                let q = parts
+                    .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                    .find_map(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                Some((q, i, media))
+            })
+            .filter(|(q, _, _)| *q > 0.0)
+            .collect();
+        if ranges.is_empty() {
+            return accept.trim().is_empty().then_some(Format::Json);
+        }
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranges
+            .iter()
+            .find_map(|(_, _, media)| match media.to_ascii_lowercase().as_str() {
+                "*/*" | "application/*" => Some(Format::Json),
+                "text/*" => Some(Format::Csv),
+                m if m.contains('/') => Format::parse(m),
+                _ => None,
+            })
+    }
 }
 
 /// Starts serving; returns the bound address (port 0 picks a free one).
@@ -232,7 +264,18 @@ async fn run_sql(
                     .into_response();
             }
         },
-        None => Format::parse(accept).unwrap_or(Format::Json),
+        None => match Format::from_accept(accept) {
+            Some(f) => f,
+            None => {
+                return (
+                    StatusCode::NOT_ACCEPTABLE,
+                    format!(
+                        "cannot answer as `{accept}`: application/json, text/csv, text/plain or application/vnd.apache.arrow.stream (or ?format=)\n"
+                    ),
+                )
+                    .into_response();
+            }
+        },
     };
     match s.tables.query_with_schema(sql).await {
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -297,7 +340,7 @@ pub fn dashboard_document(s: &ApiState) -> serde_json::Value {
                 "name": k.name,
                 "component": k.component,
                 "label": k.label.map(|(n, v)| format!("{n}={v}")),
-                "value": v,
+                "value": exposed_value(k.name, v),
             })
         })
         .collect();
@@ -430,6 +473,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             } else {
                 "gauge"
             };
+            out.push_str(&format!("# HELP {} {}\n", k.name, names::help(k.name)));
             out.push_str(&format!("# TYPE {} {}\n", k.name, kind));
             last = k.name;
         }
@@ -437,11 +481,22 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         if let Some((n, val)) = &k.label {
             labels.push_str(&format!(",{n}=\"{}\"", escape_label(val)));
         }
-        out.push_str(&format!("{}{{{}}} {}\n", k.name, labels, v));
+        out.push_str(&format!(
+            "{}{{{}}} {}\n",
+            k.name,
+            labels,
+            exposed_value(k.name, v)
+        ));
     }
+    // Sorted by name: one TYPE line per histogram, however many components report it.
+    let mut last = "";
     for (k, h) in s.metrics.histogram_snapshot() {
         let labels = format!("component=\"{}\"", escape_label(&k.component));
-        out.push_str(&format!("# TYPE {} histogram\n", k.name));
+        if k.name != last {
+            out.push_str(&format!("# HELP {} {}\n", k.name, names::help(k.name)));
+            out.push_str(&format!("# TYPE {} histogram\n", k.name));
+            last = k.name;
+        }
         for (bound, n) in &h.cumulative {
             out.push_str(&format!(
                 "{}_bucket{{{labels},le=\"{bound}\"}} {n}\n",
@@ -454,6 +509,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A metric's value in the unit its name states (an integer when it is stored in it).
+fn exposed_value(name: &str, v: i64) -> serde_json::Number {
+    let scale = names::exposed_scale(name);
+    if scale == 1.0 {
+        v.into()
+    } else {
+        serde_json::Number::from_f64(v as f64 * scale).unwrap_or_else(|| 0.into())
+    }
 }
 
 fn escape_label(s: &str) -> String {
@@ -567,5 +632,31 @@ pub fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn accept_headers_choose_the_preferred_format_served() {
+        let cases = [
+            ("", Some(Format::Json)),
+            ("*/*", Some(Format::Json)),
+            ("text/csv", Some(Format::Csv)),
+            ("TEXT/CSV; charset=utf-8", Some(Format::Csv)),
+            ("application/vnd.apache.arrow.stream", Some(Format::Arrow)),
+            ("text/html, text/csv;q=0.9, */*;q=0.1", Some(Format::Csv)),
+            ("application/json;q=0.5, text/plain", Some(Format::Table)),
+            ("text/csv;q=0, application/json", Some(Format::Json)),
+            ("image/png", None),
+            ("text/csv;q=0", None),
+            // A format name is a `?format=` value, not a media type.
+            ("csv", None),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Format::from_accept(accept), want, "Accept: {accept}");
+        }
     }
 }
