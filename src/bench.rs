@@ -305,14 +305,18 @@ pub async fn main(args: BenchArgs) -> i32 {
             rate: 10.0,
             ..GeneratorConfig::default()
         });
-        if let Err(e) = write_files(
-            &dir,
-            0,
-            args.tweets.div_ceil(per_file),
-            per_file,
-            &mut g,
-            &mut |_, _| {},
-        ) {
+        let files = args.tweets.div_ceil(per_file);
+        let mut bar =
+            crate::progress_bar::Bar::new("generate", files, crate::progress_bar::Unit::Files);
+        let mut written = 0u64;
+        if let Err(e) = write_files(&dir, 0, files, per_file, &mut g, &mut |i, bytes| {
+            written += bytes;
+            bar.detail(format!(
+                "{} written",
+                crate::progress_bar::human_bytes(written)
+            ));
+            bar.set(i + 1);
+        }) {
             eprintln!("trendflow bench: {e}");
             return 1;
         }
@@ -400,9 +404,9 @@ pub async fn main(args: BenchArgs) -> i32 {
     let mut results = Vec::new();
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
     let mut bar = crate::progress_bar::Bar::new(
-        "bench runs",
+        "bench",
         (plan.len() * args.runs.max(1)) as u64,
-        crate::progress_bar::Unit::Files,
+        crate::progress_bar::Unit::Runs,
     );
     let mut done = 0;
     for item in plan {

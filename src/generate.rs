@@ -81,8 +81,14 @@ pub fn main(args: GenerateArgs) -> i32 {
     let total = args.files;
     let mut bar =
         crate::progress_bar::Bar::new("generate", total, crate::progress_bar::Unit::Files);
-    let mut on_file = |i: u64, _bytes: u64| {
+    let mut written = 0u64;
+    let mut on_file = |i: u64, bytes: u64| {
         let done = i + 1 - args.first_index;
+        written += bytes;
+        bar.detail(format!(
+            "{} written",
+            crate::progress_bar::human_bytes(written)
+        ));
         bar.set(done);
         if done.is_multiple_of(100) || done == total {
             tracing::debug!(files = done, total, "generated");

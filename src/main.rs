@@ -104,6 +104,23 @@ enum Command {
     },
 }
 
+/// Whether the log is JSON lines (`--log-format json`): then every line on stderr is one.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A line for the person at the terminal (where a pipeline listens): as it is in a text log,
+/// as a log record in a JSON one.
+pub fn announce(line: &str) {
+    if json_logs() {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 fn init_logs(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -115,7 +132,20 @@ fn init_logs(format: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     if format == "json" {
+        JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
         builder.json().init();
+        // A panic (the supervisor restarts the pipeline after it) is a log record too, not
+        // lines of text among the JSON ones.
+        std::panic::set_hook(Box::new(|info| {
+            let backtrace = std::backtrace::Backtrace::capture();
+            let thread = std::thread::current();
+            let thread = thread.name().unwrap_or("unnamed");
+            if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+                tracing::error!(panic = %info, thread, backtrace = %backtrace, "panicked");
+            } else {
+                tracing::error!(panic = %info, thread, "panicked");
+            }
+        }));
     } else {
         builder.init();
     }

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use trendflow_core::metrics::{Metrics, names};
+use trendflow_core::metrics::{MetricKey, Metrics, names};
 use trendflow_runtime::EpochSummary;
 
 /// How many progress documents `recentProgress` keeps (Spark's default is 100).
@@ -138,6 +138,59 @@ impl EventLog {
     }
 }
 
+/// The metrics at one moment, for the figures of one epoch.
+struct Snapshot(Vec<(MetricKey, i64)>);
+
+impl Snapshot {
+    /// A metric's value, summed over what `component` and `label` leave open ("": any).
+    fn value(&self, name: &str, component: &str, label: &str) -> i64 {
+        self.0
+            .iter()
+            .filter(|(k, _)| {
+                k.name == name
+                    && (component.is_empty() || k.component == component)
+                    && (label.is_empty() || k.label.as_ref().is_some_and(|(_, v)| v == label))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The largest value of a metric over components, when any reports it.
+    fn max(&self, name: &str) -> Option<i64> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.name == name)
+            .map(|(_, v)| *v)
+            .max()
+    }
+
+    /// The components reporting a metric, sorted.
+    fn components(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.name == name)
+            .map(|(k, _)| k.component.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The label values of a metric, sorted.
+    fn labels(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.name == name)
+            .filter_map(|(k, _)| k.label.as_ref().map(|(_, v)| v.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
 /// Builds the progress documents of one run.
 pub struct Progress {
     pub id: String,
@@ -145,6 +198,7 @@ pub struct Progress {
     pub name: String,
     recent: VecDeque<Value>,
     previous_start_ms: Option<i64>,
+    /// Metric values at the previous epoch, by name and component/label.
     previous: BTreeMap<(&'static str, String), i64>,
     log: Option<EventLog>,
     sinks: Vec<String>,
@@ -172,18 +226,18 @@ impl Progress {
         Value::Array(self.recent.iter().cloned().collect())
     }
 
-    /// The change of a metric since the previous epoch.
-    fn delta(&mut self, metrics: &Metrics, name: &'static str, component: &str) -> i64 {
-        let now = metrics.value(name, component);
-        let before = self
-            .previous
-            .insert((name, component.to_string()), now)
-            .unwrap_or(0);
-        now - before
+    /// The change of a metric (one component, one label value or all) since the previous
+    /// epoch.
+    fn delta(&mut self, now: &Snapshot, name: &'static str, component: &str, label: &str) -> i64 {
+        let value = now.value(name, component, label);
+        let key = (name, format!("{component}\u{0}{label}"));
+        let before = self.previous.insert(key, value).unwrap_or(0);
+        value - before
     }
 
     /// The document of a committed epoch (logged, and kept for `recentProgress`).
     pub fn on_epoch(&mut self, e: &EpochSummary, metrics: &Metrics) -> Value {
+        let now = Snapshot(metrics.snapshot());
         let secs = e.duration_ms / 1000.0;
         let since_previous = self
             .previous_start_ms
@@ -194,30 +248,37 @@ impl Progress {
             _ => 0.0,
         };
         // Stateful operators are the components that report state rows.
-        let mut stateful: Vec<String> = metrics
-            .snapshot()
-            .into_iter()
-            .filter(|(k, _)| k.name == names::STATE_ROWS)
-            .map(|(k, _)| k.component)
-            .collect();
-        stateful.sort();
-        stateful.dedup();
+        let stateful = now.components(names::STATE_ROWS);
         let state_operators: Vec<Value> = stateful
             .iter()
             .map(|c| {
-                let rows = metrics.value(names::STATE_ROWS, c);
-                let input = self.delta(metrics, names::RECORDS_IN, c);
-                let dropped = self.delta(metrics, names::LATE_ROWS_DROPPED, c);
+                let dropped = self.delta(&now, names::LATE_ROWS_DROPPED, c, "");
+                let dropped_windows = self.delta(&now, names::LATE_ROW_WINDOWS_DROPPED, c, "");
                 json!({
                     "operatorName": c,
-                    "numRowsTotal": rows,
-                    "numRowsUpdated": (input - dropped).max(0),
+                    "numRowsTotal": now.value(names::STATE_ROWS, c, ""),
+                    // Updates applied (records counted into a row), not distinct rows.
+                    "numRowsUpdated": self.delta(&now, names::STATE_UPDATES, c, ""),
+                    "numRowsAdded": self.delta(&now, names::STATE_ROWS_ADDED, c, ""),
+                    "numRowsRemoved": self.delta(&now, names::STATE_ROWS_EVICTED, c, ""),
                     "numRowsDroppedByWatermark": dropped,
-                    // An estimate: 64 bytes of map entry and key per state row.
-                    "memoryUsedBytes": rows * 64,
+                    // Spark's per-window rule: a row late for 3 of its 36 windows counts 3.
+                    "numRowWindowsDroppedByWatermark": dropped_windows,
+                    "memoryUsedBytes": now.value(names::STATE_BYTES, c, ""),
                 })
             })
             .collect();
+        // Time each stage spent on batches since the previous epoch (all its instances).
+        let mut stage_busy = serde_json::Map::new();
+        for c in now.components(names::BUSY_NANOS) {
+            let nanos = self.delta(&now, names::BUSY_NANOS, &c, "");
+            stage_busy.insert(c, json!((nanos as f64 / 1e6).round() as i64));
+        }
+        let mut dead_letters = serde_json::Map::new();
+        for reason in now.labels(names::DEAD_LETTERS) {
+            let n = self.delta(&now, names::DEAD_LETTERS, "", &reason);
+            dead_letters.insert(reason, json!(n));
+        }
         let sources: Vec<Value> = e
             .offsets
             .iter()
@@ -235,7 +296,7 @@ impl Progress {
         let sinks = self.sinks.clone();
         let rows_out_delta: i64 = sinks
             .iter()
-            .map(|s| self.delta(metrics, names::RECORDS_IN, s))
+            .map(|s| self.delta(&now, names::RECORDS_IN, s, ""))
             .sum();
         let mut doc = json!({
             "id": self.id,
@@ -248,17 +309,24 @@ impl Progress {
             "inputRowsPerSecond": rate(e.records, since_previous),
             "processedRowsPerSecond": rate(e.records, Some(secs)),
             "durationMs": {
-                "getBatch": e.read_ms.round() as i64,
+                "latestOffset": e.plan_ms.round() as i64,
+                "getBatch": (e.read_ms - e.plan_ms).max(0.0).round() as i64,
                 "walCommit": e.checkpoint_ms.round() as i64,
                 "addBatch": (e.duration_ms - e.read_ms - e.checkpoint_ms).max(0.0).round() as i64,
                 "triggerExecution": e.duration_ms.round() as i64,
             },
+            "stageBusyMs": stage_busy,
             "stateOperators": state_operators,
+            "deadLetters": dead_letters,
             "sources": sources,
             "sink": { "description": sinks.join(", "), "numOutputRows": rows_out_delta },
         });
         if let Some(w) = e.watermark {
             doc["eventTime"] = json!({ "watermark": iso_millis(w) });
+            // Not Spark's per-batch `max`: the latest event time seen so far.
+            if let Some(latest) = now.max(names::EVENT_TIME_MAX_MS) {
+                doc["eventTime"]["latestSeen"] = json!(iso_millis(latest));
+            }
         }
         if let Some(log) = &mut self.log
             && let Err(err) = log.append(&doc)
@@ -270,5 +338,78 @@ impl Progress {
             self.recent.pop_front();
         }
         doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(epoch: u64) -> EpochSummary {
+        EpochSummary {
+            epoch,
+            records: 100,
+            bytes: 1_000,
+            duration_ms: 50.0,
+            watermark: Some(1_700_000_000_000),
+            started_ms: 1_700_000_100_000 + epoch as i64 * 1_000,
+            plan_ms: 2.0,
+            read_ms: 10.0,
+            checkpoint_ms: 5.0,
+            offsets: vec![("tweets".into(), "1 file".into())],
+        }
+    }
+
+    /// Each epoch's figures are changes since the previous epoch, per stage, per state
+    /// operator and per dead-letter reason; totals and gauges are as they stand.
+    #[test]
+    fn an_epochs_document_holds_what_changed_during_it() {
+        let m = Metrics::new();
+        let busy = m.counter(names::BUSY_NANOS, "parse");
+        let added = m.counter(names::STATE_ROWS_ADDED, "counts");
+        let updates = m.counter(names::STATE_UPDATES, "counts");
+        let evicted = m.counter(names::STATE_ROWS_EVICTED, "counts");
+        let late = m.counter(names::LATE_ROW_WINDOWS_DROPPED, "counts");
+        let bad = m.counter_labeled(
+            names::DEAD_LETTERS,
+            "parse",
+            Some(("reason", "bad_json".into())),
+        );
+        m.gauge(names::STATE_ROWS, "counts").set(40);
+        m.gauge(names::STATE_BYTES, "counts").set(4_000);
+        m.gauge(names::EVENT_TIME_MAX_MS, "counts")
+            .set(1_700_000_060_000);
+        let mut p = Progress::new("id".into(), "q", vec![], None);
+
+        busy.add(3_000_000);
+        added.add(40);
+        updates.add(90);
+        bad.add(2);
+        let first = p.on_epoch(&summary(0), &m);
+        busy.add(7_000_000);
+        updates.add(10);
+        evicted.add(5);
+        late.add(3);
+        let second = p.on_epoch(&summary(1), &m);
+
+        assert_eq!(first["stageBusyMs"]["parse"], 3);
+        assert_eq!(second["stageBusyMs"]["parse"], 7);
+        let op = |d: &Value, f: &str| d["stateOperators"][0][f].clone();
+        assert_eq!(op(&first, "numRowsAdded"), 40);
+        assert_eq!(op(&first, "numRowsUpdated"), 90);
+        assert_eq!(op(&second, "numRowsAdded"), 0);
+        assert_eq!(op(&second, "numRowsUpdated"), 10);
+        assert_eq!(op(&second, "numRowsRemoved"), 5);
+        assert_eq!(op(&second, "numRowWindowsDroppedByWatermark"), 3);
+        assert_eq!(op(&second, "numRowsTotal"), 40);
+        assert_eq!(op(&second, "memoryUsedBytes"), 4_000);
+        assert_eq!(first["deadLetters"]["bad_json"], 2);
+        assert_eq!(second["deadLetters"]["bad_json"], 0);
+        assert_eq!(second["durationMs"]["latestOffset"], 2);
+        assert_eq!(second["durationMs"]["getBatch"], 8);
+        assert_eq!(
+            second["eventTime"]["latestSeen"],
+            "2023-11-14T22:14:20.000Z"
+        );
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Files,
+    /// Measurements (`bench`'s processes).
+    Runs,
     Bytes,
 }
 
@@ -18,11 +20,18 @@ pub struct Bar {
     started: Instant,
     last_draw: Option<Instant>,
     enabled: bool,
+    /// A second count shown after the first (files beside bytes, bytes beside files).
+    detail: String,
+}
+
+/// `n` bytes for people: kB, MB, GB.
+pub fn human_bytes(n: u64) -> String {
+    human(n as f64, Unit::Bytes)
 }
 
 fn human(n: f64, unit: Unit) -> String {
     match unit {
-        Unit::Files => format!("{}", n.round() as u64),
+        Unit::Files | Unit::Runs => format!("{}", n.round() as u64),
         Unit::Bytes if n >= 1e9 => format!("{:.2} GB", n / 1e9),
         Unit::Bytes if n >= 1e6 => format!("{:.1} MB", n / 1e6),
         Unit::Bytes => format!("{:.0} kB", n / 1e3),
@@ -42,6 +51,7 @@ pub fn render(label: &str, done: u64, total: u64, unit: Unit, elapsed: Duration)
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
     let per = match unit {
         Unit::Files => format!("{rate:.1} files/s"),
+        Unit::Runs => format!("{rate:.2} runs/s"),
         Unit::Bytes => format!("{}/s", human(rate, unit)),
     };
     let left = if rate > 0.0 && done < total {
@@ -51,6 +61,7 @@ pub fn render(label: &str, done: u64, total: u64, unit: Unit, elapsed: Duration)
     };
     let of = match unit {
         Unit::Files => format!("{done}/{total} files"),
+        Unit::Runs => format!("{done}/{total} runs"),
         Unit::Bytes => format!(
             "{} / {}",
             human(done as f64, unit),
@@ -74,7 +85,13 @@ impl Bar {
             started: Instant::now(),
             last_draw: None,
             enabled: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+            detail: String::new(),
         }
+    }
+
+    /// Sets the second count the bar shows, as text ("12/40 files", "1.2 GB written").
+    pub fn detail(&mut self, text: String) {
+        self.detail = text;
     }
 
     pub fn set(&mut self, done: u64) {
@@ -90,13 +107,16 @@ impl Bar {
             return;
         }
         self.last_draw = Some(now);
-        let line = render(
+        let mut line = render(
             &self.label,
             done,
             self.total,
             self.unit,
             self.started.elapsed(),
         );
+        if !self.detail.is_empty() {
+            line.push_str(&format!(" ({})", self.detail));
+        }
         let mut err = std::io::stderr().lock();
         // The cursor goes back to the line's start: a log line written next replaces the bar
         // instead of running on after it.
@@ -140,5 +160,9 @@ mod tests {
             "read [########################] 100% 2.00 GB / 2.00 GB, 200.0 MB/s"
         );
         assert!(render("x", 0, 0, Unit::Bytes, Duration::ZERO).contains("100%"));
+        assert_eq!(
+            render("bench", 1, 4, Unit::Runs, Duration::from_secs(2)),
+            "bench [######------------------]  25% 1/4 runs, 0.50 runs/s, 6 s left"
+        );
     }
 }

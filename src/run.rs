@@ -264,17 +264,17 @@ pub async fn run_built(
         None => None,
     };
     if let Some(a) = addr {
-        eprintln!(
+        crate::announce(&format!(
             "trendflow: pipeline `{}`: SQL endpoint on http://{a}",
             built.name
-        );
+        ));
     }
     if let Some(a) = serve_pgwire_endpoint(&built).await {
-        eprintln!(
+        crate::announce(&format!(
             "trendflow: pipeline `{}`: PostgreSQL endpoint on postgresql://{a}/{}",
             built.name,
             trendflow_sql::pgwire::CATALOG
-        );
+        ));
     }
     let _registration = {
         let p = progress.lock().unwrap();
@@ -342,7 +342,11 @@ pub async fn run_built(
             0
         }
         Err(e) => {
-            eprintln!("trendflow: {e}");
+            if crate::json_logs() {
+                tracing::error!(error = %e, "pipeline failed");
+            } else {
+                eprintln!("trendflow: {e}");
+            }
             1
         }
     }
@@ -368,24 +372,28 @@ pub async fn run_file(path: &Path, set: &[Override]) -> i32 {
     let Some(built) = load(path, set) else {
         return 2;
     };
-    // A bounded run over local files: a bar of bytes read against the bytes there at start.
-    let total: u64 = if built.parts.trigger == trendflow_config::TriggerConfig::AvailableNow {
+    // A bounded run over local files: a bar of bytes read against the bytes there at start,
+    // with the files read beside it.
+    let (files, total) = if built.parts.trigger == trendflow_config::TriggerConfig::AvailableNow {
         built
             .parts
             .local_inputs
             .iter()
-            .map(|d| bytes_under(d))
-            .sum()
+            .map(|d| files_under(d))
+            .fold((0, 0), |(f, b), (df, db)| (f + df, b + db))
     } else {
-        0
+        (0, 0)
     };
     if total == 0 {
         return run_built(built, None, |_| {}).await;
     }
     let mut bar = crate::progress_bar::Bar::new("read", total, crate::progress_bar::Unit::Bytes);
     let mut read = 0u64;
+    let metrics = built.parts.metrics.clone();
     run_built(built, None, move |e| {
         read += e.bytes;
+        let files_read = metrics.total(trendflow_core::metrics::names::FILES_READ);
+        bar.detail(format!("{files_read}/{files} files"));
         bar.set(read.min(total));
         if read >= total {
             bar.finish();
@@ -394,18 +402,18 @@ pub async fn run_file(path: &Path, set: &[Override]) -> i32 {
     .await
 }
 
-/// Bytes of the visible files under `dir` (hidden ones, `.x` and `_x`, are not read).
-fn bytes_under(dir: &Path) -> u64 {
+/// Visible files under `dir` (hidden ones, `.x` and `_x`, are not read) and their bytes.
+fn files_under(dir: &Path) -> (u64, u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return (0, 0);
     };
     entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '_']))
         .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => bytes_under(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
+            Ok(m) if m.is_dir() => files_under(&e.path()),
+            Ok(m) => (1, m.len()),
+            Err(_) => (0, 0),
         })
-        .sum()
+        .fold((0, 0), |(f, b), (df, db)| (f + df, b + db))
 }

@@ -412,3 +412,79 @@ fn bad_lines_go_to_the_dead_letter_file_with_reasons() {
     );
     assert!(!reasons.contains_key("empty_line"));
 }
+
+/// `--log-format json`: every line of the log is a JSON object; each committed epoch has an
+/// "epoch committed" and a "checkpoint written" line with numbers, epochs with late rows a
+/// "late rows dropped" line, and a restart its own line with the component at fault.
+#[test]
+fn json_logs_have_a_line_per_epoch_checkpoint_late_drop_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    // Spark's multibatch case: 10 epochs of 4 files, with late rows.
+    copy_with_mtimes(
+        &root().join("tests/fixtures/golden/multibatch/input"),
+        &input,
+        1_618_466_400,
+    );
+    let o = Command::new(bin())
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "config/tutorial-q2.yaml",
+            "--set",
+            &format!("sources.tweets.path={}", input.display()),
+            "--set",
+            &format!("sinks.result.path={}", tmp.path().join("q2.csv").display()),
+            "--set",
+            "trigger=available_now",
+            "--set",
+            "sources.tweets.max_files_per_trigger=4",
+            "--set",
+            "api.address=127.0.0.1:0",
+        ])
+        .current_dir(root())
+        .env("TRENDFLOW_RUN_DIR", tmp.path())
+        .env("TRENDFLOW_FAILPOINTS", "tokenizer-batch=panic@3")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    // stderr is not a terminal: no progress bar drawn into the log.
+    assert!(!log.contains('\r'), "a progress bar in the log: {log:?}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with = |message: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .map(|l| &l["fields"])
+            .filter(|f| f["message"] == message)
+            .collect()
+    };
+    let epochs = with("epoch committed");
+    assert!(epochs.len() >= 10, "{} epochs: {log}", epochs.len());
+    for e in &epochs {
+        assert!(
+            e["duration_ms"].is_number() && e["records"].is_number(),
+            "{e}"
+        );
+        assert!(
+            e["checkpoint_ms"].is_number() && e["late_rows"].is_number(),
+            "{e}"
+        );
+    }
+    assert_eq!(with("checkpoint written").len(), epochs.len(), "{log}");
+    // This case's late rows are late for some of their windows only (Spark's per-window
+    // rule): (row, window) pairs, no whole rows.
+    let late: i64 = with("late rows dropped")
+        .iter()
+        .map(|l| l["late_row_windows"].as_i64().unwrap() + l["late_rows"].as_i64().unwrap())
+        .sum();
+    assert!(late > 0, "no late-drop line: {log}");
+    let restarts = with("component failed; restarting the pipeline from its last checkpoint");
+    assert_eq!(restarts.len(), 1, "{log}");
+    assert_eq!(with("panicked").len(), 1, "the panic is a record: {log}");
+    assert!(restarts[0]["component"].is_string(), "{}", restarts[0]);
+}

@@ -163,7 +163,7 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1400,1800",
+            "--window-size=1400,3000",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
         let (code, v) = http(
@@ -270,9 +270,22 @@ fn page_figures(b: &Browser) -> (i64, Vec<(String, i64)>) {
     (v["epochs"].as_i64().unwrap(), rows)
 }
 
-/// The SQL endpoint's answer to the dashboard's top-20 query.
-fn sql_top(addr: &str) -> Vec<(String, i64)> {
-    let q = "SELECT \"word\" AS key, \"count\" AS value FROM \"data\" WHERE \"window\".\"end\" = (SELECT max(\"window\".\"end\") FROM \"data\") ORDER BY value DESC, key LIMIT 20";
+/// What each chart drew: `{id: {points, series: [labels], last: [per series], totals: [per
+/// series]}}`.
+fn charts(b: &Browser) -> Value {
+    b.eval(
+        "return Object.fromEntries([...document.querySelectorAll('canvas[data-points]')].map(c => \
+           [c.id, {points: Number(c.dataset.points), series: JSON.parse(c.dataset.series), last: JSON.parse(c.dataset.last), totals: JSON.parse(c.dataset.totals)}]));",
+    )
+}
+
+/// The SQL endpoint's top 20 of the window ending at `window_end` (as the page shows it).
+fn sql_top(addr: &str, window_end: &str) -> Vec<(String, i64)> {
+    let q = format!(
+        "SELECT \"word\" AS key, \"count\" AS value FROM \"data\" WHERE CAST(\"window\".\"end\" AS VARCHAR) = '{}' ORDER BY value DESC, key LIMIT 20",
+        window_end.replace('\'', "''")
+    );
+    let q = q.as_str();
     let (head, body) = raw(addr, "POST", "/sql?format=json", q, None);
     let body = String::from_utf8(body).unwrap();
     let body = if head.to_ascii_lowercase().contains("chunked") {
@@ -370,12 +383,18 @@ fn the_dashboard_shows_live_figures_equal_to_sql_in_a_real_browser() {
         assert!(Instant::now() < deadline, "the dashboard never showed data");
         std::thread::sleep(Duration::from_millis(300));
     };
-    let charts_drawn = browser.eval(
-        "return ['rates','rows','duration','gap','state','late'].every(id => { \
-           const c = document.getElementById(id); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
-           for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; });",
+    // Every chart drew a point per epoch shown (the page keeps what it drew in data-*).
+    let first_charts = charts(&browser);
+    for (id, c) in first_charts.as_object().unwrap() {
+        assert!(
+            c["points"].as_i64().unwrap() >= 1,
+            "chart {id} is empty: {c}"
+        );
+    }
+    assert!(
+        first_charts["rows"]["totals"][0].as_f64().unwrap() > 0.0,
+        "no input rows charted: {first_charts}"
     );
-    assert_eq!(charts_drawn, json!(true), "a chart is blank");
     // The pipeline graph: the six components of tutorial-q2.yaml, five edges, a mailbox
     // gauge on each reading component; no restart.
     let graph = browser.eval(
@@ -386,21 +405,88 @@ fn the_dashboard_shows_live_figures_equal_to_sql_in_a_real_browser() {
     );
     assert_eq!(graph, json!([6, 5, 5, "none"]), "the pipeline graph");
 
-    // Second wave: figures move, and once the input is all read the table equals SQL's.
+    // Second wave: figures move, and the table equals SQL's answer for the window the page
+    // shows (a closed window of an append-mode table does not change).
     deliver(&files[10..]);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (epochs, rows) = page_figures(&browser);
-        let want = sql_top(&addr);
+        let window_end =
+            browser.eval("return document.getElementById('top-table').dataset.windowEnd || '';");
+        let window_end = window_end.as_str().unwrap().to_string();
+        let want = sql_top(&addr, &window_end);
         if epochs > first_epochs && rows != first_rows && !rows.is_empty() && rows == want {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the dashboard's top table never matched SQL: page {rows:?}, sql {want:?}"
+            "the dashboard's top table never matched SQL: page {rows:?} (window ending {window_end}), sql {want:?}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The charts moved with the data: more epochs drawn, more input rows in total, the
+    // stages' time and the state's size charted; the chosen key across several windows.
+    let last_charts = charts(&browser);
+    for id in [
+        "rates",
+        "rows",
+        "duration",
+        "stages",
+        "gap",
+        "state",
+        "state-bytes",
+    ] {
+        assert!(
+            last_charts[id]["points"].as_i64() > first_charts[id]["points"].as_i64(),
+            "chart {id} did not grow: {} then {}",
+            first_charts[id],
+            last_charts[id]
+        );
+    }
+    let total = |c: &Value, id: &str| c[id]["totals"][0].as_f64().unwrap();
+    assert!(total(&last_charts, "rows") >= 3000.0, "{last_charts}");
+    assert!(total(&last_charts, "rows") > total(&first_charts, "rows"));
+    // Time per stage: each stage of tutorial-q2.yaml busy for some time, then the checkpoint.
+    assert_eq!(
+        last_charts["stages"]["series"],
+        json!([
+            "parse",
+            "words",
+            "hashtag_counts",
+            "data",
+            "result",
+            "checkpoint"
+        ]),
+        "{last_charts}"
+    );
+    for (i, stage) in ["parse", "words", "hashtag_counts"].iter().enumerate() {
+        assert!(
+            last_charts["stages"]["totals"][i].as_f64().unwrap() > 0.0,
+            "{stage} never busy: {last_charts}"
+        );
+    }
+    assert!(
+        last_charts["gap"]["last"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_number),
+        "no watermark gap or event-time lag: {last_charts}"
+    );
+    assert!(
+        last_charts["state-bytes"]["last"][0].as_f64().unwrap() > 0.0,
+        "{last_charts}"
+    );
+    assert!(
+        last_charts["series"]["points"].as_i64().unwrap() >= 2,
+        "the key's series: {}",
+        last_charts["series"]
+    );
+    // Nothing is fetched from elsewhere: the page works offline.
+    let external = browser.eval(
+        "return [...document.querySelectorAll('[src],[href]')].map(e => e.getAttribute('src') || e.getAttribute('href')).filter(u => /^(https?:)?\\/\\//.test(u));",
+    );
+    assert_eq!(external, json!([]), "assets from elsewhere");
     let shot = artifact("dashboard.png");
     browser.screenshot(&shot);
     let png = std::fs::read(&shot).unwrap();
@@ -422,11 +508,23 @@ fn raw(
     body: &str,
     until: Option<&[u8]>,
 ) -> (String, Vec<u8>) {
+    raw_with_headers(addr, method, path, "", body, until)
+}
+
+/// `raw` with more header lines (each ending in `\r\n`).
+fn raw_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+    until: Option<&[u8]>,
+) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -453,16 +551,30 @@ fn raw(
 }
 
 /// `name{labels} value` lines of a Prometheus text exposition, checked for its grammar:
-/// every series typed first, counters named `_total`, histograms as `_seconds` with
+/// every metric with one `# HELP` and one `# TYPE` before its series, base units (no
+/// milli- or nanoseconds), counters named `_total`, histograms as `_seconds` with
 /// cumulative `_bucket`s ending at `le="+Inf"` equal to `_count`.
 fn exposition(text: &str) -> Vec<(String, String, f64)> {
     let mut out = Vec::new();
     let mut typed = std::collections::BTreeMap::new();
+    let mut helped = std::collections::BTreeSet::new();
     let mut last_bucket: Option<(String, f64)> = None;
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            assert!(!help.trim().is_empty(), "{line}");
+            assert!(helped.insert(name.to_string()), "a second HELP: {line}");
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut parts = rest.split(' ');
             let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(helped.contains(name), "no # HELP before {line}");
+            assert!(
+                !["milli", "nano", "micro"].iter().any(|u| name.contains(u)),
+                "not in base units: {line}"
+            );
+            assert!(!typed.contains_key(name), "a second TYPE: {line}");
             match kind {
                 "counter" => assert!(name.ends_with("_total"), "{line}"),
                 "gauge" => assert!(!name.ends_with("_total"), "{line}"),
@@ -628,6 +740,30 @@ fn metrics_sql_formats_and_events_over_http() {
         String::from_utf8_lossy(&body).contains("nowhere"),
         "unclear error"
     );
+    // The format chosen by `Accept`, by preference; 406 when none is served.
+    let accept = |value: &str| {
+        let (head, body) = raw_with_headers(
+            &addr,
+            "POST",
+            "/sql",
+            &format!("Accept: {value}\r\n"),
+            q,
+            None,
+        );
+        (head, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (head, body) = accept("text/html, text/csv;q=0.9, */*;q=0.1");
+    assert!(head.contains("text/csv"), "{head}");
+    assert!(body.contains("word,count"), "{body}");
+    let (head, body) = accept("image/png");
+    assert!(head.contains(" 406 "), "{head}");
+    assert!(
+        body.contains("text/csv"),
+        "the error names what is served: {body}"
+    );
+    // Time per stage moves with the work, in seconds as its name says.
+    let busy = metric(&parsed(&addr), "trendflow_busy_seconds_total", "parse");
+    assert!(busy > 0.0 && busy < 600.0, "parse busy {busy} s");
 
     let (head, body) = raw(&addr, "GET", "/events", "", Some(b"\n\n"));
     assert!(head.contains("text/event-stream"), "{head}");

@@ -10,6 +10,9 @@ pub enum RuntimeEvent {
         epoch: Epoch,
         records: u64,
         bytes: u64,
+        /// Of `read_ms`, the time spent planning the epoch (listing new input, logging its
+        /// offsets).
+        plan_ms: f64,
         read_ms: f64,
         offset: String,
     },
@@ -54,7 +57,9 @@ pub struct EpochSummary {
     pub watermark: Option<EventTime>,
     /// Wall-clock start of the epoch (ms since the Unix epoch).
     pub started_ms: i64,
-    /// Time the sources took to read it, and to write its checkpoint.
+    /// Time the sources took to plan it (list, log offsets; part of `read_ms`), to read it,
+    /// and to write its checkpoint.
+    pub plan_ms: f64,
     pub read_ms: f64,
     pub checkpoint_ms: f64,
     /// Where each source stood after it: (source, description).

@@ -133,6 +133,7 @@ struct EpochRead {
     bytes: u64,
     started: Instant,
     started_ms: i64,
+    plan_ms: f64,
     read_ms: f64,
     offsets: Vec<(String, String)>,
 }
@@ -146,6 +147,7 @@ impl EpochRead {
             started_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
+            plan_ms: 0.0,
             read_ms: 0.0,
             offsets: Vec::new(),
         }
@@ -513,6 +515,11 @@ impl RunningPipeline {
         let mut snapshots: BTreeMap<Epoch, Vec<ComponentState>> = BTreeMap::new();
         let mut epoch_watermarks: BTreeMap<Epoch, EventTime> = BTreeMap::new();
         let sinks = self.sinks.len();
+        // Late rows and (row, window) pairs dropped up to the last committed epoch.
+        let mut late_seen = (
+            self.metrics.total(names::LATE_ROWS_DROPPED),
+            self.metrics.total(names::LATE_ROW_WINDOWS_DROPPED),
+        );
         let result = loop {
             let Some(ev) = self.events.recv().await else {
                 break Ok(());
@@ -522,6 +529,7 @@ impl RunningPipeline {
                     epoch,
                     records,
                     bytes,
+                    plan_ms,
                     read_ms,
                     offset,
                     source,
@@ -537,7 +545,11 @@ impl RunningPipeline {
                     });
                     e.records += records;
                     e.bytes += bytes;
-                    e.read_ms = e.read_ms.max(read_ms);
+                    // Sources read in parallel: the slowest one is the epoch's read.
+                    if read_ms > e.read_ms {
+                        e.read_ms = read_ms;
+                        e.plan_ms = plan_ms;
+                    }
                     e.offsets.push((source.clone(), offset.clone()));
                     report.records += records;
                     report.bytes += bytes;
@@ -569,6 +581,7 @@ impl RunningPipeline {
                             bytes,
                             started: t0,
                             started_ms,
+                            plan_ms,
                             read_ms,
                             offsets,
                         } = read.remove(&epoch).unwrap_or_else(EpochRead::new);
@@ -622,6 +635,7 @@ impl RunningPipeline {
                             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
                             watermark,
                             started_ms,
+                            plan_ms,
                             read_ms,
                             checkpoint_ms,
                             offsets,
@@ -629,16 +643,44 @@ impl RunningPipeline {
                         self.metrics
                             .counter(names::EPOCHS_COMMITTED, &self.name)
                             .inc();
+                        // One line each for the checkpoint, the epoch, and (when there
+                        // were any) late rows: what `--log-format json` users grep for. Late
+                        // rows are counted between two commits: with later epochs already in
+                        // flight, a commit's count can include some of theirs.
+                        let round = |ms: f64| (ms * 10.0).round() / 10.0;
+                        tracing::info!(
+                            pipeline = %self.name,
+                            epoch,
+                            checkpoint_bytes,
+                            checkpoint_ms = round(checkpoint_ms),
+                            "checkpoint written"
+                        );
+                        let late_total = self.metrics.total(names::LATE_ROWS_DROPPED);
+                        let late_windows_total =
+                            self.metrics.total(names::LATE_ROW_WINDOWS_DROPPED);
+                        let late_rows = late_total - late_seen.0;
+                        if late_rows > 0 || late_windows_total > late_seen.1 {
+                            tracing::warn!(
+                                pipeline = %self.name,
+                                epoch,
+                                late_rows,
+                                late_row_windows = late_windows_total - late_seen.1,
+                                late_rows_total = late_total,
+                                "late rows dropped"
+                            );
+                        }
+                        late_seen = (late_total, late_windows_total);
                         tracing::info!(
                             pipeline = %self.name,
                             epoch,
                             records,
                             bytes,
-                            duration_ms = format!("{:.1}", summary.duration_ms),
+                            duration_ms = round(summary.duration_ms),
+                            read_ms = round(read_ms),
                             watermark = watermark.map(trendflow_core::time::format_iso_utc).unwrap_or_default(),
-                            late_rows = self.metrics.total(names::LATE_ROWS_DROPPED),
+                            late_rows,
                             checkpoint_bytes,
-                            checkpoint_ms = format!("{checkpoint_ms:.1}"),
+                            checkpoint_ms = round(checkpoint_ms),
                             "epoch committed"
                         );
                         on_epoch(&summary);

@@ -184,6 +184,7 @@ impl SourceActor {
     async fn run_epoch(&mut self) -> Result<bool, String> {
         let started = Instant::now();
         let (entry, more) = self.next_entry().await?;
+        let plan_ms = started.elapsed().as_secs_f64() * 1000.0;
         let Some(entry) = entry else {
             self.had_data = false;
             return Ok(more);
@@ -206,6 +207,7 @@ impl SourceActor {
             epoch: self.epoch,
             records,
             bytes,
+            plan_ms,
             read_ms: started.elapsed().as_secs_f64() * 1000.0,
             offset: self.source.describe_offset(),
         });
