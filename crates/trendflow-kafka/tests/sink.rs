@@ -237,7 +237,9 @@ fn transient_produce_errors_are_retried_and_every_row_written_once() {
     assert_eq!(metrics.value(names::SINK_ROWS_WRITTEN, "out"), 900);
 
     let records = kafka.read_topic("counts");
-    let mut copies: BTreeMap<(Vec<u8>, Vec<u8>, Vec<u8>), usize> = BTreeMap::new();
+    // (epoch header, key, payload) -> copies on the topic.
+    type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
+    let mut copies: BTreeMap<Record, usize> = BTreeMap::new();
     for r in &records {
         let epoch = r.headers[0].1.clone();
         *copies
