@@ -272,7 +272,9 @@ impl Progress {
         let mut stage_busy = serde_json::Map::new();
         for c in now.components(names::BUSY_NANOS) {
             let nanos = self.delta(&now, names::BUSY_NANOS, &c, "");
-            stage_busy.insert(c, json!((nanos as f64 / 1e6).round() as i64));
+            // In ms to the microsecond: a light stage (the tokenizer) spends well under a
+            // millisecond per epoch, which whole milliseconds would show as nothing.
+            stage_busy.insert(c, json!((nanos as f64 / 1e3).round() / 1e3));
         }
         let mut dead_letters = serde_json::Map::new();
         for reason in now.labels(names::DEAD_LETTERS) {
@@ -386,14 +388,14 @@ mod tests {
         updates.add(90);
         bad.add(2);
         let first = p.on_epoch(&summary(0), &m);
-        busy.add(7_000_000);
+        busy.add(7_250_000);
         updates.add(10);
         evicted.add(5);
         late.add(3);
         let second = p.on_epoch(&summary(1), &m);
 
-        assert_eq!(first["stageBusyMs"]["parse"], 3);
-        assert_eq!(second["stageBusyMs"]["parse"], 7);
+        assert_eq!(first["stageBusyMs"]["parse"].as_f64(), Some(3.0));
+        assert_eq!(second["stageBusyMs"]["parse"].as_f64(), Some(7.25));
         let op = |d: &Value, f: &str| d["stateOperators"][0][f].clone();
         assert_eq!(op(&first, "numRowsAdded"), 40);
         assert_eq!(op(&first, "numRowsUpdated"), 90);

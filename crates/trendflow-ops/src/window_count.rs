@@ -1171,6 +1171,41 @@ mod tests {
         assert_eq!(op.state_rows(), 1);
     }
 
+    /// The state's metrics follow it: rows added once per (slice, key), every record an
+    /// update, rows evicted as windows close, bytes (keys + a cost per row) back to what is
+    /// left; a restore recomputes the bytes.
+    #[test]
+    fn state_metrics_count_additions_updates_evictions_and_bytes() {
+        let metrics = Metrics::new();
+        let windows = SlidingWindows::new(100, 10).unwrap();
+        let new_op = |m: &Metrics| {
+            WindowedCount::new("w", windows, 0, OutputMode::Append, LatePolicy::Count, m)
+        };
+        let mut op = new_op(&metrics);
+        let value = |name| metrics.value(name, "w");
+        // Slice 0 gets #a twice and #bb; slice 10 #a; slice 500 #ccc.
+        let tokens = [(1, "#a"), (5, "#a"), (6, "#bb"), (15, "#a"), (500, "#ccc")];
+        run_fast(&mut op, 0, &tokens, PART_ROWS);
+        assert_eq!(value(names::STATE_UPDATES), 5);
+        assert_eq!(value(names::STATE_ROWS_ADDED), 4);
+        assert_eq!(value(names::STATE_ROWS_EVICTED), 0);
+        let bytes = |keys: usize, rows: usize| (keys + rows * STATE_ROW_OVERHEAD_BYTES) as i64;
+        assert_eq!(value(names::STATE_BYTES), bytes(2 + 3 + 2 + 4, 4));
+        assert_eq!(value(names::EVENT_TIME_MAX_MS), 500);
+        let saved = op.snapshot().unwrap();
+        run_fast(&mut op, 1, &[], PART_ROWS);
+        assert_eq!(op.state_rows(), 1);
+        assert_eq!(value(names::STATE_ROWS_EVICTED), 3);
+        assert_eq!(value(names::STATE_BYTES), bytes(4, 1));
+        let restored_metrics = Metrics::new();
+        let mut restored = new_op(&restored_metrics);
+        restored.restore(&saved).unwrap();
+        assert_eq!(
+            restored_metrics.value(names::STATE_BYTES, "w"),
+            bytes(2 + 3 + 2 + 4, 4)
+        );
+    }
+
     /// Sums, distinct counts and top-k against a per-(window, key) reference, in append mode
     /// over two epochs (the second one closes every window), with a snapshot and restore in
     /// between.
