@@ -143,6 +143,33 @@ impl PostBatch {
         }
     }
 
+    /// A batch with room for `posts` posts and `text_bytes` of text, so a parser filling it
+    /// from one raw batch does not grow (and copy) its columns a dozen times.
+    pub fn with_capacity(origin: Arc<str>, posts: usize, text_bytes: usize) -> Self {
+        let column = |bytes: usize| StrColumn {
+            data: String::with_capacity(bytes),
+            ends: Vec::with_capacity(posts),
+        };
+        PostBatch {
+            origin,
+            lines: Vec::with_capacity(posts),
+            event_times: Vec::with_capacity(posts),
+            platforms: Vec::with_capacity(posts),
+            ids: column(posts * 20), // ~19 digits
+            texts: column(text_bytes),
+            authors: column(0),
+            langs: column(0),
+            reposted_ids: column(0),
+            reposted_authors: column(0),
+            quoted_ids: column(0),
+            followers: Vec::with_capacity(posts),
+            repost_counts: Vec::with_capacity(posts),
+            like_counts: Vec::with_capacity(posts),
+            entity_ends: Vec::with_capacity(posts),
+            ..Default::default()
+        }
+    }
+
     /// Adds a post with just a text, an event time and a numeric id.
     pub fn push(&mut self, line: u64, id: Option<u64>, event_time: Option<EventTime>, text: &str) {
         let mut buf = itoa::Buffer::new();

@@ -238,7 +238,14 @@ impl Operator for JsonPostParser {
                 batch.kind()
             )));
         };
-        let mut posts = PostBatch::new(raw.origin.clone());
+        // Room for a post per line (lines of a few hundred bytes at least: blank or tiny
+        // lines do not reserve much) and ~128 bytes of text each.
+        let expected = raw.lines.min(raw.data.len() / 256 + 1);
+        let mut posts = PostBatch::with_capacity(
+            raw.origin.clone(),
+            expected,
+            (expected * 128).min(raw.data.len()),
+        );
         let mut line_no = raw.first_line;
         let data = &raw.data[..];
         let mut start = 0;
