@@ -59,6 +59,31 @@ fn write_error(path: &Path, e: std::io::Error) -> OperatorError {
 /// Formatted rows of the current epoch written to the file (without sync) past this size.
 const PENDING_BYTES: usize = 8 << 20;
 
+/// Batches of at least this many rows are formatted on two threads.
+const PARALLEL_FORMAT_ROWS: usize = 16_384;
+
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// One row as a line of `options.format`, appended to `out`.
+fn format_row_into(
+    options: &FileSinkOptions,
+    schema: Option<&RowSchema>,
+    csv: &mut CsvWriter,
+    out: &mut String,
+    r: &trendflow_core::ResultRow,
+) {
+    match (options.format, schema) {
+        (FileFormat::Csv, _) => csv.row(out, r),
+        (FileFormat::JsonLines, Some(schema)) => {
+            json_row(out, schema, r, options.time_zone.as_ref())
+        }
+        (FileFormat::JsonLines, None) => {}
+    }
+}
+
 /// The file sink.
 ///
 /// ```
@@ -248,9 +273,7 @@ impl FileSink {
             )));
         }
         self.last_row = Some((last.window, last.key.clone()));
-        for r in rows {
-            self.format_row(r);
-        }
+        self.format_rows(rows);
         if self.log_pending.len() >= PENDING_BYTES {
             self.append_pending(false)?;
         }
@@ -258,16 +281,45 @@ impl FileSink {
     }
 
     fn format_row(&mut self, r: &trendflow_core::ResultRow) {
-        match (self.options.format, &self.schema) {
-            (FileFormat::Csv, _) => self.csv.row(&mut self.log_pending, r),
-            (FileFormat::JsonLines, Some(schema)) => json_row(
-                &mut self.log_pending,
-                schema,
-                r,
-                self.options.time_zone.as_ref(),
-            ),
-            (FileFormat::JsonLines, None) => {}
+        format_row_into(
+            &self.options,
+            self.schema.as_deref(),
+            &mut self.csv,
+            &mut self.log_pending,
+            r,
+        );
+    }
+
+    /// Formats `rows` in order, the second half on another thread when there are many: a
+    /// flush's rows come in parts of 65,536, and formatting them was the longest stage of
+    /// Q2's flush (0.68M rows for 200k tweets, 3.9M with 24h/1min windows), on one core while
+    /// the other had little to do.
+    fn format_rows(&mut self, rows: &[trendflow_core::ResultRow]) {
+        if rows.len() < PARALLEL_FORMAT_ROWS || cores() < 2 {
+            for r in rows {
+                self.format_row(r);
+            }
+            return;
         }
+        let (first, second) = rows.split_at(rows.len() / 2);
+        let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
+        let mut tail = String::with_capacity(second.len() * 64);
+        let (options, schema) = (&self.options, self.schema.as_deref());
+        let joined = std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                for r in second {
+                    format_row_into(options, schema, &mut csv, &mut tail, r);
+                }
+            });
+            for r in first {
+                format_row_into(options, schema, &mut self.csv, &mut self.log_pending, r);
+            }
+            other.join()
+        });
+        if let Err(panic) = joined {
+            std::panic::resume_unwind(panic);
+        }
+        self.log_pending.push_str(&tail);
     }
 }
 
@@ -299,9 +351,7 @@ impl Sink for FileSink {
                 self.dirty = true;
             }
             Layout::Log => {
-                for r in &rows.rows {
-                    self.format_row(r);
-                }
+                self.format_rows(&rows.rows);
                 if self.log_pending.len() >= PENDING_BYTES {
                     self.append_pending(false)?;
                 }
@@ -319,9 +369,7 @@ impl Sink for FileSink {
             // Windows of this epoch end after all earlier ones: sorted, they extend the table.
             rows.sort_unstable_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
         }
-        for r in &rows {
-            self.format_row(r);
-        }
+        self.format_rows(&rows);
         drop(rows);
         self.last_row = None;
         self.flush_log()
@@ -515,5 +563,64 @@ mod tests {
         let mut restarted = sink(&path, true);
         restarted.restore(&state).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), committed);
+    }
+
+    #[test]
+    fn a_large_batch_formatted_on_two_threads_gives_the_rows_in_order() {
+        // Keys that need quoting (commas, quotes, line breaks) and a window change in the
+        // middle of the batch, where the second thread starts.
+        let keys: Vec<String> = (0..(PARALLEL_FORMAT_ROWS + 7) / 2)
+            .map(|i| match i % 4 {
+                0 => format!("#k{i:06}"),
+                1 => format!("#k{i:06},"),
+                2 => format!("\"#k{i:06}\""),
+                _ => format!("#k{i:06}\n\r"),
+            })
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let batch = part(&[0, 10], &keys);
+        let Batch::Rows(rows) = &batch else {
+            unreachable!()
+        };
+        assert!(rows.rows.len() >= PARALLEL_FORMAT_ROWS);
+        let dir = tempfile::tempdir().unwrap();
+        for (format, layout) in [
+            (FileFormat::Csv, Layout::Table),
+            (FileFormat::Csv, Layout::Log),
+            (FileFormat::JsonLines, Layout::Log),
+        ] {
+            let path = dir.path().join(format!("{format:?}-{layout:?}"));
+            let mut s = FileSink::new(FileSinkOptions {
+                path: path.clone(),
+                format,
+                layout,
+                schema: None,
+                time_zone: None,
+                ordered_input: true,
+            });
+            s.write(&batch).unwrap();
+            s.commit(0).unwrap();
+            // Row by row, one thread (a table is sorted by window and key).
+            let mut ordered = rows.rows.clone();
+            if layout == Layout::Table {
+                ordered.sort_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
+            }
+            let mut expected = String::new();
+            if format == FileFormat::Csv {
+                expected.push_str(&csv_header(&rows.schema));
+                expected.push('\n');
+            }
+            let mut csv = CsvWriter::default();
+            for r in &ordered {
+                match format {
+                    FileFormat::Csv => csv.row(&mut expected, r),
+                    FileFormat::JsonLines => json_row(&mut expected, &rows.schema, r, None),
+                }
+            }
+            assert!(
+                std::fs::read_to_string(&path).unwrap() == expected,
+                "{format:?} {layout:?}"
+            );
+        }
     }
 }
