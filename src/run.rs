@@ -337,6 +337,7 @@ pub async fn run_built(
                 records = report.records,
                 bytes = report.bytes,
                 seconds = format!("{:.2}", report.seconds),
+                busy = busy_summary(&built.metrics),
                 "pipeline finished"
             );
             0
@@ -416,4 +417,21 @@ fn files_under(dir: &Path) -> (u64, u64) {
             Err(_) => (0, 0),
         })
         .fold((0, 0), |(f, b), (df, db)| (f + df, b + db))
+}
+
+/// Where the run's time went: each component's busy seconds (summed over its parallel
+/// instances), largest first, e.g. `parse 1.21s, hashtag_counts 0.12s`.
+fn busy_summary(metrics: &trendflow_core::metrics::Metrics) -> String {
+    let mut busy: std::collections::BTreeMap<String, i64> = Default::default();
+    for (key, value) in metrics.snapshot() {
+        if key.name == trendflow_core::metrics::names::BUSY_NANOS {
+            *busy.entry(key.component).or_default() += value;
+        }
+    }
+    let mut busy: Vec<(String, i64)> = busy.into_iter().collect();
+    busy.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    busy.iter()
+        .map(|(c, ns)| format!("{c} {:.2}s", *ns as f64 / 1e9))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -487,4 +487,28 @@ fn json_logs_have_a_line_per_epoch_checkpoint_late_drop_and_restart() {
     assert_eq!(restarts.len(), 1, "{log}");
     assert_eq!(with("panicked").len(), 1, "the panic is a record: {log}");
     assert!(restarts[0]["component"].is_string(), "{}", restarts[0]);
+    // The end: where the time went, every stage named with its busy seconds.
+    let finished = with("pipeline finished");
+    assert_eq!(finished.len(), 1, "{log}");
+    let busy = finished[0]["busy"].as_str().unwrap_or_default();
+    let stages: Vec<&str> = busy
+        .split(", ")
+        .filter_map(|s| s.split(' ').next())
+        .collect();
+    for stage in ["parse", "words", "hashtag_counts"] {
+        assert!(
+            stages.contains(&stage),
+            "{stage} missing from busy={busy:?}"
+        );
+    }
+    assert!(
+        busy.split(", ").all(|s| s.ends_with('s')
+            && s.rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches('s')
+                .parse::<f64>()
+                .is_ok()),
+        "{busy:?}"
+    );
 }
