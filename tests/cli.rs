@@ -483,6 +483,14 @@ fn json_logs_have_a_line_per_epoch_checkpoint_late_drop_and_restart() {
         .map(|l| l["late_row_windows"].as_i64().unwrap() + l["late_rows"].as_i64().unwrap())
         .sum();
     assert!(late > 0, "no late-drop line: {log}");
+    // Rows late for some windows only are information; whole rows dropped, a warning.
+    for l in lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "late rows dropped")
+    {
+        let whole = l["fields"]["late_rows"].as_i64().unwrap() > 0;
+        assert_eq!(l["level"], if whole { "WARN" } else { "INFO" }, "{l}");
+    }
     let restarts = with("component failed; restarting the pipeline from its last checkpoint");
     assert_eq!(restarts.len(), 1, "{log}");
     assert_eq!(with("panicked").len(), 1, "the panic is a record: {log}");

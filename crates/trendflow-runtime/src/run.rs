@@ -659,12 +659,25 @@ impl RunningPipeline {
                         let late_windows_total =
                             self.metrics.total(names::LATE_ROW_WINDOWS_DROPPED);
                         let late_rows = late_total - late_seen.0;
-                        if late_rows > 0 || late_windows_total > late_seen.1 {
+                        let late_row_windows = late_windows_total - late_seen.1;
+                        // A warning when whole rows were dropped; when rows were late for
+                        // some of their windows only (they still count in the others: the
+                        // usual case with sliding windows), information.
+                        if late_rows > 0 {
                             tracing::warn!(
                                 pipeline = %self.name,
                                 epoch,
                                 late_rows,
-                                late_row_windows = late_windows_total - late_seen.1,
+                                late_row_windows,
+                                late_rows_total = late_total,
+                                "late rows dropped"
+                            );
+                        } else if late_row_windows > 0 {
+                            tracing::info!(
+                                pipeline = %self.name,
+                                epoch,
+                                late_rows,
+                                late_row_windows,
                                 late_rows_total = late_total,
                                 "late rows dropped"
                             );
