@@ -83,6 +83,17 @@ fn peak_rss_reset() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// CPU time of the whole process so far (user + system, all threads), in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -107,7 +118,7 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The same operators as the pipeline, called in one loop on one thread.
-fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) {
+fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64, f64) {
     let metrics = Metrics::new();
     // The same parser options as the tutorial pipeline's `parse` stage.
     let yaml = if q2 { TUTORIAL_Q2 } else { TUTORIAL_Q1 };
@@ -130,6 +141,7 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
     // Batches cut as the file source cuts them, at its default size.
     let batch_bytes = trendflow_connectors::FileSourceOptions::new(".").batch_bytes;
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut posts = 0u64;
     for f in files {
         let data = bytes::Bytes::from(std::fs::read(f).unwrap());
@@ -159,7 +171,11 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64) 
             .unwrap()
         {}
     }
-    (posts, started.elapsed().as_secs_f64())
+    (
+        posts,
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu_started,
+    )
 }
 
 /// The ceiling the parsers work under: only the JSON scan of the tutorial's fast path
@@ -205,6 +221,9 @@ struct Measure {
     label: String,
     tweets: u64,
     seconds: f64,
+    /// CPU time over those seconds, every thread (user + system).
+    #[serde(default)]
+    cpu_seconds: f64,
     bytes: u64,
     peak_rss_mb: f64,
 }
@@ -248,6 +267,7 @@ async fn run_pipeline(
     let built = build(&config).map_err(|e| e.join("; "))?;
     peak_rss_reset();
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let running =
         RunningPipeline::start(built.graph, Resume::fresh()).map_err(|e| e.to_string())?;
     let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
@@ -260,6 +280,7 @@ async fn run_pipeline(
         label: actors_label(query, parsers),
         tweets,
         seconds,
+        cpu_seconds: cpu_seconds() - cpu_started,
         bytes: report.bytes,
         peak_rss_mb: peak_rss_mb(),
     })
@@ -359,16 +380,19 @@ pub async fn main(args: BenchArgs) -> i32 {
                     label: "json scan only, 1 thread".into(),
                     tweets,
                     seconds,
+                    // One thread, timed around the scan alone.
+                    cpu_seconds: seconds,
                     bytes,
                     peak_rss_mb: peak_rss_mb(),
                 }
             }
             ["plain", q] => {
-                let (tweets, seconds) = plain_loop(&files, *q == "q2", size, slide);
+                let (tweets, seconds, cpu_seconds) = plain_loop(&files, *q == "q2", size, slide);
                 Measure {
                     label: plain_label(q),
                     tweets,
                     seconds,
+                    cpu_seconds,
                     bytes,
                     peak_rss_mb: peak_rss_mb(),
                 }
@@ -449,16 +473,17 @@ pub async fn main(args: BenchArgs) -> i32 {
     bar.set(done);
     bar.finish();
     println!(
-        "{:<32} {:>10} {:>9} {:>13} {:>12} {:>9} {:>10}",
-        "run", "tweets", "seconds", "runs' range", "tweets/s", "MB/s", "peak RSS"
+        "{:<32} {:>10} {:>9} {:>13} {:>7} {:>12} {:>9} {:>10}",
+        "run", "tweets", "seconds", "runs' range", "CPU s", "tweets/s", "MB/s", "peak RSS"
     );
     for (m, (low, high)) in &results {
         println!(
-            "{:<32} {:>10} {:>9.3} {:>13} {:>12.0} {:>9.1} {:>7.0} MB",
+            "{:<32} {:>10} {:>9.3} {:>13} {:>7.2} {:>12.0} {:>9.1} {:>7.0} MB",
             m.label,
             m.tweets,
             m.seconds,
             format!("{low:.2}-{high:.2}"),
+            m.cpu_seconds,
             m.tweets as f64 / m.seconds,
             m.bytes as f64 / 1e6 / m.seconds,
             m.peak_rss_mb
@@ -467,11 +492,18 @@ pub async fn main(args: BenchArgs) -> i32 {
     // Issue 5's actor-overhead figure: the plain loop's rate over the actors' rate per core
     // (the pipeline's actors share all the cores, whatever the number of parsers).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let rate = |label: &str| {
+    let measure = |label: &str| {
         results
             .iter()
             .find(|(m, _)| m.label == label)
-            .map(|(m, _)| m.tweets as f64 / m.seconds)
+            .map(|(m, _)| m)
+    };
+    let rate = |label: &str| measure(label).map(|m| m.tweets as f64 / m.seconds);
+    // CPU per tweet: the actors' overhead in work done, apart from cores left idle.
+    let cpu_per_tweet = |label: &str| {
+        measure(label)
+            .filter(|m| m.cpu_seconds > 0.0)
+            .map(|m| m.cpu_seconds / m.tweets as f64)
     };
     for q in &args.queries {
         let Some(plain) = rate(&plain_label(q)) else {
@@ -493,6 +525,20 @@ pub async fn main(args: BenchArgs) -> i32 {
             "{q}: plain loop over actors per core ({cores} cores): {}",
             ratios.join(", ")
         );
+        if let Some(plain_cpu) = cpu_per_tweet(&plain_label(q)) {
+            let ratios: Vec<String> = args
+                .parsers
+                .iter()
+                .filter_map(|p| {
+                    let actors = cpu_per_tweet(&actors_label(q, *p))?;
+                    Some(format!("{} {:.2}x", parsers_label(*p), actors / plain_cpu))
+                })
+                .collect();
+            println!(
+                "{q}: CPU per tweet, actors over plain loop: {}",
+                ratios.join(", ")
+            );
+        }
     }
     let mut latency = None;
     if args.latency_files > 0 {
@@ -563,7 +609,7 @@ pub async fn main(args: BenchArgs) -> i32 {
         let v: Vec<_> = results
             .iter()
             .map(|(m, (low, high))| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
-                "seconds_min": low, "seconds_max": high,
+                "seconds_min": low, "seconds_max": high, "cpu_seconds": m.cpu_seconds,
                 "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
             .collect();
         let doc = serde_json::json!({"runs": v, "latency": latency, "sinks": sinks});
