@@ -14,53 +14,17 @@ use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema
 use trendflow_sql::tables::{arrow_schema, to_record_batch};
 use trendflow_sql::{MemoryTables, TableMode};
 
-/// A batch of the epoch waiting for the commit.
-///
-/// A batch is turned into Arrow as it arrives while the epoch's rows still fit the bound: no
-/// later row can evict it then, and the conversion runs while the other sinks write (Q2's
-/// flush over 200k tweets: 0.68M rows, ~40 ms of Arrow that had run after the CSV sink, on
-/// one core). Past the bound, batches are kept as they came (shared with the other sinks,
-/// not copied) and only the rows the bound keeps are converted at the commit: Q2's flush over
-/// 1M tweets sends 4.2M rows to a table of 1M, and converting every batch as it came was 17%
-/// of that flush's cycles.
-enum Pending {
-    Arrow(RecordBatch),
-    /// A batch and the index of its first row still kept.
-    Rows(Arc<RowBatch>, usize),
-}
-
-impl Pending {
-    fn len(&self) -> usize {
-        match self {
-            Pending::Arrow(b) => b.num_rows(),
-            Pending::Rows(b, from) => b.rows.len() - from,
-        }
-    }
-
-    /// Drops the first `n` rows (fewer than `len()`).
-    fn skip(&mut self, n: usize) {
-        match self {
-            Pending::Arrow(b) => *b = b.slice(n, b.num_rows() - n),
-            Pending::Rows(_, from) => *from += n,
-        }
-    }
-
-    fn into_arrow(self) -> RecordBatch {
-        match self {
-            Pending::Arrow(b) => b,
-            Pending::Rows(b, from) => to_record_batch(&b.schema, &b.rows[from..]),
-        }
-    }
-}
-
 pub struct MemorySink {
     table: String,
     tables: MemoryTables,
     max_rows: Option<usize>,
-    /// The epoch's batches as they arrived, oldest first. In append and update modes with a
-    /// bound, only the last `max_rows` rows are kept: the commit would evict the others
-    /// anyway (they are counted then).
-    pending: VecDeque<Pending>,
+    /// The epoch's batches as they arrived (shared with the other sinks, not copied), each
+    /// with the index of its first row still kept; turned into Arrow at the commit. In append
+    /// and update modes with a bound, only the last `max_rows` rows are kept: the commit
+    /// would evict the others anyway (they are counted then). Converting at the commit
+    /// converts only those: Q2's flush over 1M tweets sends 4.2M rows to a table of 1M, and
+    /// converting each batch as it came was 17% of that flush's cycles.
+    pending: VecDeque<(Arc<RowBatch>, usize)>,
     pending_rows: usize,
     /// Tables sorted by count: the epoch's rows, sorted at the commit.
     unsorted: Vec<ResultRow>,
@@ -113,12 +77,13 @@ impl MemorySink {
     fn trim_to(&mut self, max: usize) {
         while self.pending_rows > max {
             let excess = self.pending_rows - max;
-            let first = self.pending[0].len();
+            let (batch, from) = &mut self.pending[0];
+            let first = batch.rows.len() - *from;
             let dropped = if first <= excess {
                 self.pending.pop_front();
                 first
             } else {
-                self.pending[0].skip(excess);
+                *from += excess;
                 excess
             };
             self.pending_rows -= dropped;
@@ -152,14 +117,10 @@ impl Sink for MemorySink {
             return Ok(());
         }
         self.pending_rows += rows.rows.len();
-        let bound = self.max_rows.filter(|_| rows.mode != OutputMode::Complete);
-        if bound.is_none_or(|max| self.pending_rows <= max) {
-            self.pending
-                .push_back(Pending::Arrow(to_record_batch(&rows.schema, &rows.rows)));
-        } else {
-            self.pending.push_back(Pending::Rows(Arc::clone(rows), 0));
-        }
-        if let Some(max) = bound {
+        self.pending.push_back((Arc::clone(rows), 0));
+        if let Some(max) = self.max_rows
+            && rows.mode != OutputMode::Complete
+        {
             self.trim_to(max);
         }
         Ok(())
@@ -187,7 +148,10 @@ impl Sink for MemorySink {
             });
             vec![to_record_batch(schema, &rows)]
         } else {
-            self.pending.drain(..).map(Pending::into_arrow).collect()
+            self.pending
+                .drain(..)
+                .map(|(batch, from)| to_record_batch(&batch.schema, &batch.rows[from..]))
+                .collect()
         };
         self.pending_rows = 0;
         let trimmed = std::mem::take(&mut self.trimmed);
