@@ -24,6 +24,7 @@ use trendflow_core::{Batch, Epoch, OperatorError, RowSchema, Sink, Window};
 use trendflow_core::codec::{StateReader, StateWriter};
 
 use crate::table_format::{CsvWriter, csv_header, json_row};
+use crate::two_threads;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -58,14 +59,6 @@ fn write_error(path: &Path, e: std::io::Error) -> OperatorError {
 
 /// Formatted rows of the current epoch written to the file (without sync) past this size.
 const PENDING_BYTES: usize = 8 << 20;
-
-/// Batches of at least this many rows are formatted on two threads.
-const PARALLEL_FORMAT_ROWS: usize = 16_384;
-
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// One row as a line of `options.format`, appended to `out`.
 fn format_row_into(
@@ -295,7 +288,7 @@ impl FileSink {
     /// Q2's flush (0.68M rows for 200k tweets, 3.9M with 24h/1min windows), on one core while
     /// the other had little to do.
     fn format_rows(&mut self, rows: &[trendflow_core::ResultRow]) {
-        if rows.len() < PARALLEL_FORMAT_ROWS || cores() < 2 {
+        if rows.len() < two_threads::MIN_ROWS || two_threads::cores() < 2 {
             for r in rows {
                 self.format_row(r);
             }
@@ -305,20 +298,19 @@ impl FileSink {
         let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         let mut tail = String::with_capacity(second.len() * 64);
         let (options, schema) = (&self.options, self.schema.as_deref());
-        let joined = std::thread::scope(|scope| {
-            let other = scope.spawn(|| {
+        let (head, own_csv) = (&mut self.log_pending, &mut self.csv);
+        two_threads::join(
+            || {
+                for r in first {
+                    format_row_into(options, schema, own_csv, head, r);
+                }
+            },
+            || {
                 for r in second {
                     format_row_into(options, schema, &mut csv, &mut tail, r);
                 }
-            });
-            for r in first {
-                format_row_into(options, schema, &mut self.csv, &mut self.log_pending, r);
-            }
-            other.join()
-        });
-        if let Err(panic) = joined {
-            std::panic::resume_unwind(panic);
-        }
+            },
+        );
         self.log_pending.push_str(&tail);
     }
 }
@@ -569,7 +561,7 @@ mod tests {
     fn a_large_batch_formatted_on_two_threads_gives_the_rows_in_order() {
         // Keys that need quoting (commas, quotes, line breaks) and a window change in the
         // middle of the batch, where the second thread starts.
-        let keys: Vec<String> = (0..(PARALLEL_FORMAT_ROWS + 7) / 2)
+        let keys: Vec<String> = (0..(two_threads::MIN_ROWS + 7) / 2)
             .map(|i| match i % 4 {
                 0 => format!("#k{i:06}"),
                 1 => format!("#k{i:06},"),
@@ -582,7 +574,7 @@ mod tests {
         let Batch::Rows(rows) = &batch else {
             unreachable!()
         };
-        assert!(rows.rows.len() >= PARALLEL_FORMAT_ROWS);
+        assert!(rows.rows.len() >= two_threads::MIN_ROWS);
         let dir = tempfile::tempdir().unwrap();
         for (format, layout) in [
             (FileFormat::Csv, Layout::Table),

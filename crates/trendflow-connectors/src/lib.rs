@@ -18,6 +18,7 @@ pub mod socket_source;
 pub mod storage;
 pub mod table_format;
 pub mod testkit;
+mod two_threads;
 
 pub use console_sink::ConsoleSink;
 pub use dead_letter_file::DeadLetterFile;

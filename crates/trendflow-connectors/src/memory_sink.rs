@@ -14,6 +14,8 @@ use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema
 use trendflow_sql::tables::{arrow_schema, to_record_batch};
 use trendflow_sql::{MemoryTables, TableMode};
 
+use crate::two_threads;
+
 pub struct MemorySink {
     table: String,
     tables: MemoryTables,
@@ -92,6 +94,35 @@ impl MemorySink {
     }
 }
 
+/// The epoch's batches (each from its first kept row) as Arrow, in order; on two threads when
+/// there are many rows: this runs at the commit, after the flush's last part (~40 ms on one core
+/// for Q2's 0.68M rows over 200k tweets, with the other core idle).
+fn to_arrow(mut batches: Vec<(Arc<RowBatch>, usize)>, rows: usize) -> Vec<RecordBatch> {
+    let convert = |batches: Vec<(Arc<RowBatch>, usize)>| -> Vec<RecordBatch> {
+        batches
+            .into_iter()
+            .map(|(batch, from)| to_record_batch(&batch.schema, &batch.rows[from..]))
+            .collect()
+    };
+    if rows < two_threads::MIN_ROWS || batches.len() < 2 || two_threads::cores() < 2 {
+        return convert(batches);
+    }
+    // The second thread takes the batches after the first half of the rows.
+    let mut seen = 0;
+    let split = batches
+        .iter()
+        .position(|(b, from)| {
+            seen += b.rows.len() - from;
+            seen >= rows / 2
+        })
+        .map_or(1, |i| i + 1)
+        .clamp(1, batches.len() - 1);
+    let second = batches.split_off(split);
+    let (mut first, second) = two_threads::join(|| convert(batches), || convert(second));
+    first.extend(second);
+    first
+}
+
 impl Sink for MemorySink {
     fn write(&mut self, batch: &Batch) -> Result<(), OperatorError> {
         let Batch::Rows(rows) = batch else {
@@ -148,10 +179,7 @@ impl Sink for MemorySink {
             });
             vec![to_record_batch(schema, &rows)]
         } else {
-            self.pending
-                .drain(..)
-                .map(|(batch, from)| to_record_batch(&batch.schema, &batch.rows[from..]))
-                .collect()
+            to_arrow(self.pending.drain(..).collect(), self.pending_rows)
         };
         self.pending_rows = 0;
         let trimmed = std::mem::take(&mut self.trimmed);
@@ -313,5 +341,26 @@ mod tests {
         sink.commit(2).unwrap();
         assert_eq!(keys_of(&tables), ["#f", "#g", "#h"]);
         assert_eq!(metrics.total(names::MEMORY_ROWS_EVICTED), 5);
+    }
+
+    #[test]
+    fn a_large_epoch_is_converted_on_two_threads_in_order() {
+        // 25,000 rows in five parts (the first partly trimmed by a bound of 24,000): enough
+        // for two threads, split inside the epoch.
+        for bound in [None, Some(24_000)] {
+            let tables = MemoryTables::new();
+            let mut sink = MemorySink::new("t", tables.clone(), bound, false);
+            let keys: Vec<String> = (0..25_000).map(|i| format!("#k{i:05}")).collect();
+            for part in keys.chunks(5_000) {
+                let part: Vec<&str> = part.iter().map(String::as_str).collect();
+                sink.write(&append(0, &part)).unwrap();
+            }
+            sink.commit(0).unwrap();
+            let kept = bound.unwrap_or(keys.len());
+            assert!(
+                keys_of(&tables) == keys[keys.len() - kept..],
+                "bound {bound:?}: rows out of order or missing"
+            );
+        }
     }
 }
