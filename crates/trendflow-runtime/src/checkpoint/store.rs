@@ -16,9 +16,13 @@ use trendflow_core::failpoint;
 pub use trendflow_core::checkpoint_store::{CheckpointStore, StoreResult};
 
 /// Checkpoints in memory: they survive actor restarts, not the process.
+///
+/// An object is kept in the parts it was written in, and joined only when read (a restart):
+/// joining at every write copied each checkpoint once more into fresh memory (32 MB at the
+/// end of Q2 over 200k tweets, where the memory table is most of the state).
 #[derive(Default, Clone)]
 pub struct MemoryStore {
-    objects: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    objects: Arc<Mutex<BTreeMap<String, Vec<Vec<u8>>>>>,
 }
 
 impl MemoryStore {
@@ -29,12 +33,20 @@ impl MemoryStore {
 
 impl CheckpointStore for MemoryStore {
     fn put<'a>(&'a self, name: &'a str, data: Vec<u8>) -> BoxFuture<'a, StoreResult<()>> {
-        self.objects.lock().unwrap().insert(name.to_string(), data);
+        self.put_parts(name, vec![data])
+    }
+
+    fn put_parts<'a>(
+        &'a self,
+        name: &'a str,
+        parts: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.objects.lock().unwrap().insert(name.to_string(), parts);
         Box::pin(async { Ok(()) })
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>> {
-        let v = self.objects.lock().unwrap().get(name).cloned();
+        let v = self.objects.lock().unwrap().get(name).map(|p| p.concat());
         Box::pin(async move { Ok(v) })
     }
 
@@ -213,6 +225,25 @@ impl CheckpointStore for LocalDirStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_reads_back_what_was_written_in_parts() {
+        let store = MemoryStore::new();
+        let parts = vec![b"check".to_vec(), Vec::new(), b"point".to_vec()];
+        store.put_parts("state/1.ckpt", parts).await.unwrap();
+        store.put("state/2.ckpt", b"whole".to_vec()).await.unwrap();
+        let get = |name| store.get(name);
+        assert_eq!(
+            get("state/1.ckpt").await.unwrap().as_deref(),
+            Some(&b"checkpoint"[..])
+        );
+        assert_eq!(
+            get("state/2.ckpt").await.unwrap().as_deref(),
+            Some(&b"whole"[..])
+        );
+        assert_eq!(get("state/3.ckpt").await.unwrap(), None);
+        assert_eq!(store.list("state").await.unwrap(), ["1.ckpt", "2.ckpt"]);
+    }
 
     #[tokio::test]
     async fn a_restart_removes_temporary_files_of_cut_short_writes_and_keeps_the_rest() {
