@@ -91,6 +91,25 @@ pub fn event_time_extractor(
     }
 }
 
+/// Appends the post of a status the fast path scanned; `false` (nothing appended) when its
+/// `created_at` does not parse: the full path names the reason.
+fn push_scanned(f: &crate::fast_json::Fields<'_>, line_no: u64, posts: &mut PostBatch) -> bool {
+    let Ok(time) = parse_created_at(f.created_at) else {
+        return false;
+    };
+    posts.push_post(
+        line_no,
+        &PostFields {
+            platform: Platform::Twitter,
+            id: f.id.unwrap_or(""),
+            event_time: Some(time),
+            text: f.text,
+            ..PostFields::default()
+        },
+    );
+    true
+}
+
 /// Whether lines read with these options can take the fast path: Twitter v1.1 statuses of
 /// which only the text as sent, `created_at` and the id are used (the tutorial's options).
 fn takes_fast_path(o: &FormatOptions) -> bool {
@@ -128,21 +147,28 @@ impl JsonPostParser {
         // the pipeline does not read; anything else takes the full path, which decides.
         if self.fast_path
             && let Some(f) = crate::fast_json::scan(line, &mut self.decoded)
-            && let Ok(time) = parse_created_at(f.created_at)
+            && push_scanned(&f, line_no, posts)
         {
-            posts.push_post(
-                line_no,
-                &PostFields {
-                    platform: Platform::Twitter,
-                    id: f.id.unwrap_or(""),
-                    event_time: Some(time),
-                    text: f.text,
-                    ..PostFields::default()
-                },
-            );
             return Outcome::Posts(None);
         }
         self.parse_line_full(line, line_no, posts)
+    }
+
+    /// The first line of `rest` when it is a well-formed status the fast path takes whole
+    /// (what [`Self::parse_line`] would take there, and within `max_line_bytes`): its post is
+    /// appended and its length returned, its newline found by the scan itself. `None`: the
+    /// line goes the usual way, nothing appended.
+    fn take_fast(&mut self, rest: &[u8], line_no: u64, posts: &mut PostBatch) -> Option<usize> {
+        if !self.fast_path {
+            return None;
+        }
+        let (f, len) = crate::fast_json::scan_to_newline(rest, &mut self.decoded)?;
+        // The line as the usual way measures it: without a carriage return before its newline.
+        let measured = len - usize::from(rest[..len].last() == Some(&b'\r'));
+        if measured > self.options.max_line_bytes {
+            return None;
+        }
+        push_scanned(&f, line_no, posts).then_some(len)
     }
 
     /// The full path: simd-json, then Spark's leniencies, then the reason for rejecting.
@@ -250,6 +276,13 @@ impl Operator for JsonPostParser {
         let data = &raw.data[..];
         let mut start = 0;
         while start < data.len() {
+            if data[start] == b'{'
+                && let Some(len) = self.take_fast(&data[start..], line_no, &mut posts)
+            {
+                start += len + 1;
+                line_no += 1;
+                continue;
+            }
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
             let mut line = &data[start..end];
             start = end + 1;
