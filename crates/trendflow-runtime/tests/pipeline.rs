@@ -110,7 +110,7 @@ impl Sink for RecordingSink {
 
 fn graph(
     source: CountingSource,
-    op: fn() -> Box<dyn Operator>,
+    op: impl Fn() -> Box<dyn Operator> + Send + Sync + 'static,
     parallelism: usize,
     sink: RecordingSink,
     mailbox: usize,
@@ -221,6 +221,76 @@ async fn barriers_align_across_parallel_instances() {
     }
     assert!(s.per_epoch[20].1.is_empty());
     assert_eq!(report.epochs.len(), 21);
+}
+
+/// Passes batches on; the first instance made holds its first batch until the other
+/// instances together have passed `wait_for` batches (or gives up after 10 s, which
+/// fails the test below: the pipeline would otherwise hang).
+struct HoldingFirst {
+    first: bool,
+    others_passed: Arc<AtomicU64>,
+    wait_for: u64,
+    held: bool,
+}
+
+impl Operator for HoldingFirst {
+    fn process_batch(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), OperatorError> {
+        if self.first && !self.held {
+            self.held = true;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self.others_passed.load(Ordering::SeqCst) < self.wait_for {
+                if std::time::Instant::now() > deadline {
+                    return Err(OperatorError::new(
+                        "the other instance never got the batches this one had no room for",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if !self.first {
+            self.others_passed.fetch_add(1, Ordering::SeqCst);
+        }
+        out.emit(batch);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_instance_does_not_hold_back_the_others() {
+    // Mailboxes of one batch. The first instance stops at its first batch until the other
+    // has passed 20: dealt strictly in turn, the third batch for the first instance would
+    // wait for room forever; passed over to the instance with room, all 40 arrive, once.
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let made = Arc::new(AtomicU64::new(0));
+    let others_passed = Arc::new(AtomicU64::new(0));
+    let g = graph(
+        CountingSource {
+            epochs: 1,
+            per_epoch: 40,
+            sent: sent.clone(),
+        },
+        move || {
+            Box::new(HoldingFirst {
+                first: made.fetch_add(1, Ordering::SeqCst) == 0,
+                others_passed: others_passed.clone(),
+                wait_for: 20,
+                held: false,
+            }) as Box<dyn Operator>
+        },
+        2,
+        RecordingSink {
+            sent,
+            seen: seen.clone(),
+            delay: Duration::ZERO,
+        },
+        1,
+    );
+    let running = RunningPipeline::start(g, Resume::fresh()).unwrap();
+    running.wait(|_| {}).await.unwrap();
+    let s = seen.lock().unwrap();
+    assert_eq!(s.per_epoch[0].1.len(), 40);
+    assert_eq!(s.writes, 40);
 }
 
 struct Failing;
