@@ -208,6 +208,33 @@ fn scan_only(files: &[PathBuf]) -> (u64, f64) {
     (lines, seconds)
 }
 
+/// The rates (tweets/s) of two measurements in each round, as pairs.
+fn paired_ratios(rounds: &[Vec<Measure>], first: &str, second: &str) -> Vec<(f64, f64)> {
+    let runs = |label: &str| {
+        rounds
+            .iter()
+            .find(|runs| runs.first().is_some_and(|m| m.label == label))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    };
+    let rate = |m: &Measure| m.tweets as f64 / m.seconds;
+    runs(first)
+        .iter()
+        .zip(runs(second))
+        .map(|(a, b)| (rate(a), rate(b)))
+        .collect()
+}
+
+/// " (rounds: 1.10-1.30x)" for two rounds or more, else nothing.
+fn range_note(values: impl Iterator<Item = f64>) -> String {
+    let mut v: Vec<f64> = values.collect();
+    if v.len() < 2 {
+        return String::new();
+    }
+    v.sort_by(f64::total_cmp);
+    format!(" (rounds: {:.2}-{:.2}x)", v[0], v[v.len() - 1])
+}
+
 fn plain_label(query: &str) -> String {
     format!("{query} plain loop, 1 thread")
 }
@@ -429,7 +456,6 @@ pub async fn main(args: BenchArgs) -> i32 {
         }
     }
     let exe = std::env::current_exe().expect("own executable");
-    let mut results = Vec::new();
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
     let mut bar = crate::progress_bar::Bar::new(
         "bench",
@@ -437,9 +463,12 @@ pub async fn main(args: BenchArgs) -> i32 {
         crate::progress_bar::Unit::Runs,
     );
     let mut done = 0;
-    for item in plan {
-        let mut runs = Vec::new();
-        for _ in 0..args.runs.max(1) {
+    // Rounds of the whole plan, not each measurement's runs in a row: this machine's speed
+    // drifts over tens of seconds, and a ratio of two measurements (the plain loop against
+    // the actors) is only fair when both were taken in the same spells.
+    let mut rounds: Vec<Vec<Measure>> = vec![Vec::new(); plan.len()];
+    for _ in 0..args.runs.max(1) {
+        for (i, item) in plan.iter().enumerate() {
             bar.set(done);
             done += 1;
             let out = std::process::Command::new(&exe)
@@ -451,7 +480,7 @@ pub async fn main(args: BenchArgs) -> i32 {
                     "--slide",
                     &args.slide,
                     "--only",
-                    &item,
+                    item,
                 ])
                 .env("TRENDFLOW_LOG", "warn")
                 .output();
@@ -462,13 +491,17 @@ pub async fn main(args: BenchArgs) -> i32 {
                     .and_then(|l| serde_json::from_str::<Measure>(l).ok())
             });
             match m {
-                Some(m) => runs.push(m),
+                Some(m) => rounds[i].push(m),
                 None => {
                     eprintln!("trendflow bench: {item} failed");
                     return 1;
                 }
             }
         }
+    }
+    let mut results = Vec::new();
+    for runs in &rounds {
+        let mut runs = runs.clone();
         runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         // The median, and the spread of the runs around it (machines are noisy).
         let range = (runs[0].seconds, runs[runs.len() - 1].seconds);
@@ -518,10 +551,15 @@ pub async fn main(args: BenchArgs) -> i32 {
             .iter()
             .filter_map(|p| {
                 let actors = rate(&actors_label(q, *p))?;
+                // Also round by round: the two measurements taken closest in time.
+                let per_round = paired_ratios(&rounds, &plain_label(q), &actors_label(q, *p))
+                    .into_iter()
+                    .map(|(plain, actors)| plain / (actors / cores));
                 Some(format!(
-                    "{} {:.2}x",
+                    "{} {:.2}x{}",
                     parsers_label(*p),
-                    plain / (actors / cores)
+                    plain / (actors / cores),
+                    range_note(per_round)
                 ))
             })
             .collect();
