@@ -336,13 +336,13 @@ impl FileSource {
             self.describe(),
             opened.relative(&f.location).unwrap_or(f.location.as_ref())
         ));
-        let data = opened
+        let (data, index) = opened
             .read_all(&f.location)
             .await
             .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?;
         self.bytes_in.add(data.len() as u64);
         let _ = f.size;
-        for raw in RawBatch::split(origin, data, self.options.batch_bytes, 1) {
+        for raw in RawBatch::split_indexed(origin, data, self.options.batch_bytes, 1, index) {
             out.send(Batch::Raw(Arc::new(raw))).await?;
         }
         self.files_read.inc();

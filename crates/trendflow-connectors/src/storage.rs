@@ -15,6 +15,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use trendflow_core::line_index::LineIndex;
 
 /// A local directory or a prefix of an S3 bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,19 +272,26 @@ impl OpenedLocation {
         }
     }
 
-    /// The whole object at `path`. A local file is read straight into a buffer of its size:
+    /// The whole object at `path`, and for a local file its newlines counted as it was read
+    /// (see [`LineIndex`]). A local file is read straight into a buffer of its size:
     /// object_store zero-fills its buffer before reading into it, which was 3-4% of the
     /// tutorial's cycles (issue 5).
-    pub async fn read_all(&self, path: &StorePath) -> Result<bytes::Bytes, String> {
+    pub async fn read_all(
+        &self,
+        path: &StorePath,
+    ) -> Result<(bytes::Bytes, Option<LineIndex>), String> {
         if let Some(local) = &self.local {
             let file = local.path_to_filesystem(path).map_err(|e| e.to_string())?;
-            let read = tokio::task::spawn_blocking(move || std::fs::read(&file))
+            let read = tokio::task::spawn_blocking(move || read_indexed(&file))
                 .await
                 .map_err(|e| e.to_string())?;
-            return read.map(bytes::Bytes::from).map_err(|e| e.to_string());
+            return read
+                .map(|(data, index)| (bytes::Bytes::from(data), Some(index)))
+                .map_err(|e| e.to_string());
         }
         let object = self.store.get(path).await.map_err(|e| e.to_string())?;
-        object.bytes().await.map_err(|e| e.to_string())
+        let data = object.bytes().await.map_err(|e| e.to_string())?;
+        Ok((data, None))
     }
 
     /// The store path of `relative` (a key below the location).
@@ -306,6 +314,23 @@ impl OpenedLocation {
         }
         p.strip_prefix(self.prefix.as_ref())?.strip_prefix('/')
     }
+}
+
+/// Bytes read from a file per read call: the piece just read is counted while it is in cache.
+const READ_PIECE: usize = 256 << 10;
+
+/// A whole file, read in pieces, each piece's newlines counted right after it is read.
+fn read_indexed(path: &std::path::Path) -> std::io::Result<(Vec<u8>, LineIndex)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata().map_or(0, |m| m.len() as usize);
+    // One byte more than the size: reading on to the end needs no new buffer.
+    let mut data = Vec::with_capacity(size + 1);
+    let mut index = LineIndex::default();
+    while (&mut file).take(READ_PIECE as u64).read_to_end(&mut data)? > 0 {
+        index.extend(&data);
+    }
+    Ok((data, index))
 }
 
 #[cfg(test)]
