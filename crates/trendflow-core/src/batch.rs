@@ -192,6 +192,8 @@ impl RawBatch {
     ) -> impl Iterator<Item = RawBatch> {
         let mut start = 0;
         let mut line = first_line;
+        // Newlines before `start` by the index: the previous batch's end, not counted again.
+        let mut newlines_before_start = 0;
         std::iter::from_fn(move || {
             if start >= data.len() {
                 return None;
@@ -201,8 +203,10 @@ impl RawBatch {
             let chunk = data.slice(start..end);
             let newlines = match &index {
                 Some(index) => {
-                    (index.newlines_before(&data, end) - index.newlines_before(&data, start))
-                        as usize
+                    let before_end = index.newlines_before(&data, end);
+                    let n = before_end - newlines_before_start;
+                    newlines_before_start = before_end;
+                    n as usize
                 }
                 None => memchr::memchr_iter(b'\n', &chunk).count(),
             };

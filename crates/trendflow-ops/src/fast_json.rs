@@ -359,7 +359,7 @@ fn block(s: &[u8], j: usize) -> Block {
         }
         let simple = _mm256_or_si256(
             _mm256_or_si256(
-                _mm256_or_si256(eq!(b'"'), eq!(b'\\')),
+                _mm256_or_si256(quotes, backslashes),
                 _mm256_or_si256(eq!(b'/'), eq!(b'b')),
             ),
             _mm256_or_si256(
