@@ -43,21 +43,74 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// [`csv_field`] appended to `out` without allocating: a result's keys are written once per
 /// row (4.2M rows for Q2 over 1M tweets), and Spark's split leaves commas on words.
 pub fn push_csv_field(out: &mut String, s: &str) {
-    if needs_quotes(s) {
-        push_quoted(out, s);
-    } else {
-        out.push_str(s);
+    match quoting(s.as_bytes()) {
+        Quoting::Plain => out.push_str(s),
+        Quoting::Wrap => {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
+        Quoting::Escape => push_quoted(out, s),
     }
+}
+
+fn needs_quotes(s: &str) -> bool {
+    quoting(s.as_bytes()) != Quoting::Plain
+}
+
+/// How a field goes into CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// As it is.
+    Plain,
+    /// Between quotes: it holds a comma or a line break, and no quote.
+    Wrap,
+    /// Between quotes, its quotes doubled.
+    Escape,
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether one of the eight bytes of `x` is `b` (a byte of `x ^ b…b` is zero, found without
+/// a false positive by the borrow trick).
+#[inline(always)]
+fn has_byte(x: u64, b: u8) -> bool {
+    let v = x ^ (LOW_BITS * b as u64);
+    v.wrapping_sub(LOW_BITS) & !v & HIGH_BITS != 0
 }
 
 /// The bytes that make a CSV field quoted, as bits of a mask over 0..64 (all are below 64).
 const QUOTED_BYTES: u64 = 1 << b',' | 1 << b'"' | 1 << b'\n' | 1 << b'\r';
 
-/// One loop over the bytes: keys are short (a hashtag is ~12 bytes), and memchr's setup per
-/// call cost more than the search (`memchr3` was 14% of the samples of Q2's flush over 1M
-/// tweets).
-fn needs_quotes(s: &str) -> bool {
-    s.bytes().any(|b| b < 64 && QUOTED_BYTES >> b & 1 != 0)
+/// One pass over the field, eight bytes at a time (the last eight overlapping the ones
+/// before): with 24-hour windows sliding every minute Q2 writes 9.2M rows for 200k tweets,
+/// 61% of them with a comma, and looking at one byte at a time, twice for those (once to see
+/// the comma, once for quotes), was a quarter of the CSV sink's time.
+#[inline]
+fn quoting(s: &[u8]) -> Quoting {
+    let (mut special, mut quote) = (false, false);
+    if s.len() >= 8 {
+        let mut look = |piece: &[u8]| {
+            let x = u64::from_le_bytes(piece.try_into().expect("eight bytes"));
+            special |= has_byte(x, b',') | has_byte(x, b'\n') | has_byte(x, b'\r');
+            quote |= has_byte(x, b'"');
+        };
+        for piece in s.chunks_exact(8) {
+            look(piece);
+        }
+        look(&s[s.len() - 8..]);
+    } else {
+        for &b in s {
+            special |= b < 64 && QUOTED_BYTES >> b & 1 != 0;
+            quote |= b == b'"';
+        }
+    }
+    match (quote, special) {
+        (true, _) => Quoting::Escape,
+        (false, true) => Quoting::Wrap,
+        (false, false) => Quoting::Plain,
+    }
 }
 
 fn push_quoted(out: &mut String, s: &str) {
@@ -94,21 +147,93 @@ impl CsvWriter {
     }
 
     pub fn row(&mut self, out: &mut String, row: &ResultRow) {
-        if let Some(w) = row.window {
-            match &self.window {
-                Some((cached, prefix)) if *cached == w => out.push_str(prefix),
-                _ => {
-                    let z = self.zone.as_ref();
-                    let prefix = format!("{},{},", format_time(w.start, z), format_time(w.end, z));
-                    out.push_str(&prefix);
-                    self.window = Some((w, prefix));
+        let prefix: &str = match (row.window, &self.window) {
+            (None, _) => "",
+            (Some(w), Some((cached, prefix))) if *cached == w => prefix,
+            (Some(w), _) => {
+                let z = self.zone.as_ref();
+                let prefix = format!("{},{},", format_time(w.start, z), format_time(w.end, z));
+                &self.window.insert((w, prefix)).1
+            }
+        };
+        let key = row.key.as_bytes();
+        let quoting = quoting(key);
+        if quoting == Quoting::Escape {
+            out.push_str(prefix);
+            push_quoted(out, &row.key);
+            out.push(',');
+            out.push_str(itoa::Buffer::new().format(row.count));
+            out.push('\n');
+            return;
+        }
+        let mut count = itoa::Buffer::new();
+        let count = count.format(row.count).as_bytes();
+        let quote = usize::from(quoting == Quoting::Wrap);
+        let len = prefix.len() + key.len() + 2 * quote + count.len() + 2;
+        out.reserve(len);
+        // SAFETY: the bytes appended are whole strings (the prefix, the key, the count) and
+        // ASCII punctuation, so `out` stays UTF-8; `reserve` made room for all `len` of them,
+        // and `put` writes exactly the bytes it is given.
+        unsafe {
+            let v = out.as_mut_vec();
+            let start = v.len();
+            let mut at = v.as_mut_ptr().add(start);
+            at = put(at, prefix.as_bytes());
+            *at = b'"';
+            at = at.add(quote);
+            at = put(at, key);
+            *at = b'"';
+            at = at.add(quote);
+            *at = b',';
+            at = put(at.add(1), count);
+            *at = b'\n';
+            v.set_len(start + len);
+        }
+    }
+}
+
+/// Writes `src` at `dst` and returns the end of what it wrote. A row is four short pieces,
+/// and a call to `memcpy` for each was 15% of the CSV's formatting: pieces up to 64 bytes are
+/// copied with unaligned loads and stores, the last one overlapping the ones before.
+///
+/// # Safety
+/// `dst` has room for `src.len()` bytes and does not overlap `src`.
+#[inline(always)]
+unsafe fn put(dst: *mut u8, src: &[u8]) -> *mut u8 {
+    use std::ptr::{read_unaligned, write_unaligned};
+    let (n, from) = (src.len(), src.as_ptr());
+    // SAFETY: every load is within `src` (pieces start at `i` with `i + w <= n`, the last at
+    // `n - w`) and every store within the `n` bytes at `dst`.
+    unsafe {
+        macro_rules! pieces {
+            ($t:ty) => {{
+                let w = std::mem::size_of::<$t>();
+                let mut i = 0;
+                while i + w < n {
+                    write_unaligned(
+                        dst.add(i).cast::<$t>(),
+                        read_unaligned(from.add(i).cast::<$t>()),
+                    );
+                    i += w;
+                }
+                write_unaligned(
+                    dst.add(n - w).cast::<$t>(),
+                    read_unaligned(from.add(n - w).cast::<$t>()),
+                );
+            }};
+        }
+        match n {
+            65.. => std::ptr::copy_nonoverlapping(from, dst, n),
+            16.. => pieces!(u128),
+            8.. => pieces!(u64),
+            4.. => pieces!(u32),
+            _ => {
+                for i in 0..n {
+                    *dst.add(i) = *from.add(i);
                 }
             }
         }
-        push_csv_field(out, &row.key);
-        out.push(',');
-        out.push_str(itoa::Buffer::new().format(row.count));
-        out.push('\n');
+        dst.add(n)
     }
 }
 
@@ -221,6 +346,35 @@ mod tests {
                 s.clone()
             };
             proptest::prop_assert_eq!(csv_field(&s), naive);
+        }
+
+        /// Rows written by the writer's piecewise copies against rows formatted the obvious
+        /// way, over keys of every length a piece boundary can fall in, runs of windows, and
+        /// counts of every size.
+        #[test]
+        fn csv_rows_are_the_naive_rows(
+            rows in proptest::collection::vec(
+                ("[a-z#\",\r\n é😀]{0,80}", proptest::num::i64::ANY, 0i64..3, proptest::bool::ANY),
+                0..40,
+            ),
+        ) {
+            let mut writer = CsvWriter::default();
+            let (mut fast, mut naive) = (String::from("x"), String::from("x"));
+            for (key, count, start, windowed) in rows {
+                let window = windowed.then_some(Window { start: start * 300_000, end: start * 300_000 + 10_800_000 });
+                let row = ResultRow { window, key: key.as_str().into(), count };
+                writer.row(&mut fast, &row);
+                if let Some(w) = window {
+                    naive.push_str(&format!("{},{},", format_iso_utc(w.start), format_iso_utc(w.end)));
+                }
+                let field = if key.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", key.replace('"', "\"\""))
+                } else {
+                    key.clone()
+                };
+                naive.push_str(&format!("{field},{count}\n"));
+            }
+            proptest::prop_assert_eq!(fast, naive);
         }
     }
 }
