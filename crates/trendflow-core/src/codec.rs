@@ -2,6 +2,9 @@
 //! strings, appended to a buffer and read back in the same order. No schema: each component
 //! writes a version byte first and reads its own fields back.
 
+/// The most bytes a varint of a `u64` takes (7 bits each).
+const VARINT_MAX: usize = 10;
+
 /// Appends values to a state buffer.
 #[derive(Debug, Default)]
 pub struct StateWriter {
@@ -54,17 +57,25 @@ impl StateWriter {
         self
     }
 
-    /// Appends what `fill` appends to the buffer, length-prefixed as [`Self::bytes`] would:
-    /// for large values made by a writer (a table's IPC stream), without a copy in between.
+    /// Appends what `fill` appends to the buffer, length-prefixed so that [`StateReader::bytes`]
+    /// reads it back: for large values made by a writer (a table's IPC stream), without a copy
+    /// in between. The length is not known before `fill` runs, so it takes the varint's widest
+    /// form (ten bytes, the high groups zero), written in place afterwards: inserting a
+    /// shorter prefix before the value moved all of it (48 MB for Q2's table with 24h/1min
+    /// windows, at the last checkpoint of the run).
     pub fn bytes_from<E>(
         &mut self,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<&mut Self, E> {
-        let start = self.buf.len();
+        let prefix = self.buf.len();
+        self.buf.extend_from_slice(&[0; VARINT_MAX]);
         fill(&mut self.buf)?;
-        let mut prefix = StateWriter::new();
-        prefix.u64((self.buf.len() - start) as u64);
-        self.buf.splice(start..start, prefix.buf);
+        let mut len = (self.buf.len() - prefix - VARINT_MAX) as u64;
+        for (i, b) in self.buf[prefix..prefix + VARINT_MAX].iter_mut().enumerate() {
+            let last = i == VARINT_MAX - 1;
+            *b = (len as u8 & 0x7f) | if last { 0 } else { 0x80 };
+            len >>= 7;
+        }
         Ok(self)
     }
 
