@@ -110,6 +110,8 @@ pub struct FileSink {
     /// Length of the file after the last commit (appending layouts): a restart truncates the
     /// file back to the length its checkpoint recorded, dropping rows of epochs it replays.
     committed_len: u64,
+    /// The text of the second half of a large batch, formatted on another thread.
+    second_half: String,
 }
 
 impl FileSink {
@@ -126,6 +128,7 @@ impl FileSink {
             log_started: false,
             dirty: true,
             committed_len: 0,
+            second_half: String::new(),
         }
     }
 
@@ -308,7 +311,10 @@ impl FileSink {
         }
         let (first, second) = rows.split_at(rows.len() / 2);
         let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
-        let mut tail = String::with_capacity(second.len() * 64);
+        // The second half's text goes into a buffer kept from part to part: a fresh one for
+        // each part grew by copies and had its pages zeroed by the kernel on first touch.
+        let mut tail = std::mem::take(&mut self.second_half);
+        tail.clear();
         let (options, schema) = (&self.options, self.schema.as_deref());
         let (head, own_csv) = (&mut self.log_pending, &mut self.csv);
         let (first_ordered, second_ordered) = two_threads::join(
@@ -333,6 +339,7 @@ impl FileSink {
             },
         );
         self.log_pending.push_str(&tail);
+        self.second_half = tail;
         first_ordered && second_ordered
     }
 }
