@@ -52,13 +52,11 @@ impl Outputs {
 
     pub async fn broadcast(&mut self, msg: StreamMessage) -> Result<(), String> {
         for edge in &self.edges {
-            for (target, channel) in &edge.targets {
-                send(
-                    target,
-                    Envelope {
-                        channel: *channel,
-                        msg: msg.clone(),
-                    },
+            for target in &edge.targets {
+                send_to_one(
+                    std::slice::from_ref(target),
+                    0,
+                    msg.clone(),
                     &self.full_waits,
                     &edge.queued,
                 )
@@ -69,11 +67,12 @@ impl Outputs {
     }
 }
 
-/// Sends `msg` to one of `targets` (the instances of one node): the first with room in its
-/// mailbox, trying them from `first` on; when all are full, the first to make room
-/// (backpressure). Waiting on one busy instance while another stood idle with an empty
-/// mailbox left a core unused behind a parser that had fallen behind, and at the end of
-/// the input one parser worked through its full mailbox alone.
+/// Sends `msg` to one of `targets` (the instances of one node, or the one instance a control
+/// signal is for): the first with room in its mailbox, trying them from `first` on; when all
+/// are full, the first to make room (backpressure). Waiting on one busy instance while
+/// another stood idle with an empty mailbox left a core unused behind a parser that had
+/// fallen behind, and at the end of the input one parser worked through its full mailbox
+/// alone.
 async fn send_to_one(
     targets: &[(ActorRef<StageActor>, usize)],
     first: usize,
@@ -81,14 +80,6 @@ async fn send_to_one(
     full_waits: &Counter,
     queued: &Gauge,
 ) -> Result<(), String> {
-    if targets.len() == 1 {
-        let (target, channel) = &targets[0];
-        let env = Envelope {
-            channel: *channel,
-            msg,
-        };
-        return send(target, env, full_waits, queued).await;
-    }
     let stopped = |e: &dyn std::fmt::Display| format!("downstream stage stopped: {e}");
     // Counted before it is in a mailbox, so the reader never takes off what was not added.
     queued.add(1);
@@ -130,33 +121,6 @@ async fn send_to_one(
         std::task::Poll::Pending
     })
     .await;
-    if sent.is_err() {
-        queued.add(-1);
-    }
-    sent
-}
-
-/// Sends, waiting for room when the mailbox is full (backpressure).
-async fn send(
-    target: &ActorRef<StageActor>,
-    env: Envelope,
-    full_waits: &Counter,
-    queued: &Gauge,
-) -> Result<(), String> {
-    // Counted before it is in the mailbox, so the reader never takes off what was not added.
-    queued.add(1);
-    let sent = match target.tell(env).try_send() {
-        Ok(()) => Ok(()),
-        Err(SendError::MailboxFull(env)) => {
-            full_waits.inc();
-            target
-                .tell(env)
-                .send()
-                .await
-                .map_err(|e| format!("downstream stage stopped: {e}"))
-        }
-        Err(e) => Err(format!("downstream stage stopped: {e}")),
-    };
     if sent.is_err() {
         queued.add(-1);
     }
