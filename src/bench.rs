@@ -40,6 +40,10 @@ pub struct BenchArgs {
     pub window: String,
     #[arg(long, default_value = "5m")]
     pub slide: String,
+    /// Q2 also with these windows (`size/slide`, or `off`), with the most parsers, in the
+    /// same rounds: issue 5 wants 24h windows sliding every minute within 1.2x of 3h/5min.
+    #[arg(long, default_value = "24h/1m")]
+    pub sliding: String,
     /// Print the results as JSON too.
     #[arg(long)]
     pub json: bool,
@@ -243,6 +247,10 @@ fn actors_label(query: &str, parsers: usize) -> String {
     format!("{query} actors, {}", parsers_label(parsers))
 }
 
+fn sliding_label(actors_label: &str, window: &str, slide: &str) -> String {
+    format!("{actors_label}, {window}/{slide}")
+}
+
 fn parsers_label(parsers: usize) -> String {
     format!("{parsers} parser{}", if parsers == 1 { "" } else { "s" })
 }
@@ -428,11 +436,19 @@ pub async fn main(args: BenchArgs) -> i32 {
                     peak_rss_mb: peak_rss_mb(),
                 }
             }
-            ["actors", q, p] => {
+            ["actors", q, p, windows @ ..] => {
                 let out = tmp.path().join(format!("{q}.csv"));
                 let p: usize = p.parse().unwrap_or(1);
-                match run_pipeline(q, &dir, p, &out, &args.window, &args.slide).await {
-                    Ok(m) => m,
+                let (window, slide) = match windows {
+                    [w, s] => (*w, *s),
+                    _ => (args.window.as_str(), args.slide.as_str()),
+                };
+                match run_pipeline(q, &dir, p, &out, window, slide).await {
+                    Ok(m) if windows.is_empty() => m,
+                    Ok(m) => Measure {
+                        label: sliding_label(&m.label, window, slide),
+                        ..m
+                    },
                     Err(e) => {
                         eprintln!("trendflow bench: {q}: {e}");
                         return 1;
@@ -454,6 +470,15 @@ pub async fn main(args: BenchArgs) -> i32 {
         for p in &args.parsers {
             plan.push(format!("actors:{q}:{p}"));
         }
+    }
+    // Q2 with other windows, next to Q2 with the most parsers in each round.
+    let sliding = args
+        .sliding
+        .split_once('/')
+        .filter(|_| args.queries.iter().any(|q| q == "q2"));
+    let most_parsers = args.parsers.iter().copied().max().unwrap_or(1);
+    if let Some((w, s)) = sliding {
+        plan.push(format!("actors:q2:{most_parsers}:{w}:{s}"));
     }
     let exe = std::env::current_exe().expect("own executable");
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
@@ -579,6 +604,25 @@ pub async fn main(args: BenchArgs) -> i32 {
             println!(
                 "{q}: CPU per tweet, actors over plain loop: {}",
                 ratios.join(", ")
+            );
+        }
+    }
+    // Issue 5's sliding-cost figure: the time of Q2 with the other windows over its time with
+    // the default ones (the same tweets: rates invert the ratio of times).
+    if let Some((w, s)) = sliding {
+        let base = actors_label("q2", most_parsers);
+        let other = sliding_label(&base, w, s);
+        if let (Some(a), Some(b)) = (rate(&base), rate(&other)) {
+            let per_round = paired_ratios(&rounds, &base, &other)
+                .into_iter()
+                .map(|(a, b)| a / b);
+            println!(
+                "q2 sliding cost: {w} every {s} over {} every {}, {}: {:.2}x{}",
+                args.window,
+                args.slide,
+                parsers_label(most_parsers),
+                a / b,
+                range_note(per_round)
             );
         }
     }

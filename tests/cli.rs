@@ -520,3 +520,72 @@ fn json_logs_have_a_line_per_epoch_checkpoint_late_drop_and_restart() {
         "{busy:?}"
     );
 }
+
+/// The bench runs what issue 5's figures need: every measurement counts the same tweets
+/// (a measurement that lost tweets would make its rate a lie), Q2 is also run with 24h
+/// windows sliding every minute, and the overhead and sliding ratios are printed. Times are
+/// not checked: they are what the bench is for.
+#[test]
+fn bench_measures_every_run_over_the_same_tweets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tweets");
+    let o = trendflow(
+        &[
+            "bench",
+            "--tweets",
+            "3000",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--queries",
+            "q2",
+            "--parsers",
+            "2",
+            "--runs",
+            "1",
+            "--latency-files",
+            "0",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json = &out[out.find("{\n").expect("the JSON document")..];
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    let runs: BTreeMap<String, u64> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["run"].as_str().unwrap().to_string(),
+                r["tweets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let labels: Vec<&str> = runs.keys().map(String::as_str).collect();
+    assert_eq!(
+        labels,
+        [
+            "json scan only, 1 thread",
+            "q2 actors, 2 parsers",
+            "q2 actors, 2 parsers, 24h/1m",
+            "q2 plain loop, 1 thread"
+        ]
+    );
+    assert_eq!(runs["json scan only, 1 thread"], 3000);
+    // The parsers keep the tweets with an event time; every query run sees the same ones.
+    let kept = runs["q2 plain loop, 1 thread"];
+    assert!(kept > 2900 && kept <= 3000, "{runs:?}");
+    assert_eq!(runs["q2 actors, 2 parsers"], kept);
+    assert_eq!(runs["q2 actors, 2 parsers, 24h/1m"], kept);
+    assert!(out.contains("q2: plain loop over actors per core"), "{out}");
+    assert!(
+        out.contains("q2 sliding cost: 24h every 1m over 3h every 5m, 2 parsers: "),
+        "{out}"
+    );
+}
