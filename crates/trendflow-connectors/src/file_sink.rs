@@ -110,7 +110,9 @@ pub struct FileSink {
     /// Length of the file after the last commit (appending layouts): a restart truncates the
     /// file back to the length its checkpoint recorded, dropping rows of epochs it replays.
     committed_len: u64,
-    /// The text of the second half of a large batch, formatted on another thread.
+    /// The text of the second half of a large batch, formatted on another thread: the text
+    /// still to write is `log_pending` then this. It is written from here, not appended to
+    /// `log_pending` (a copy of 2 MB for each part of a large flush).
     second_half: String,
 }
 
@@ -225,18 +227,45 @@ impl FileSink {
             }
             self.log_started = true;
         }
-        if !self.log_pending.is_empty() {
+        if !self.log_pending.is_empty() || !self.second_half.is_empty() {
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&self.options.path)
                 .map_err(err)?;
             f.write_all(self.log_pending.as_bytes()).map_err(err)?;
+            f.write_all(self.second_half.as_bytes()).map_err(err)?;
             if sync {
                 f.sync_data().map_err(err)?;
             }
             self.log_pending.clear();
+            self.second_half.clear();
         }
         Ok(())
+    }
+
+    /// Writes the pending text once there is enough of it, or when a large batch left its
+    /// second half apart (its text is written while it is still in the cache, without a
+    /// copy into `log_pending` first).
+    fn write_if_large(&mut self) -> Result<(), OperatorError> {
+        if !self.second_half.is_empty() || self.log_pending.len() >= PENDING_BYTES {
+            self.append_pending(false)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a second half not yet written to the end of `log_pending`, so that text from
+    /// there on is the next rows'.
+    fn join_second_half(&mut self) {
+        if !self.second_half.is_empty() {
+            self.log_pending.push_str(&self.second_half);
+            self.second_half.clear();
+        }
+    }
+
+    /// Takes back the text formatted after `mark`.
+    fn truncate_pending(&mut self, mark: usize) {
+        self.log_pending.truncate(mark);
+        self.second_half.clear();
     }
 
     /// Ordered input: formats a batch's rows now, checking that they continue the epoch's
@@ -246,11 +275,12 @@ impl FileSink {
         // a pass of its own before, the check was 9% of the CPU of Q2's flush with 24h/1min
         // windows (3.92M rows). Rows out of order (top-k windows come largest count first; the
         // table is by key) are taken back, sorted and formatted again.
+        self.join_second_half();
         let mark = self.log_pending.len();
         if self.format_rows(rows) {
             return self.continue_order(mark, rows);
         }
-        self.log_pending.truncate(mark);
+        self.truncate_pending(mark);
         let mut sorted = rows.to_vec();
         sorted.sort_unstable_by(row_order);
         self.format_rows(&sorted);
@@ -270,19 +300,17 @@ impl FileSink {
         if let Some((window, key)) = &self.last_row
             && (first.window, &first.key) < (*window, key)
         {
-            self.log_pending.truncate(mark);
-            return Err(OperatorError::new(format!(
+            let refused = OperatorError::new(format!(
                 "{}: rows arrived out of window order (a window of {} after one of {})",
                 self.options.path.display(),
                 first.window.map_or(0, |w| w.start),
                 window.map_or(0, |w| w.start)
-            )));
+            ));
+            self.truncate_pending(mark);
+            return Err(refused);
         }
         self.last_row = Some((last.window, last.key.clone()));
-        if self.log_pending.len() >= PENDING_BYTES {
-            self.append_pending(false)?;
-        }
-        Ok(())
+        self.write_if_large()
     }
 
     /// Formats `rows` in order, the second half on another thread when there are many: a
@@ -290,7 +318,9 @@ impl FileSink {
     /// Q2's flush (0.68M rows for 200k tweets, 3.9M with 24h/1min windows), on one core while
     /// the other had little to do. Returns whether each row came in (window, key) order
     /// after the one before it.
+    /// The second half's text is left in `second_half`.
     fn format_rows(&mut self, rows: &[trendflow_core::ResultRow]) -> bool {
+        self.join_second_half();
         let (options, schema) = (&self.options, self.schema.as_deref());
         if rows.len() < two_threads::MIN_ROWS || two_threads::cores() < 2 {
             return format_checking(
@@ -306,16 +336,12 @@ impl FileSink {
         let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         // The second half's text goes into a buffer kept from part to part: a fresh one for
         // each part grew by copies and had its pages zeroed by the kernel on first touch.
-        let mut tail = std::mem::take(&mut self.second_half);
-        tail.clear();
-        let (head, own_csv) = (&mut self.log_pending, &mut self.csv);
+        let (head, tail, own_csv) = (&mut self.log_pending, &mut self.second_half, &mut self.csv);
         let (first_ordered, second_ordered) = two_threads::join(
             || format_checking(options, schema, own_csv, head, None, first),
             // The first row of this half comes after the last of the other.
-            || format_checking(options, schema, &mut csv, &mut tail, first.last(), second),
+            || format_checking(options, schema, &mut csv, tail, first.last(), second),
         );
-        self.log_pending.push_str(&tail);
-        self.second_half = tail;
         first_ordered && second_ordered
     }
 }
@@ -373,9 +399,7 @@ impl Sink for FileSink {
             }
             Layout::Log => {
                 self.format_rows(&rows.rows);
-                if self.log_pending.len() >= PENDING_BYTES {
-                    self.append_pending(false)?;
-                }
+                self.write_if_large()?;
             }
         }
         Ok(())
@@ -453,7 +477,7 @@ impl Sink for FileSink {
         r.end().map_err(bad)?;
         self.epoch_rows.clear();
         self.last_row = None;
-        self.log_pending.clear();
+        self.truncate_pending(0);
         self.dirty = true;
         let appending = self.options.layout == Layout::Log || self.append_only;
         if appending && self.log_started {
@@ -621,6 +645,45 @@ mod tests {
         let mut restarted = sink(&path, true);
         restarted.restore(&state).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), committed);
+    }
+
+    #[test]
+    fn large_and_small_parts_are_written_in_their_order_and_a_refused_large_one_leaves_nothing() {
+        // A large part's second half is written from its own buffer, after the text pending
+        // before it and before the next part's.
+        let keys: Vec<String> = (0..two_threads::MIN_ROWS)
+            .map(|i| format!("#k{i:06}"))
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let accepted = [
+            part(&[0], &["#a"]),
+            part(&[10], &keys),
+            part(&[20], &["#b", "#c"]),
+            part(&[30], &keys),
+        ];
+        let refused = part(&[25], &keys);
+        let last = part(&[40], &["#d"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        let mut s = sink(&path, true);
+        for p in &accepted[..3] {
+            s.write(p).unwrap();
+        }
+        s.write(&accepted[3]).unwrap();
+        assert!(s.write(&refused).is_err());
+        s.write(&last).unwrap();
+        s.commit(0).unwrap();
+        let mut expected = format!("{}\n", csv_header(&RowSchema::word_count(true)));
+        let mut csv = CsvWriter::default();
+        for p in accepted.iter().chain([&last]) {
+            let Batch::Rows(rows) = p else { unreachable!() };
+            for r in &rows.rows {
+                csv.row(&mut expected, r);
+            }
+        }
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.lines().count(), 1 + 1 + 2 * keys.len() + 2 + 1);
+        assert!(written == expected);
     }
 
     #[test]
