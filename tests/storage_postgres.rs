@@ -93,7 +93,7 @@ impl Case {
 
 #[test]
 fn kill_9_with_postgres_sinks_gives_a_clean_runs_tables() {
-    let case = Case::new(60, 300);
+    let case = Case::new(150, 300);
     case.pg.create_database("reference").unwrap();
     case.pg.create_database("crashed").unwrap();
     case.run("reference");
