@@ -10,12 +10,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process unless `MIMALLOC_ALLOW_THP` says
-/// otherwise. mimalloc advises huge pages for its large regions (Linux's default THP mode,
-/// `madvise`, then honours them) and returns freed memory to the kernel 10 ms after it is
+/// otherwise. mimalloc advises huge pages for its large regions (which THP's `madvise` mode,
+/// this machine's, then honours) and returns freed memory to the kernel 10 ms after it is
 /// free; each page touched again is then a fault that zeroes 2 MB, after compacting memory
 /// to find them. The actors free and allocate batches all the time: with huge pages, Q2 over
 /// 200k tweets ran in 0.36-0.82 s with 0.13-0.72 s of system time (a quarter of its cycles in
 /// `clear_page` under `do_huge_pmd_anonymous_page`), without them in 0.38-0.41 s; see ADR 0006.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn disable_transparent_huge_pages(allow_thp: Option<std::ffi::OsString>) {
     #[cfg(target_os = "linux")]
     if allow_thp.is_none() {
