@@ -593,13 +593,18 @@ mod tests {
         );
     }
 
+    /// Keys in order, enough for one window's part to be formatted on two threads.
+    fn large_part_keys() -> Vec<String> {
+        (0..two_threads::MIN_ROWS)
+            .map(|i| format!("#k{i:06}"))
+            .collect()
+    }
+
     #[test]
     fn a_large_batch_out_of_order_only_where_its_halves_meet_is_sorted() {
         // Each half in order, formatted on its own thread; the halves swapped, so only the
         // pair where they meet is out of order.
-        let keys: Vec<String> = (0..two_threads::MIN_ROWS)
-            .map(|i| format!("#k{i:06}"))
-            .collect();
+        let keys = large_part_keys();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let (low, high) = keys.split_at(keys.len() / 2);
         let swapped: Vec<&str> = high.iter().chain(low).copied().collect();
@@ -653,9 +658,7 @@ mod tests {
     fn large_and_small_parts_are_written_in_their_order_and_a_refused_large_one_leaves_nothing() {
         // A large part's second half is written from its own buffer, after the text pending
         // before it and before the next part's.
-        let keys: Vec<String> = (0..two_threads::MIN_ROWS)
-            .map(|i| format!("#k{i:06}"))
-            .collect();
+        let keys = large_part_keys();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let accepted = [
             part(&[0], &["#a"]),
