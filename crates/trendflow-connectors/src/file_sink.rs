@@ -60,6 +60,23 @@ fn write_error(path: &Path, e: std::io::Error) -> OperatorError {
 /// Formatted rows of the current epoch written to the file (without sync) past this size.
 const PENDING_BYTES: usize = 8 << 20;
 
+/// Asks the kernel to start writing the file's dirty pages to disk now, without waiting: the
+/// commit's sync then waits for the last ones only, not for all of an epoch's text (255 MB in
+/// Q2's flush with 24h/1min windows; this disk writes ~1.5 GB/s).
+fn start_writeback(f: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file. A
+        // failure only means the commit's sync does all the work, so it is ignored.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
+}
+
 /// One row as a line of `options.format`, appended to `out`.
 fn format_row_into(
     options: &FileSinkOptions,
@@ -114,6 +131,11 @@ pub struct FileSink {
     /// still to write is `log_pending` then this. It is written from here, not appended to
     /// `log_pending` (a copy of 2 MB for each part of a large flush).
     second_half: String,
+    /// Text of this epoch was written to the file before its commit (a large part, or
+    /// `PENDING_BYTES` gathered): the commit must sync even when nothing is left pending.
+    unsynced: bool,
+    /// Syncs of the file at commits (what the tests check: a sync cannot be seen otherwise).
+    syncs: u64,
 }
 
 impl FileSink {
@@ -131,6 +153,8 @@ impl FileSink {
             dirty: true,
             committed_len: 0,
             second_half: String::new(),
+            unsynced: false,
+            syncs: 0,
         }
     }
 
@@ -227,18 +251,29 @@ impl FileSink {
             }
             self.log_started = true;
         }
-        if !self.log_pending.is_empty() || !self.second_half.is_empty() {
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&self.options.path)
-                .map_err(err)?;
+        let pending = !self.log_pending.is_empty() || !self.second_half.is_empty();
+        if !pending && !(sync && self.unsynced) {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.options.path)
+            .map_err(err)?;
+        if pending {
             f.write_all(self.log_pending.as_bytes()).map_err(err)?;
             f.write_all(self.second_half.as_bytes()).map_err(err)?;
-            if sync {
-                f.sync_data().map_err(err)?;
-            }
             self.log_pending.clear();
             self.second_half.clear();
+        }
+        if sync {
+            // Everything written since the last commit, not only what was pending: a flush
+            // writes its large parts as they come, and may leave nothing for the commit.
+            f.sync_data().map_err(err)?;
+            self.unsynced = false;
+            self.syncs += 1;
+        } else {
+            self.unsynced = true;
+            start_writeback(&f);
         }
         Ok(())
     }
@@ -501,6 +536,7 @@ impl Sink for FileSink {
                     f.sync_all()
                 })
                 .map_err(|e| OperatorError::new(format!("truncating {}: {e}", path.display())))?;
+            self.unsynced = false;
         }
         Ok(())
     }
@@ -652,6 +688,29 @@ mod tests {
         let mut restarted = sink(&path, true);
         restarted.restore(&state).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), committed);
+    }
+
+    #[test]
+    fn a_commit_syncs_the_text_written_before_it_even_when_nothing_is_left_pending() {
+        // A large part is written as soon as it is formatted, unsynced; the commit after it
+        // has no text pending but must sync: its checkpoint records the file's length as
+        // durable. An epoch that wrote nothing has nothing to sync.
+        let keys = large_part_keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        let mut s = sink(&path, true);
+        s.write(&part(&[0], &keys)).unwrap();
+        assert!(s.log_pending.is_empty() && s.second_half.is_empty());
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        assert_eq!(s.syncs, 0);
+        s.commit(0).unwrap();
+        assert_eq!(s.syncs, 1);
+        s.commit(1).unwrap();
+        assert_eq!(s.syncs, 1);
+        s.write(&part(&[10], &["#a"])).unwrap();
+        s.commit(2).unwrap();
+        assert_eq!(s.syncs, 2);
     }
 
     #[test]
