@@ -77,6 +77,22 @@ fn start_writeback(f: &std::fs::File) {
     let _ = f;
 }
 
+/// The path a chain of symbolic links ends at (which may not exist yet), or `path` itself.
+fn follow_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // As the kernel does, give up on a loop after 40 links.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path
+}
+
 /// One row as a line of `options.format`, appended to `out`.
 fn format_row_into(
     options: &FileSinkOptions,
@@ -185,6 +201,17 @@ impl FileSink {
     }
 
     fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+        // A link is followed, not replaced; a device or a pipe (`/dev/null`, `/dev/stdout`)
+        // is written in place: a rename over it would put a plain file in its place (as
+        // root, in /dev).
+        let resolved = follow_links(path);
+        let path = resolved.as_path();
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.is_file()
+        {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            return f.write_all(contents.as_bytes());
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -688,6 +715,60 @@ mod tests {
         let mut restarted = sink(&path, true);
         restarted.restore(&state).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), committed);
+    }
+
+    #[test]
+    fn a_table_is_written_through_a_link_and_into_a_pipe_without_replacing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = || {
+            Batch::Rows(Arc::new(RowBatch {
+                schema: Arc::new(RowSchema::word_count(false)),
+                mode: OutputMode::Complete,
+                epoch: 0,
+                rows: vec![ResultRow {
+                    window: None,
+                    key: "#a".into(),
+                    count: 2,
+                }],
+            }))
+        };
+        let expected = "word,count\n#a,2\n";
+        // A link to the table: the link stays, its target gets the table.
+        let target = dir.path().join("target.csv");
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut s = sink(&link, false);
+        s.write(&rows()).unwrap();
+        s.commit(0).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), expected);
+        // A pipe (as /dev/null or /dev/stdout would be): written into, still a pipe.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        let mut s = sink(&fifo, false);
+        s.write(&rows()).unwrap();
+        s.commit(0).unwrap();
+        drop(s);
+        // Checked before the join: a reader left waiting on a replaced pipe never returns.
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        assert_eq!(reader.join().unwrap(), expected);
     }
 
     #[test]
