@@ -77,6 +77,10 @@ fn start_writeback(f: &std::fs::File) {
     let _ = f;
 }
 
+fn is_plain_file(f: &std::fs::File) -> bool {
+    f.metadata().is_ok_and(|m| m.is_file())
+}
+
 /// The path a chain of symbolic links ends at (which may not exist yet), or `path` itself.
 fn follow_links(path: &Path) -> PathBuf {
     let mut path = path.to_path_buf();
@@ -251,6 +255,9 @@ impl FileSink {
     fn append_pending(&mut self, sync: bool) -> Result<(), OperatorError> {
         let path = &self.options.path;
         let err = |e: std::io::Error| write_error(path, e);
+        // The header and the text go through one opening of the file: a reader of a pipe
+        // sees its end when the last writer closes it.
+        let mut opened = None;
         if !self.log_started {
             if let Some(dir) = self
                 .options
@@ -275,17 +282,22 @@ impl FileSink {
                 && let Some(s) = &self.schema
             {
                 writeln!(f, "{}", csv_header(s)).map_err(err)?;
+                self.unsynced = true;
             }
             self.log_started = true;
+            opened = Some(f);
         }
         let pending = !self.log_pending.is_empty() || !self.second_half.is_empty();
         if !pending && !(sync && self.unsynced) {
             return Ok(());
         }
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.options.path)
-            .map_err(err)?;
+        let mut f = match opened {
+            Some(f) => f,
+            None => std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.options.path)
+                .map_err(err)?,
+        };
         if pending {
             f.write_all(self.log_pending.as_bytes()).map_err(err)?;
             f.write_all(self.second_half.as_bytes()).map_err(err)?;
@@ -295,7 +307,11 @@ impl FileSink {
         if sync {
             // Everything written since the last commit, not only what was pending: a flush
             // writes its large parts as they come, and may leave nothing for the commit.
-            f.sync_data().map_err(err)?;
+            match f.sync_data() {
+                // A device or pipe (`/dev/null`) has nothing to sync.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !is_plain_file(&f) => {}
+                r => r.map_err(err)?,
+            }
             self.unsynced = false;
             self.syncs += 1;
         } else {
@@ -769,6 +785,18 @@ mod tests {
                 .is_fifo()
         );
         assert_eq!(reader.join().unwrap(), expected);
+        // Windows in append mode go to the pipe as a log, whose commit has nothing to sync.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        let mut s = sink(&fifo, true);
+        s.write(&part(&[0], &["#a"])).unwrap();
+        s.commit(0).unwrap();
+        drop(s);
+        let text = reader.join().unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.ends_with(",#a,1\n"), "{text}");
     }
 
     #[test]
