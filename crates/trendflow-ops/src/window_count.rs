@@ -530,6 +530,23 @@ impl Operator for WindowedCount {
             }
             let slice = self.windows.slice_of(t);
             let counts = self.slices.entry(slice).or_default();
+            updates += 1;
+            if !update && self.aggregate != Aggregate::CountDistinct {
+                // One lookup by the word, no clone of the key: the common case (Q2).
+                let add = match self.aggregate {
+                    Aggregate::Sum => tokens.value(i),
+                    _ => 1,
+                };
+                if let Some(c) = counts.get_mut(word) {
+                    *c += add;
+                } else {
+                    self.state_rows += 1;
+                    self.state_key_bytes += word.len();
+                    added += 1;
+                    counts.insert(Arc::from(word), add);
+                }
+                continue;
+            }
             let key = match counts.get_key_value(word) {
                 Some((k, _)) => k.clone(),
                 None => {
@@ -539,7 +556,6 @@ impl Operator for WindowedCount {
                     Arc::from(word)
                 }
             };
-            updates += 1;
             let add = match self.aggregate {
                 Aggregate::Count => 1,
                 Aggregate::Sum => tokens.value(i),
