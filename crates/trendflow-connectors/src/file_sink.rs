@@ -288,7 +288,8 @@ impl FileSink {
             opened = Some(f);
         }
         let pending = !self.log_pending.is_empty() || !self.second_half.is_empty();
-        if !pending && !(sync && self.unsynced) {
+        let must_sync = sync && self.unsynced;
+        if !pending && !must_sync {
             return Ok(());
         }
         let mut f = match opened {
