@@ -16,6 +16,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod post;
+pub mod prefault;
 pub mod tap;
 pub mod time;
 pub mod watermark;

@@ -179,18 +179,20 @@ impl MemoryTables {
         };
         // Sized up front (at most the batches' buffers, less when they are slices): a table of
         // tens of MB in a buffer that grows would be copied, and held twice, as it doubles.
-        out.reserve(
-            t.batches
-                .iter()
-                .map(|b| b.get_array_memory_size())
-                .sum::<usize>()
-                + 4096,
-        );
-        let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
-        for b in &t.batches {
-            w.write(b).map_err(|e| e.to_string())?;
-        }
-        w.finish().map_err(|e| e.to_string())?;
+        // Its pages are mapped ahead of the writing (trendflow_core::prefault).
+        let size = t
+            .batches
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum::<usize>()
+            + 4096;
+        trendflow_core::prefault::filling(out, size, |out| {
+            let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
+            for b in &t.batches {
+                w.write(b).map_err(|e| e.to_string())?;
+            }
+            w.finish().map_err(|e| e.to_string())
+        })?;
         Ok(true)
     }
 
