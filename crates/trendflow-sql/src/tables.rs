@@ -177,15 +177,26 @@ impl MemoryTables {
         let Some(t) = tables.get(name) else {
             return Ok(false);
         };
-        // Sized up front (at most the batches' buffers, less when they are slices): a table of
-        // tens of MB in a buffer that grows would be copied, and held twice, as it doubles.
-        // Its pages are mapped ahead of the writing (trendflow_core::prefault).
+        // Sized up front: a table of tens of MB in a buffer that grows would be copied, and
+        // held twice, as it doubles. Its pages are mapped ahead of the writing
+        // (trendflow_core::prefault), so the size is what the stream takes: the rows a batch
+        // shows, not the buffers under it. The table keeps slices of its batches as it drops
+        // its oldest rows; sized by their buffers, the room mapped for 1M rows of Q2's
+        // 24h/1min windows was several times the stream, and mapping it cost more than the
+        // page faults it saved.
         let size = t
             .batches
             .iter()
-            .map(|b| b.get_array_memory_size())
+            .flat_map(|b| b.columns())
+            .map(|c| {
+                c.to_data()
+                    .get_slice_memory_size()
+                    .unwrap_or_else(|_| c.get_array_memory_size())
+            })
             .sum::<usize>()
-            + 4096;
+            // Each message's header and padding; short by a byte, the buffer would move whole.
+            + 1024 * (t.batches.len() + 1)
+            + (64 << 10);
         trendflow_core::prefault::filling(out, size, |out| {
             let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
             for b in &t.batches {
