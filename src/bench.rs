@@ -1,5 +1,6 @@
 //! `trendflow bench`: the tutorial's queries on generated tweets, end to end through the
-//! actors, next to the same parsing and counting code run in one plain loop.
+//! actors, next to the same parsing and counting code run in one plain loop, with and without
+//! the pipeline's sinks.
 //!
 //! Benchmarks measure; they assert nothing. Figures go to docs/performance.md.
 
@@ -12,11 +13,11 @@ use trendflow_config::{Override, build, load_str, parser_options};
 use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
-use trendflow_core::{Batch, Emitter, Operator, RawBatch, SlidingWindows};
+use trendflow_core::{Batch, Emitter, Operator, RawBatch, Sink, SlidingWindows};
 use trendflow_ops::{
     JsonPostParser, KeyCount, LatePolicy, Tokenizer, TokenizerMode, WindowedCount,
 };
-use trendflow_runtime::{Resume, RunningPipeline};
+use trendflow_runtime::{NodeBody, Resume, RunningPipeline};
 
 pub const TUTORIAL_Q1: &str = include_str!("../config/tutorial-q1.yaml");
 pub const TUTORIAL_Q2: &str = include_str!("../config/tutorial-q2.yaml");
@@ -121,8 +122,25 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The same operators as the pipeline, called in one loop on one thread.
-fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64, f64) {
+/// What a plain loop measured.
+struct PlainRun {
+    posts: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    /// Result rows made (and written to the sinks, if any).
+    rows: u64,
+}
+
+/// The same operators as the pipeline, called in one loop on one thread; their result rows go
+/// to `sinks` (committed at each epoch's end, as the pipeline's sink actors do), or are dropped
+/// when there are none.
+fn plain_loop(
+    files: &[PathBuf],
+    q2: bool,
+    size: i64,
+    slide: i64,
+    sinks: &mut [Box<dyn Sink>],
+) -> PlainRun {
     let metrics = Metrics::new();
     // The same parser options as the tutorial pipeline's `parse` stage.
     let yaml = if q2 { TUTORIAL_Q2 } else { TUTORIAL_Q1 };
@@ -147,6 +165,7 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64, 
     let started = Instant::now();
     let cpu_started = cpu_seconds();
     let mut posts = 0u64;
+    let mut rows = 0u64;
     for f in files {
         let data = bytes::Bytes::from(std::fs::read(f).unwrap());
         for raw in RawBatch::split("f".into(), data, batch_bytes, 1) {
@@ -159,27 +178,103 @@ fn plain_loop(files: &[PathBuf], q2: bool, size: i64, slide: i64) -> (u64, f64, 
                 let mut t = Emitter::new();
                 tokenizer.process_batch(b, &mut t).unwrap();
                 for tb in t.batches {
-                    agg.process_batch(tb, &mut Emitter::new()).unwrap();
+                    let mut out = Emitter::new();
+                    agg.process_batch(tb, &mut out).unwrap();
+                    rows += to_sinks(out, sinks);
                 }
             }
         }
     }
-    // Every result row is made (and dropped: no sinks here), all parts of it.
+    // Every result row is made, all parts of it, and written to the sinks, if any.
     for epoch in [0, 1] {
-        agg.on_barrier(epoch, &mut Emitter::new()).unwrap();
-        while agg
-            .emit_more(
-                trendflow_core::operator::OUTPUT_PART_ROWS,
-                &mut Emitter::new(),
-            )
-            .unwrap()
-        {}
+        let mut out = Emitter::new();
+        agg.on_barrier(epoch, &mut out).unwrap();
+        rows += to_sinks(out, sinks);
+        loop {
+            let mut out = Emitter::new();
+            let more = agg
+                .emit_more(trendflow_core::operator::OUTPUT_PART_ROWS, &mut out)
+                .unwrap();
+            rows += to_sinks(out, sinks);
+            if !more {
+                break;
+            }
+        }
+        for sink in sinks.iter_mut() {
+            sink.commit(epoch).unwrap();
+        }
     }
-    (
+    for sink in sinks.iter_mut() {
+        sink.finish().unwrap();
+    }
+    PlainRun {
         posts,
-        started.elapsed().as_secs_f64(),
-        cpu_seconds() - cpu_started,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds() - cpu_started,
+        rows,
+    }
+}
+
+/// What an operator emitted, to every sink, as the sink actors take it: the batches, then the
+/// watermark. Returns the result rows among the batches.
+fn to_sinks(out: Emitter, sinks: &mut [Box<dyn Sink>]) -> u64 {
+    let mut rows = 0;
+    for batch in &out.batches {
+        if let Batch::Rows(r) = batch {
+            rows += r.rows.len() as u64;
+        }
+        for sink in sinks.iter_mut() {
+            sink.write(batch).unwrap();
+        }
+    }
+    if let Some(w) = out.watermark {
+        for sink in sinks.iter_mut() {
+            sink.on_watermark(w);
+        }
+    }
+    rows
+}
+
+/// The sinks of the tutorial pipeline `query`, built from its file as the pipeline builds
+/// them, the CSV written to `out`.
+fn pipeline_sinks(query: &str, dir: &Path, out: &Path) -> Result<Vec<Box<dyn Sink>>, String> {
+    let config = load_str(
+        if query == "q1" {
+            TUTORIAL_Q1
+        } else {
+            TUTORIAL_Q2
+        },
+        query,
+        &overrides(query, dir, 1, out, None),
     )
+    .map_err(|e| e.to_string())?;
+    let built = build(&config).map_err(|e| e.join("; "))?;
+    Ok(built
+        .graph
+        .nodes
+        .into_iter()
+        .filter_map(|n| match n.body {
+            NodeBody::Sink(sink) => Some(sink),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Keeps this thread, and the threads it starts, on the CPU it runs on: a sink that splits
+/// large work over two threads when it sees two cores then does it on one.
+fn pin_to_one_cpu() {
+    // SAFETY: sched_getcpu reads nothing of the process; CPU_ZERO and CPU_SET write the set
+    // given to them, which sched_setaffinity only reads.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// The ceiling the parsers work under: only the JSON scan of the tutorial's fast path
@@ -243,6 +338,10 @@ fn plain_label(query: &str) -> String {
     format!("{query} plain loop, 1 thread")
 }
 
+fn plain_sinks_label(query: &str) -> String {
+    format!("{query} plain loop + sinks, 1 core")
+}
+
 fn actors_label(query: &str, parsers: usize) -> String {
     format!("{query} actors, {}", parsers_label(parsers))
 }
@@ -265,6 +364,44 @@ struct Measure {
     cpu_seconds: f64,
     bytes: u64,
     peak_rss_mb: f64,
+    /// Result rows made: what the sinks took (the loop without sinks makes and drops them).
+    #[serde(default)]
+    rows: u64,
+    /// The CSV written, as "LENGTH bytes, HASH", where one was.
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// A file's length and a hash of its bytes, to check that two runs wrote the same output.
+fn digest(path: &Path) -> Option<String> {
+    use std::hash::Hasher;
+    let data = std::fs::read(path).ok()?;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(&data);
+    Some(format!("{} bytes, {:016x}", data.len(), h.finish()))
+}
+
+/// What the bench sets in a tutorial pipeline: its input, its CSV, a bounded run, the parsers,
+/// no API, and Q2's windows.
+fn overrides(
+    query: &str,
+    dir: &Path,
+    parsers: usize,
+    out: &Path,
+    windows: Option<(&str, &str)>,
+) -> Vec<Override> {
+    let mut set: Vec<String> = vec![
+        format!("sources.tweets.path={}", dir.display()),
+        format!("sinks.result.path={}", out.display()),
+        "trigger=available_now".into(),
+        format!("transforms.parse.parallelism={parsers}"),
+        "api.enabled=false".into(),
+    ];
+    if let (true, Some((window, slide))) = (query == "q2", windows) {
+        set.push(format!("transforms.hashtag_counts.window={window}"));
+        set.push(format!("transforms.hashtag_counts.slide={slide}"));
+    }
+    set.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 async fn run_pipeline(
@@ -280,28 +417,7 @@ async fn run_pipeline(
     } else {
         TUTORIAL_Q2
     };
-    let mut set: Vec<Override> = [
-        format!("sources.tweets.path={}", dir.display()),
-        format!("sinks.result.path={}", out.display()),
-        "trigger=available_now".into(),
-        format!("transforms.parse.parallelism={parsers}"),
-        "api.enabled=false".into(),
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect();
-    if query == "q2" {
-        set.push(
-            format!("transforms.hashtag_counts.window={window}")
-                .parse()
-                .unwrap(),
-        );
-        set.push(
-            format!("transforms.hashtag_counts.slide={slide}")
-                .parse()
-                .unwrap(),
-        );
-    }
+    let set = overrides(query, dir, parsers, out, Some((window, slide)));
     let config = load_str(yaml, query, &set).map_err(|e| e.to_string())?;
     let built = build(&config).map_err(|e| e.join("; "))?;
     peak_rss_reset();
@@ -322,6 +438,11 @@ async fn run_pipeline(
         cpu_seconds: cpu_seconds() - cpu_started,
         bytes: report.bytes,
         peak_rss_mb: peak_rss_mb(),
+        rows: built
+            .parts
+            .metrics
+            .value(trendflow_core::metrics::names::RECORDS_IN, "result") as u64,
+        output: digest(out),
     })
 }
 
@@ -423,17 +544,53 @@ pub async fn main(args: BenchArgs) -> i32 {
                     cpu_seconds: seconds,
                     bytes,
                     peak_rss_mb: peak_rss_mb(),
+                    rows: 0,
+                    output: None,
                 }
             }
-            ["plain", q] => {
-                let (tweets, seconds, cpu_seconds) = plain_loop(&files, *q == "q2", size, slide);
+            [kind @ ("plain" | "plain-sinks"), q, windows @ ..] => {
+                let (size, slide) = match windows {
+                    [w, s] => match (
+                        trendflow_core::duration::parse_duration(w),
+                        trendflow_core::duration::parse_duration(s),
+                    ) {
+                        (Ok(w), Ok(s)) => (w.as_millis() as i64, s.as_millis() as i64),
+                        _ => {
+                            eprintln!("trendflow bench: bad windows in --only {only}");
+                            return 2;
+                        }
+                    },
+                    _ => (size, slide),
+                };
+                let mut sinks = Vec::new();
+                if *kind == "plain-sinks" {
+                    pin_to_one_cpu();
+                    match pipeline_sinks(q, &dir, &tmp.path().join(format!("{q}.csv"))) {
+                        Ok(built) => sinks = built,
+                        Err(e) => {
+                            eprintln!("trendflow bench: {q} sinks: {e}");
+                            return 1;
+                        }
+                    }
+                }
+                let run = plain_loop(&files, *q == "q2", size, slide, &mut sinks);
+                let label = if sinks.is_empty() {
+                    plain_label(q)
+                } else {
+                    plain_sinks_label(q)
+                };
                 Measure {
-                    label: plain_label(q),
-                    tweets,
-                    seconds,
-                    cpu_seconds,
+                    label: match windows {
+                        [w, s] => sliding_label(&label, w, s),
+                        _ => label,
+                    },
+                    tweets: run.posts,
+                    seconds: run.seconds,
+                    cpu_seconds: run.cpu_seconds,
                     bytes,
                     peak_rss_mb: peak_rss_mb(),
+                    rows: run.rows,
+                    output: digest(&tmp.path().join(format!("{q}.csv"))),
                 }
             }
             ["actors", q, p, windows @ ..] => {
@@ -467,6 +624,7 @@ pub async fn main(args: BenchArgs) -> i32 {
     let mut plan = vec!["scan".to_string()];
     for q in &args.queries {
         plan.push(format!("plain:{q}"));
+        plan.push(format!("plain-sinks:{q}"));
         for p in &args.parsers {
             plan.push(format!("actors:{q}:{p}"));
         }
@@ -479,6 +637,8 @@ pub async fn main(args: BenchArgs) -> i32 {
     let most_parsers = args.parsers.iter().copied().max().unwrap_or(1);
     if let Some((w, s)) = sliding {
         plan.push(format!("actors:q2:{most_parsers}:{w}:{s}"));
+        plan.push(format!("plain:q2:{w}:{s}"));
+        plan.push(format!("plain-sinks:q2:{w}:{s}"));
     }
     let exe = std::env::current_exe().expect("own executable");
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
@@ -567,63 +727,77 @@ pub async fn main(args: BenchArgs) -> i32 {
             .filter(|m| m.cpu_seconds > 0.0)
             .map(|m| m.cpu_seconds / m.tweets as f64)
     };
+    // Against two loops: the operators alone (their rows dropped), and the operators with the
+    // pipeline's sinks, the same work as the actors do, on one core (their checkpoints aside,
+    // which the loop does not take): the actors' own cost is what the second shows.
     for q in &args.queries {
-        let Some(plain) = rate(&plain_label(q)) else {
-            continue;
-        };
-        let ratios: Vec<String> = args
-            .parsers
-            .iter()
-            .filter_map(|p| {
-                let actors = rate(&actors_label(q, *p))?;
-                // Also round by round: the two measurements taken closest in time.
-                let per_round = paired_ratios(&rounds, &plain_label(q), &actors_label(q, *p))
-                    .into_iter()
-                    .map(|(plain, actors)| plain / (actors / cores));
-                Some(format!(
-                    "{} {:.2}x{}",
-                    parsers_label(*p),
-                    plain / (actors / cores),
-                    range_note(per_round)
-                ))
-            })
-            .collect();
-        println!(
-            "{q}: plain loop over actors per core ({cores} cores): {}",
-            ratios.join(", ")
-        );
-        if let Some(plain_cpu) = cpu_per_tweet(&plain_label(q)) {
+        for (baseline, what) in [
+            (plain_label(q), "plain loop"),
+            (plain_sinks_label(q), "plain loop + sinks"),
+        ] {
+            let Some(plain) = rate(&baseline) else {
+                continue;
+            };
             let ratios: Vec<String> = args
                 .parsers
                 .iter()
                 .filter_map(|p| {
-                    let actors = cpu_per_tweet(&actors_label(q, *p))?;
-                    Some(format!("{} {:.2}x", parsers_label(*p), actors / plain_cpu))
+                    let actors = rate(&actors_label(q, *p))?;
+                    // Also round by round: the two measurements taken closest in time.
+                    let per_round = paired_ratios(&rounds, &baseline, &actors_label(q, *p))
+                        .into_iter()
+                        .map(|(plain, actors)| plain / (actors / cores));
+                    Some(format!(
+                        "{} {:.2}x{}",
+                        parsers_label(*p),
+                        plain / (actors / cores),
+                        range_note(per_round)
+                    ))
                 })
                 .collect();
             println!(
-                "{q}: CPU per tweet, actors over plain loop: {}",
+                "{q}: {what} over actors per core ({cores} cores): {}",
                 ratios.join(", ")
             );
+            if let Some(plain_cpu) = cpu_per_tweet(&baseline) {
+                let ratios: Vec<String> = args
+                    .parsers
+                    .iter()
+                    .filter_map(|p| {
+                        let actors = cpu_per_tweet(&actors_label(q, *p))?;
+                        Some(format!("{} {:.2}x", parsers_label(*p), actors / plain_cpu))
+                    })
+                    .collect();
+                println!(
+                    "{q}: CPU per tweet, actors over {what}: {}",
+                    ratios.join(", ")
+                );
+            }
         }
     }
     // Issue 5's sliding-cost figure: the time of Q2 with the other windows over its time with
     // the default ones (the same tweets: rates invert the ratio of times).
+    // The same ratio for the two loops: of the window's code alone (its state and every result
+    // row made), and with the sinks (which write all those rows).
     if let Some((w, s)) = sliding {
-        let base = actors_label("q2", most_parsers);
-        let other = sliding_label(&base, w, s);
-        if let (Some(a), Some(b)) = (rate(&base), rate(&other)) {
-            let per_round = paired_ratios(&rounds, &base, &other)
-                .into_iter()
-                .map(|(a, b)| a / b);
-            println!(
-                "q2 sliding cost: {w} every {s} over {} every {}, {}: {:.2}x{}",
-                args.window,
-                args.slide,
-                parsers_label(most_parsers),
-                a / b,
-                range_note(per_round)
-            );
+        for base in [
+            actors_label("q2", most_parsers),
+            plain_label("q2"),
+            plain_sinks_label("q2"),
+        ] {
+            let other = sliding_label(&base, w, s);
+            if let (Some(a), Some(b)) = (rate(&base), rate(&other)) {
+                let per_round = paired_ratios(&rounds, &base, &other)
+                    .into_iter()
+                    .map(|(a, b)| a / b);
+                println!(
+                    "q2 sliding cost: {w} every {s} over {} every {}, {base}: {:.2}x{}",
+                    args.window,
+                    args.slide,
+                    a / b,
+                    range_note(per_round)
+                );
+            }
         }
     }
     let mut latency = None;
@@ -694,7 +868,7 @@ pub async fn main(args: BenchArgs) -> i32 {
     if args.json {
         let v: Vec<_> = results
             .iter()
-            .map(|(m, (low, high))| serde_json::json!({"run": m.label, "tweets": m.tweets, "seconds": m.seconds,
+            .map(|(m, (low, high))| serde_json::json!({"run": m.label, "tweets": m.tweets, "rows": m.rows, "output": m.output, "seconds": m.seconds,
                 "seconds_min": low, "seconds_max": high, "cpu_seconds": m.cpu_seconds,
                 "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
             .collect();

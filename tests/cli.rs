@@ -556,17 +556,20 @@ fn bench_measures_every_run_over_the_same_tweets() {
     );
     let json = &out[out.find("{\n").expect("the JSON document")..];
     let doc: serde_json::Value = serde_json::from_str(json).unwrap();
-    let runs: BTreeMap<String, u64> = doc["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["run"].as_str().unwrap().to_string(),
-                r["tweets"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let field = |name: &str| -> BTreeMap<String, u64> {
+        doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["run"].as_str().unwrap().to_string(),
+                    r[name].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (runs, rows) = (field("tweets"), field("rows"));
     let labels: Vec<&str> = runs.keys().map(String::as_str).collect();
     assert_eq!(
         labels,
@@ -574,7 +577,10 @@ fn bench_measures_every_run_over_the_same_tweets() {
             "json scan only, 1 thread",
             "q2 actors, 2 parsers",
             "q2 actors, 2 parsers, 24h/1m",
-            "q2 plain loop, 1 thread"
+            "q2 plain loop + sinks, 1 core",
+            "q2 plain loop + sinks, 1 core, 24h/1m",
+            "q2 plain loop, 1 thread",
+            "q2 plain loop, 1 thread, 24h/1m"
         ]
     );
     assert_eq!(runs["json scan only, 1 thread"], 3000);
@@ -582,10 +588,53 @@ fn bench_measures_every_run_over_the_same_tweets() {
     let kept = runs["q2 plain loop, 1 thread"];
     assert!(kept > 2900 && kept <= 3000, "{runs:?}");
     assert_eq!(runs["q2 actors, 2 parsers"], kept);
-    assert_eq!(runs["q2 actors, 2 parsers, 24h/1m"], kept);
+    for (label, tweets) in &runs {
+        if label.starts_with("q2 ") {
+            assert_eq!(*tweets, kept, "{label}: {runs:?}");
+        }
+    }
+    // The loops make the rows the actors' sinks take, the one with sinks writes them all: the
+    // baselines do the pipeline's work.
+    for windows in ["", ", 24h/1m"] {
+        let actors = rows[&format!("q2 actors, 2 parsers{windows}")];
+        assert!(actors > 0, "{rows:?}");
+        assert_eq!(rows[&format!("q2 plain loop, 1 thread{windows}")], actors);
+        assert_eq!(
+            rows[&format!("q2 plain loop + sinks, 1 core{windows}")],
+            actors
+        );
+        let output = |label: String| {
+            doc["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["run"] == label.as_str())
+                .and_then(|r| r["output"].as_str())
+                .map(str::to_string)
+        };
+        let written = output(format!("q2 actors, 2 parsers{windows}"));
+        assert!(written.is_some(), "{json}");
+        assert_eq!(
+            output(format!("q2 plain loop + sinks, 1 core{windows}")),
+            written
+        );
+    }
+    assert!(rows["q2 actors, 2 parsers, 24h/1m"] > rows["q2 actors, 2 parsers"]);
     assert!(out.contains("q2: plain loop over actors per core"), "{out}");
     assert!(
-        out.contains("q2 sliding cost: 24h every 1m over 3h every 5m, 2 parsers: "),
+        out.contains("q2: plain loop + sinks over actors per core"),
         "{out}"
     );
+    for base in [
+        "q2 actors, 2 parsers",
+        "q2 plain loop, 1 thread",
+        "q2 plain loop + sinks, 1 core",
+    ] {
+        assert!(
+            out.contains(&format!(
+                "q2 sliding cost: 24h every 1m over 3h every 5m, {base}: "
+            )),
+            "{out}"
+        );
+    }
 }
