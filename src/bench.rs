@@ -11,9 +11,10 @@ use std::time::Instant;
 use clap::Args;
 use trendflow_config::{Override, build, load_str, parser_options};
 use trendflow_connectors::generator::{GeneratorConfig, TweetGenerator, write_files};
+use trendflow_connectors::line_pieces::LocalLines;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::metrics::Metrics;
-use trendflow_core::{Batch, Emitter, Operator, RawBatch, Sink, SlidingWindows};
+use trendflow_core::{Batch, Emitter, Operator, Sink, SlidingWindows};
 use trendflow_ops::{
     JsonPostParser, KeyCount, LatePolicy, Tokenizer, TokenizerMode, WindowedCount,
 };
@@ -160,15 +161,15 @@ fn plain_loop(
     } else {
         Box::new(KeyCount::new(OutputMode::Complete, "word", "count"))
     };
-    // Batches cut as the file source cuts them, at its default size.
+    // Batches read and cut as the file source reads and cuts them, at its default size.
     let batch_bytes = trendflow_connectors::FileSourceOptions::new(".").batch_bytes;
     let started = Instant::now();
     let cpu_started = cpu_seconds();
     let mut posts = 0u64;
     let mut rows = 0u64;
     for f in files {
-        let data = bytes::Bytes::from(std::fs::read(f).unwrap());
-        for raw in RawBatch::split("f".into(), data, batch_bytes, 1) {
+        let mut file = LocalLines::new(f, "f".into(), batch_bytes);
+        while let Some(raw) = file.next_piece().unwrap() {
             let mut out = Emitter::new();
             parser
                 .process_batch(Batch::Raw(Arc::new(raw)), &mut out)

@@ -31,9 +31,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
 use trendflow_core::metrics::{Counter, Metrics, names};
-use trendflow_core::{
-    Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, RawBatch, Source,
-};
+use trendflow_core::{Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, Source};
 
 use crate::storage::{Location, OpenedLocation, S3Options};
 
@@ -336,13 +334,15 @@ impl FileSource {
             self.describe(),
             opened.relative(&f.location).unwrap_or(f.location.as_ref())
         ));
-        let (data, index) = opened
-            .read_all(&f.location)
+        // Piece by piece, each sent as it is read: a file of any size holds no more memory
+        // than the mailboxes do.
+        let err = |e: String| OperatorError::new(format!("reading {origin}: {e}"));
+        let mut lines = opened
+            .open_lines(&f.location, origin.clone(), self.options.batch_bytes)
             .await
-            .map_err(|e| OperatorError::new(format!("reading {origin}: {e}")))?;
-        self.bytes_in.add(data.len() as u64);
-        let _ = f.size;
-        for raw in RawBatch::split_indexed(origin, data, self.options.batch_bytes, 1, index) {
+            .map_err(err)?;
+        while let Some(raw) = lines.next_piece().await.map_err(err)? {
+            self.bytes_in.add(raw.data.len() as u64);
             out.send(Batch::Raw(Arc::new(raw))).await?;
         }
         self.files_read.inc();
@@ -782,6 +782,49 @@ mod tests {
             expected_line += r.lines as u64;
         }
         assert_eq!(lines_of(&out.0).len(), 1000);
+    }
+
+    /// Records, at each batch it is sent, the bytes the source had read by then.
+    struct ReadBefore(Metrics, Vec<(usize, i64)>);
+    impl BatchSender for ReadBefore {
+        fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
+            let read = self.0.value(names::BYTES_IN, "s");
+            if let Batch::Raw(r) = &batch {
+                self.1.push((r.data.len(), read));
+            }
+            Box::pin(async { Ok(()) })
+        }
+        fn dead_letter(
+            &mut self,
+            _: trendflow_core::DeadLetter,
+        ) -> BoxFuture<'_, Result<(), OperatorError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_file_is_sent_piece_by_piece_as_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: String = (1..=200_000).map(|i| format!("line {i}\n")).collect();
+        write(dir.path(), "dump.json", &body, 1);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.batch_bytes = 64 << 10;
+        let metrics = Metrics::new();
+        let mut src = FileSource::new(o, "s", &metrics).unwrap();
+        let mut out = ReadBefore(metrics.clone(), Vec::new());
+        let EpochPlan::Input(input) = src.plan_epoch(0).await.unwrap() else {
+            panic!("nothing planned")
+        };
+        src.read_epoch(0, &input, &mut out).await.unwrap();
+        // Each batch is sent with no more read than the batches up to it: the file (2.3 MB)
+        // is never held whole.
+        let mut sent = 0;
+        for (len, read) in &out.1 {
+            sent += len;
+            assert_eq!(*read as usize, sent);
+        }
+        assert_eq!(sent, body.len());
+        assert!(out.1.len() > 30, "{} batches", out.1.len());
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod file_source;
 pub mod generator;
 pub mod generator_source;
 pub mod io_runtime;
+pub mod line_pieces;
 pub mod memory_sink;
 pub mod object_checkpoints;
 pub mod parquet_sink;

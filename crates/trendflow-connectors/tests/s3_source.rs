@@ -155,3 +155,60 @@ async fn clean_source_archives_and_deletes_on_s3_after_the_commit() {
     assert!(!s3.object_path("tweets", "input/00000006.json").exists());
     assert!(!s3.object_path("cold", "tweets/00000006.json").exists());
 }
+
+/// Keeps the raw batches a source sends.
+struct Keep(Vec<trendflow_core::RawBatch>);
+impl BatchSender for Keep {
+    fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
+        if let Batch::Raw(r) = batch {
+            self.0.push((*r).clone());
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn dead_letter(&mut self, _: DeadLetter) -> BoxFuture<'_, Result<(), OperatorError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_is_read_as_numbered_pieces_of_whole_lines_as_its_body_streams_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = LocalS3::start(tmp.path()).unwrap();
+    let dir = s3.object_path("tweets", "input");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 3 MB of lines of varied lengths, the last without its newline.
+    let mut body: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "p".repeat(i % 131)).into_bytes())
+        .collect();
+    body.extend(b"{\"n\":\"last\"}");
+    std::fs::write(dir.join("dump.json"), &body).unwrap();
+    let mut o = FileSourceOptions::at(Location::parse("s3://tweets/input").unwrap());
+    o.s3 = s3.options();
+    o.batch_bytes = 100_000;
+    let metrics = Metrics::new();
+    let mut src = FileSource::new(o, "tweets", &metrics).unwrap();
+    let mut out = Keep(Vec::new());
+    let EpochPlan::Input(input) = src.plan_epoch(0).await.unwrap() else {
+        panic!("nothing planned")
+    };
+    src.read_epoch(0, &input, &mut out).await.unwrap();
+    let joined: Vec<u8> = out.0.iter().flat_map(|b| b.data.to_vec()).collect();
+    assert_eq!(joined, body);
+    assert!(out.0.len() >= 30, "{} pieces", out.0.len());
+    let mut line = 1;
+    for (i, b) in out.0.iter().enumerate() {
+        assert_eq!(b.first_line, line, "piece {i}");
+        line += b.lines as u64;
+        if i + 1 < out.0.len() {
+            assert!(
+                b.data.ends_with(b"\n") && b.data.len() >= 100_000,
+                "piece {i}"
+            );
+        }
+    }
+    assert_eq!(line - 1, 40_001);
+    assert_eq!(
+        metrics.value(names::BYTES_IN, "tweets") as usize,
+        body.len()
+    );
+}

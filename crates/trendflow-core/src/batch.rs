@@ -158,72 +158,6 @@ pub struct RawBatch {
     pub data: bytes::Bytes,
 }
 
-impl RawBatch {
-    /// `data`, whole lines from `origin` starting at line `first_line`, cut into batches of
-    /// about `batch_bytes` that end at a line's end: the batches a source sends. They share
-    /// `data`'s buffer.
-    ///
-    /// ```
-    /// use trendflow_core::RawBatch;
-    ///
-    /// let data = bytes::Bytes::from_static(b"a\nbb\nccc\nd");
-    /// let batches: Vec<RawBatch> = RawBatch::split("f".into(), data, 3, 1).collect();
-    /// let cut: Vec<(&[u8], u64, usize)> =
-    ///     batches.iter().map(|b| (&b.data[..], b.first_line, b.lines)).collect();
-    /// assert_eq!(cut, [(&b"a\nbb\n"[..], 1, 2), (&b"ccc\n"[..], 3, 1), (&b"d"[..], 4, 1)]);
-    /// ```
-    pub fn split(
-        origin: Arc<str>,
-        data: bytes::Bytes,
-        batch_bytes: usize,
-        first_line: u64,
-    ) -> impl Iterator<Item = RawBatch> {
-        Self::split_indexed(origin, data, batch_bytes, first_line, None)
-    }
-
-    /// [`Self::split`], the lines counted from `index` (taken while `data` was read) when
-    /// there is one.
-    pub fn split_indexed(
-        origin: Arc<str>,
-        data: bytes::Bytes,
-        batch_bytes: usize,
-        first_line: u64,
-        index: Option<crate::line_index::LineIndex>,
-    ) -> impl Iterator<Item = RawBatch> {
-        let mut start = 0;
-        let mut line = first_line;
-        // Newlines before `start` by the index: the previous batch's end, not counted again.
-        let mut newlines_before_start = 0;
-        std::iter::from_fn(move || {
-            if start >= data.len() {
-                return None;
-            }
-            let target = (start + batch_bytes).min(data.len());
-            let end = memchr::memchr(b'\n', &data[target..]).map_or(data.len(), |i| target + i + 1);
-            let chunk = data.slice(start..end);
-            let newlines = match &index {
-                Some(index) => {
-                    let before_end = index.newlines_before(&data, end);
-                    let n = before_end - newlines_before_start;
-                    newlines_before_start = before_end;
-                    n as usize
-                }
-                None => memchr::memchr_iter(b'\n', &chunk).count(),
-            };
-            let lines = newlines + usize::from(!chunk.ends_with(b"\n"));
-            let batch = RawBatch {
-                origin: origin.clone(),
-                first_line: line,
-                lines,
-                data: chunk,
-            };
-            line += lines as u64;
-            start = end;
-            Some(batch)
-        })
-    }
-}
-
 /// Tokens (hashtags, words) with the event time of the post they come from, and optionally a
 /// value each (what a sum adds up, or the hash of what a distinct count counts).
 #[derive(Debug, Clone, Default)]
@@ -341,46 +275,6 @@ pub struct RowBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
-        /// Lines counted from an index taken while reading (in any pieces) cut and number the
-        /// batches exactly as counting each batch does.
-        #[test]
-        fn an_index_splits_as_counting_does(
-            lines in proptest::collection::vec(proptest::prop_oneof![0usize..4, 0usize..40_000], 0..300),
-            last_newline: bool,
-            batch_bytes in 1usize..100_000,
-            pieces in proptest::collection::vec(1usize..100_000, 1..8),
-        ) {
-            let mut data: Vec<u8> = lines.iter().flat_map(|&n| {
-                let mut l = vec![b'x'; n];
-                l.push(b'\n');
-                l
-            }).collect();
-            if !last_newline && !data.is_empty() {
-                data.pop();
-            }
-            let mut index = crate::line_index::LineIndex::default();
-            let mut read = 0;
-            for p in pieces.iter().cycle() {
-                read = (read + p).min(data.len());
-                index.extend(&data[..read]);
-                if read == data.len() {
-                    break;
-                }
-            }
-            let data = bytes::Bytes::from(data);
-            let cut = |b: RawBatch| (b.data, b.first_line, b.lines);
-            let counted: Vec<_> =
-                RawBatch::split("f".into(), data.clone(), batch_bytes, 7).map(cut).collect();
-            let indexed: Vec<_> =
-                RawBatch::split_indexed("f".into(), data, batch_bytes, 7, Some(index))
-                    .map(cut)
-                    .collect();
-            proptest::prop_assert_eq!(indexed, counted);
-        }
-    }
 
     #[test]
     fn batches_split_into_records_with_positions() {

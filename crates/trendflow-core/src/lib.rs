@@ -11,7 +11,6 @@ pub mod codec;
 pub mod deadletter;
 pub mod duration;
 pub mod failpoint;
-pub mod line_index;
 pub mod message;
 pub mod metrics;
 pub mod operator;
