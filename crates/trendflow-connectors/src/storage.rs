@@ -321,8 +321,9 @@ impl OpenedLocation {
 }
 
 /// Bytes of a local file read in one call on a blocking thread, in pieces: a file of tweets as
-/// they land (~3.4 MB) in one call, as when files were read whole. A thread woken for each
-/// piece instead (1 MB) doubled the run's thread switches and made Q2's data epoch 6% longer.
+/// they land (~3.4 MB) in one call, as when files were read whole. A trip to the blocking
+/// thread for each 1 MB piece, or a reader handing pieces over through a channel, nearly
+/// doubled the run's thread switches and made Q2's data epoch ~6% longer (issue 5).
 const READ_CALL_BYTES: usize = 4 << 20;
 
 /// A file or object being read as pieces of whole lines ([`OpenedLocation::open_lines`]).
