@@ -39,6 +39,9 @@ pub struct LinePieces {
     newlines: usize,
     /// The number of the first line in `buf`.
     next_line: u64,
+    /// Bytes still to come, when known (a file's size): a small file's piece is allocated at
+    /// its size, not at a whole piece's.
+    left: Option<usize>,
 }
 
 impl LinePieces {
@@ -50,7 +53,24 @@ impl LinePieces {
             buf: Vec::new(),
             newlines: 0,
             next_line: 1,
+            left: None,
         }
+    }
+
+    /// The input is `total` bytes long (a hint: more or fewer may come).
+    pub fn expect(&mut self, total: usize) {
+        self.left = Some(total);
+    }
+
+    /// The room a buffer holding `have` bytes needs: a piece and one more read, or what is
+    /// left of the input.
+    fn room(&self, have: usize) -> usize {
+        let full = self.piece_bytes + READ_BYTES;
+        self.left.map_or(full, |left| full.min(have + left + 1))
+    }
+
+    fn came(&mut self, n: usize) {
+        self.left = self.left.map(|left| left.saturating_sub(n));
     }
 
     /// Appends bytes that came.
@@ -58,6 +78,7 @@ impl LinePieces {
         self.reserve();
         self.buf.extend_from_slice(data);
         self.newlines += memchr::memchr_iter(b'\n', data).count();
+        self.came(data.len());
     }
 
     /// Reads at most `max` bytes of `reader` straight into the piece; returns how many (0 at
@@ -67,13 +88,14 @@ impl LinePieces {
         let start = self.buf.len();
         let n = reader.take(max as u64).read_to_end(&mut self.buf)?;
         self.newlines += memchr::memchr_iter(b'\n', &self.buf[start..]).count();
+        self.came(n);
         Ok(n)
     }
 
     /// Room for a whole piece and one more read, so that a piece is not grown by copies.
     fn reserve(&mut self) {
         if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(self.piece_bytes + READ_BYTES);
+            self.buf.reserve_exact(self.room(0));
         }
     }
 
@@ -86,7 +108,7 @@ impl LinePieces {
         let from = self.piece_bytes - 1;
         let end = from + memchr::memchr(b'\n', &self.buf[from..])? + 1;
         let rest_newlines = memchr::memchr_iter(b'\n', &self.buf[end..]).count();
-        let mut next = Vec::with_capacity(self.piece_bytes + READ_BYTES);
+        let mut next = Vec::with_capacity(self.room(self.buf.len() - end));
         next.extend_from_slice(&self.buf[end..]);
         let mut data = std::mem::replace(&mut self.buf, next);
         data.truncate(end);
@@ -152,7 +174,13 @@ impl LocalLines {
                 .min(READ_BYTES);
             let file = match &mut self.file {
                 Some(file) => file,
-                None => self.file.insert(std::fs::File::open(&self.path)?),
+                None => {
+                    let file = std::fs::File::open(&self.path)?;
+                    if let Ok(meta) = file.metadata() {
+                        self.pieces.expect(meta.len() as usize);
+                    }
+                    self.file.insert(file)
+                }
             };
             if self.pieces.read_from(file, want)? == 0 {
                 self.done = true;
@@ -165,6 +193,7 @@ impl LocalLines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     /// Pieces put back together are `data`; each but the last ends a line and holds at least
     /// `piece_bytes`; lines are numbered from 1 as counting `data`'s newlines does.
@@ -209,6 +238,8 @@ mod tests {
             last_newline: bool,
             piece_bytes in 1usize..5_000,
             chunks in proptest::collection::vec(1usize..4_000, 1..8),
+            // The input's length as announced: right, or wrong either way.
+            hint in proptest::option::of(proptest::prop_oneof![Just(usize::MAX), 0usize..10_000]),
         ) {
             let mut data: Vec<u8> = lines
                 .iter()
@@ -218,6 +249,9 @@ mod tests {
                 data.pop();
             }
             let mut pieces = LinePieces::new("f".into(), piece_bytes);
+            if let Some(h) = hint {
+                pieces.expect(if h == usize::MAX { data.len() } else { h });
+            }
             let mut out = Vec::new();
             let mut at = 0;
             let mut c = 0;

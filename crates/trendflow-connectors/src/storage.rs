@@ -291,9 +291,11 @@ impl OpenedLocation {
             });
         }
         let object = self.store.get(path).await.map_err(|e| e.to_string())?;
+        let mut pieces = LinePieces::new(origin, piece_bytes);
+        pieces.expect(object.meta.size as usize);
         Ok(Lines::Remote {
             body: object.into_stream(),
-            pieces: LinePieces::new(origin, piece_bytes),
+            pieces,
             done: false,
         })
     }
