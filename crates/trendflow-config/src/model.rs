@@ -109,7 +109,7 @@ pub struct PipelineConfig {
     /// Workers sharing a Kafka topic (`trendflow worker`, docs/scale-out.md).
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
-    /// Capacity of every mailbox, in batches (a raw batch is about 1 MB of lines).
+    /// Capacity of every mailbox, in batches (a raw batch from a file is about 4 MB of lines).
     #[serde(default = "default_mailbox")]
     pub mailbox_capacity: usize,
     #[serde(default)]

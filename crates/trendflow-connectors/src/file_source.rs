@@ -90,7 +90,10 @@ impl FileSourceOptions {
             clean_source: CleanSource::Off,
             settle_time: Duration::ZERO,
             bounded: false,
-            batch_bytes: 1 << 20,
+            // A file of tweets as they land (~3.4 MB) in one batch: with 1 MB batches, the
+            // messages and wake-ups of four times the batches made Q2's data epoch ~6% longer
+            // (alternated: 348-361 ms against 328-335 ms), for the same peak RSS.
+            batch_bytes: 4 << 20,
         }
     }
 }
