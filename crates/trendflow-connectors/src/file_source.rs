@@ -646,9 +646,14 @@ mod tests {
         assert!(glob_match("", "") && glob_match("*", "anything"));
     }
 
-    struct Collect(Vec<Batch>);
+    /// The batches sent; with metrics, also the bytes the source had read when each was sent.
+    #[derive(Default)]
+    struct Collect(Vec<Batch>, Option<Metrics>, Vec<i64>);
     impl BatchSender for Collect {
         fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
+            if let Some(metrics) = &self.1 {
+                self.2.push(metrics.value(names::BYTES_IN, "s"));
+            }
             self.0.push(batch);
             Box::pin(async { Ok(()) })
         }
@@ -712,7 +717,7 @@ mod tests {
         o.pattern = "*.json".into();
         o.max_files_per_trigger = Some(1);
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         assert_eq!(lines_of(&out.0), vec!["b1", "b2"]);
         out.0.clear();
@@ -733,7 +738,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.bounded = true;
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
         write(dir.path(), "2.json", "y\n", 2);
         assert_eq!(poll(&mut src, 1, &mut out).await, Polled::Exhausted);
@@ -748,7 +753,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.latest_first = true;
         let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         assert_eq!(lines_of(&out.0), vec!["new", "old"]);
 
@@ -759,7 +764,7 @@ mod tests {
         o.max_file_age = Duration::from_secs(60);
         let metrics = Metrics::new();
         let mut src = FileSource::new(o, "s", &metrics).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         write(dir.path(), "too-old.json", "z\n", 1_000);
         assert_eq!(poll(&mut src, 1, &mut out).await, Polled::Idle);
@@ -774,7 +779,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.batch_bytes = 100;
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         assert!(out.0.len() > 10);
         let mut expected_line = 1;
@@ -787,24 +792,6 @@ mod tests {
         assert_eq!(lines_of(&out.0).len(), 1000);
     }
 
-    /// Records, at each batch it is sent, the bytes the source had read by then.
-    struct ReadBefore(Metrics, Vec<(usize, i64)>);
-    impl BatchSender for ReadBefore {
-        fn send(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), OperatorError>> {
-            let read = self.0.value(names::BYTES_IN, "s");
-            if let Batch::Raw(r) = &batch {
-                self.1.push((r.data.len(), read));
-            }
-            Box::pin(async { Ok(()) })
-        }
-        fn dead_letter(
-            &mut self,
-            _: trendflow_core::DeadLetter,
-        ) -> BoxFuture<'_, Result<(), OperatorError>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
-
     #[tokio::test]
     async fn a_large_file_is_sent_piece_by_piece_as_it_is_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -814,7 +801,7 @@ mod tests {
         o.batch_bytes = 64 << 10;
         let metrics = Metrics::new();
         let mut src = FileSource::new(o, "s", &metrics).unwrap();
-        let mut out = ReadBefore(metrics.clone(), Vec::new());
+        let mut out = Collect(Vec::new(), Some(metrics.clone()), Vec::new());
         let EpochPlan::Input(input) = src.plan_epoch(0).await.unwrap() else {
             panic!("nothing planned")
         };
@@ -822,12 +809,13 @@ mod tests {
         // Each batch is sent with no more read than the batches up to it: the file (2.3 MB)
         // is never held whole.
         let mut sent = 0;
-        for (len, read) in &out.1 {
-            sent += len;
+        for (batch, read) in out.0.iter().zip(&out.2) {
+            let Batch::Raw(r) = batch else { panic!() };
+            sent += r.data.len();
             assert_eq!(*read as usize, sent);
         }
         assert_eq!(sent, body.len());
-        assert!(out.1.len() > 30, "{} batches", out.1.len());
+        assert!(out.0.len() > 30, "{} batches", out.0.len());
     }
 
     #[tokio::test]
@@ -838,7 +826,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.clean_source = CleanSource::Archive(Location::Local(archive.path().to_path_buf()));
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         assert!(dir.path().join("a.json").exists());
         src.on_commit(0).await.unwrap();
@@ -854,7 +842,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.max_files_per_trigger = Some(1);
         let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         let state = src.snapshot().unwrap();
         // The next epoch is planned (and recorded) but the process dies before it commits.
@@ -863,7 +851,7 @@ mod tests {
         };
         let mut again = FileSource::new(o, "s", &Metrics::new()).unwrap();
         again.restore(&state).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         again.read_epoch(1, &planned, &mut out).await.unwrap();
         assert_eq!(lines_of(&out.0), vec!["b"]);
         assert_eq!(poll(&mut again, 2, &mut out).await, Polled::Idle);
@@ -892,7 +880,7 @@ mod tests {
             o.max_files_per_trigger = Some(500);
             let metrics = Metrics::new();
             let mut src = FileSource::with_store(o, store.clone(), "s", &metrics);
-            let mut out = Collect(vec![]);
+            let mut out = Collect::default();
             let mut listed = Vec::new();
             let mut epoch = 0;
             while poll(&mut src, epoch, &mut out).await == Polled::Data {
@@ -927,12 +915,12 @@ mod tests {
         o.listing = Listing::Incremental;
         o.max_files_per_trigger = Some(1);
         let mut src = FileSource::with_store(o.clone(), store.clone(), "s", &Metrics::new());
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         let state = src.snapshot().unwrap();
         let mut again = FileSource::with_store(o, store.clone(), "s", &Metrics::new());
         again.restore(&state).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         assert_eq!(poll(&mut again, 1, &mut out).await, Polled::Data);
         assert_eq!(poll(&mut again, 2, &mut out).await, Polled::Idle);
         assert_eq!(lines_of(&out.0), vec!["b"]);
@@ -946,7 +934,7 @@ mod tests {
         let mut o = FileSourceOptions::new(dir.path());
         o.clean_source = CleanSource::Archive(Location::Local(archive.path().to_path_buf()));
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        let mut out = Collect(vec![]);
+        let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
         let state = src.snapshot().unwrap();
         src.on_commit(0).await.unwrap();
