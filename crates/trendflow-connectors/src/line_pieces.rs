@@ -1,6 +1,6 @@
 //! A file read as pieces of whole lines of about a batch's size, each sent on as soon as it is
 //! read: memory in flight is bounded by the mailboxes, whatever the size of the file, and the
-//! parsers start on a file's first megabyte instead of waiting for all of it.
+//! parsers start on a file's first piece instead of waiting for all of it.
 //!
 //! Reading whole files first held each one in memory at once: one JSON-lines dump of 1 GB took
 //! 1 GB of RSS and was read on one core before any parser started (issue 5).
@@ -92,7 +92,8 @@ impl LinePieces {
         Ok(n)
     }
 
-    /// Room for a whole piece and one more read, so that a piece is not grown by copies.
+    /// Room for a whole piece and one more read (or what is left of the input), so that a
+    /// piece is not grown by copies.
     fn reserve(&mut self) {
         if self.buf.capacity() == 0 {
             self.buf.reserve_exact(self.room(0));
