@@ -49,7 +49,7 @@ fn drive(sink: &mut dyn Sink, all: &[ResultRow], mode: OutputMode) -> Result<f64
             schema: schema(),
             mode,
             epoch: epoch as u64,
-            rows: chunk.to_vec(),
+            rows: chunk.to_vec().into(),
         }));
         sink.write(&batch).map_err(|e| e.to_string())?;
         sink.commit(epoch as u64).map_err(|e| e.to_string())?;

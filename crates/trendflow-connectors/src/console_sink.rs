@@ -39,7 +39,7 @@ impl Sink for ConsoleSink {
             )));
         };
         self.schema.get_or_insert_with(|| (*rows.schema).clone());
-        self.rows.extend(rows.rows.iter().cloned());
+        self.rows.extend(rows.rows.iter().map(|r| r.to_owned()));
         Ok(())
     }
 
@@ -102,7 +102,7 @@ mod tests {
             schema,
             mode: OutputMode::Append,
             epoch: 3,
-            rows,
+            rows: rows.into(),
         })))
         .unwrap();
         sink.commit(3).unwrap();

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use trendflow_core::batch::OutputMode;
-use trendflow_core::{Batch, Epoch, OperatorError, RowSchema, Sink, Window};
+use trendflow_core::{Batch, Epoch, OperatorError, RowRef, RowSchema, Rows, Sink, Window};
 
 use trendflow_core::codec::{StateReader, StateWriter};
 
@@ -103,7 +103,7 @@ fn format_row_into(
     schema: Option<&RowSchema>,
     csv: &mut CsvWriter,
     out: &mut String,
-    r: &trendflow_core::ResultRow,
+    r: RowRef<'_>,
 ) {
     match (options.format, schema) {
         (FileFormat::Csv, _) => csv.row(out, r),
@@ -126,7 +126,7 @@ fn format_row_into(
 /// let mut sink = FileSink::new(FileSinkOptions { path: path.clone(), format: FileFormat::Csv, layout: Layout::Table, schema: None, time_zone: None, ordered_input: true });
 /// let schema = Arc::new(RowSchema::word_count(false));
 /// let rows = vec![ResultRow { window: None, key: "#b".into(), count: 1 }, ResultRow { window: None, key: "#a".into(), count: 2 }];
-/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows }))).unwrap();
+/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Complete, epoch: 0, rows: rows.into() }))).unwrap();
 /// sink.commit(0).unwrap();
 /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "word,count\n#a,2\n#b,1\n");
 /// ```
@@ -189,15 +189,15 @@ impl FileSink {
         }
         let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         for ((window, key), count) in &self.table {
-            let row = trendflow_core::ResultRow {
+            let row = RowRef {
                 window: *window,
-                key: key.clone(),
+                key,
                 count: *count,
             };
             match self.options.format {
-                FileFormat::Csv => csv.row(&mut out, &row),
+                FileFormat::Csv => csv.row(&mut out, row),
                 FileFormat::JsonLines => {
-                    json_row(&mut out, schema, &row, self.options.time_zone.as_ref())
+                    json_row(&mut out, schema, row, self.options.time_zone.as_ref())
                 }
             }
         }
@@ -349,11 +349,11 @@ impl FileSink {
 
     /// Ordered input: formats a batch's rows now, checking that they continue the epoch's
     /// order, and writes them once enough has gathered.
-    fn write_in_order(&mut self, rows: &[trendflow_core::ResultRow]) -> Result<(), OperatorError> {
-        // Rows are checked for order while they are formatted, by the formatting threads: as
-        // a pass of its own before, the check was 9% of the CPU of Q2's flush with 24h/1min
-        // windows (3.92M rows). Rows out of order (top-k windows come largest count first; the
-        // table is by key) are taken back, sorted and formatted again.
+    fn write_in_order(&mut self, rows: &Rows) -> Result<(), OperatorError> {
+        // Rows are checked for order while they are formatted, by the formatting threads
+        // (rows of a flush compare by their keys' indices, not their text). Rows out of order
+        // (top-k windows come largest count first; the table is by key) are taken back,
+        // sorted and formatted again.
         // The mark counts all the text pending before these rows.
         self.join_second_half();
         let mark = self.log_pending.len();
@@ -363,22 +363,19 @@ impl FileSink {
         self.truncate_pending(mark);
         let mut sorted = rows.to_vec();
         sorted.sort_unstable_by(row_order);
+        let sorted = Rows::from(sorted);
         self.format_rows(&sorted);
         self.continue_order(mark, &sorted)
     }
 
     /// After `rows`, in order, were formatted from `mark` on: checks that they come after the
     /// epoch's rows before them (taking them back when not), and writes what has gathered.
-    fn continue_order(
-        &mut self,
-        mark: usize,
-        rows: &[trendflow_core::ResultRow],
-    ) -> Result<(), OperatorError> {
+    fn continue_order(&mut self, mark: usize, rows: &Rows) -> Result<(), OperatorError> {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(());
         };
         if let Some((window, key)) = &self.last_row
-            && (first.window, &first.key) < (*window, key)
+            && (first.window, &**first.key) < (*window, &**key)
         {
             let refused = OperatorError::new(format!(
                 "{}: rows arrived out of window order (a window of {} after one of {})",
@@ -400,10 +397,11 @@ impl FileSink {
     /// after the one before it.
     ///
     /// The second half's text is left in `second_half`, for the caller to write.
-    fn format_rows(&mut self, rows: &[trendflow_core::ResultRow]) -> bool {
+    fn format_rows(&mut self, rows: &Rows) -> bool {
         self.join_second_half();
         let (options, schema) = (&self.options, self.schema.as_deref());
-        if rows.len() < two_threads::MIN_ROWS || two_threads::cores() < 2 {
+        let n = rows.len();
+        if n < two_threads::MIN_ROWS || two_threads::cores() < 2 {
             return format_checking(
                 options,
                 schema,
@@ -411,36 +409,39 @@ impl FileSink {
                 &mut self.log_pending,
                 None,
                 rows,
+                0..n,
             );
         }
-        let (first, second) = rows.split_at(rows.len() / 2);
+        let half = n / 2;
         let mut csv = CsvWriter::in_zone(self.options.time_zone.clone());
         // The second half's text goes into a buffer kept from part to part: a fresh one for
         // each part grew by copies and had its pages zeroed by the kernel on first touch.
         let (head, tail, own_csv) = (&mut self.log_pending, &mut self.second_half, &mut self.csv);
         let (first_ordered, second_ordered) = two_threads::join(
-            || format_checking(options, schema, own_csv, head, None, first),
+            || format_checking(options, schema, own_csv, head, None, rows, 0..half),
             // The first row of this half comes after the last of the other.
-            || format_checking(options, schema, &mut csv, tail, first.last(), second),
+            || {
+                let previous = Some(rows.get(half - 1));
+                format_checking(options, schema, &mut csv, tail, previous, rows, half..n)
+            },
         );
         first_ordered && second_ordered
     }
 }
 
-/// Formats `rows` into `out`, and returns whether each came in (window, key) order after the
-/// one before it (the first after `previous`).
-fn format_checking<'a>(
+/// Formats `rows[range]` into `out`, and returns whether each came in (window, key) order
+/// after the one before it (the first after `previous`).
+fn format_checking(
     options: &FileSinkOptions,
     schema: Option<&RowSchema>,
     csv: &mut CsvWriter,
     out: &mut String,
-    mut previous: Option<&'a trendflow_core::ResultRow>,
-    rows: &'a [trendflow_core::ResultRow],
+    previous: Option<RowRef<'_>>,
+    rows: &Rows,
+    range: std::ops::Range<usize>,
 ) -> bool {
-    let mut ordered = true;
-    for r in rows {
-        ordered &= previous.is_none_or(|p| row_order(p, r).is_le());
-        previous = Some(r);
+    let ordered = rows.ordered_between(range.start, range.end, previous);
+    for r in rows.range(range.start, range.end) {
         format_row_into(options, schema, csv, out, r);
     }
     ordered
@@ -466,7 +467,8 @@ impl Sink for FileSink {
                 if self.options.ordered_input {
                     self.write_in_order(&rows.rows)?;
                 } else {
-                    self.epoch_rows.extend(rows.rows.iter().cloned());
+                    self.epoch_rows
+                        .extend(rows.rows.iter().map(|r| r.to_owned()));
                 }
             }
             Layout::Table => {
@@ -495,8 +497,7 @@ impl Sink for FileSink {
             // Windows of this epoch end after all earlier ones: sorted, they extend the table.
             rows.sort_unstable_by(row_order);
         }
-        self.format_rows(&rows);
-        drop(rows);
+        self.format_rows(&Rows::from(rows));
         self.last_row = None;
         self.flush_log()
     }
@@ -746,7 +747,8 @@ mod tests {
                     window: None,
                     key: "#a".into(),
                     count: 2,
-                }],
+                }]
+                .into(),
             }))
         };
         let expected = "word,count\n#a,2\n";
@@ -895,7 +897,7 @@ mod tests {
             s.write(&batch).unwrap();
             s.commit(0).unwrap();
             // Row by row, one thread (a table is sorted by window and key).
-            let mut ordered = rows.rows.clone();
+            let mut ordered = rows.rows.to_vec();
             if layout == Layout::Table {
                 ordered.sort_by(|a, b| a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key)));
             }
@@ -905,7 +907,7 @@ mod tests {
                 expected.push('\n');
             }
             let mut csv = CsvWriter::default();
-            for r in &ordered {
+            for r in ordered.iter().map(ResultRow::as_ref) {
                 match format {
                     FileFormat::Csv => csv.row(&mut expected, r),
                     FileFormat::JsonLines => json_row(&mut expected, &rows.schema, r, None),

@@ -101,7 +101,9 @@ fn to_arrow(mut batches: Vec<(Arc<RowBatch>, usize)>, rows: usize) -> Vec<Record
     let convert = |batches: Vec<(Arc<RowBatch>, usize)>| -> Vec<RecordBatch> {
         batches
             .into_iter()
-            .map(|(batch, from)| to_record_batch(&batch.schema, &batch.rows[from..]))
+            .map(|(batch, from)| {
+                to_record_batch(&batch.schema, batch.rows.range(from, batch.rows.len()))
+            })
             .collect()
     };
     if rows < two_threads::MIN_ROWS || batches.len() < 2 || two_threads::cores() < 2 {
@@ -144,7 +146,7 @@ impl Sink for MemorySink {
             return Ok(());
         }
         if self.sort_by_count {
-            self.unsorted.extend(rows.rows.iter().cloned());
+            self.unsorted.extend(rows.rows.iter().map(|r| r.to_owned()));
             return Ok(());
         }
         self.pending_rows += rows.rows.len();
@@ -177,7 +179,7 @@ impl Sink for MemorySink {
                     .then_with(|| a.window.cmp(&b.window))
                     .then_with(|| a.key.cmp(&b.key))
             });
-            vec![to_record_batch(schema, &rows)]
+            vec![to_record_batch(schema, rows.iter().map(ResultRow::as_ref))]
         } else {
             to_arrow(self.pending.drain(..).collect(), self.pending_rows)
         };

@@ -73,7 +73,7 @@ pub struct ParquetSinkOptions {
 /// }, "out", &trendflow_core::metrics::Metrics::new());
 /// let schema = Arc::new(RowSchema::word_count(true));
 /// let rows = vec![ResultRow { window: Some(Window { start: 0, end: 3_600_000 }), key: "#a".into(), count: 2 }];
-/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Append, epoch: 7, rows }))).unwrap();
+/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Append, epoch: 7, rows: rows.into() }))).unwrap();
 /// sink.commit(7).unwrap();
 /// assert!(dir.path().join("part-00000000000000000007.parquet").exists());
 /// ```
@@ -122,7 +122,8 @@ impl ParquetSink {
 
     /// One parquet file holding `rows`.
     fn encode(&self, schema: &RowSchema, rows: &[ResultRow]) -> Result<Vec<u8>, OperatorError> {
-        let batch = trendflow_sql::tables::to_record_batch(schema, rows);
+        let batch =
+            trendflow_sql::tables::to_record_batch(schema, rows.iter().map(ResultRow::as_ref));
         let mut out = Vec::new();
         let err = |e: datafusion::parquet::errors::ParquetError| {
             OperatorError::new(format!(
@@ -211,7 +212,7 @@ impl Sink for ParquetSink {
             )));
         }
         self.schema.get_or_insert_with(|| rows.schema.clone());
-        self.rows.extend(rows.rows.iter().cloned());
+        self.rows.extend(rows.rows.iter().map(|r| r.to_owned()));
         Ok(())
     }
 

@@ -166,7 +166,7 @@ impl fmt::Debug for PostgresSinkOptions {
 /// let mut sink = PostgresSink::new(options).unwrap(); // parses the settings, connects later
 /// let schema = Arc::new(RowSchema::word_count(false));
 /// let rows = vec![ResultRow { window: None, key: "#rust".into(), count: 3 }];
-/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Update, epoch: 0, rows }))).unwrap();
+/// sink.write(&Batch::Rows(Arc::new(RowBatch { schema, mode: OutputMode::Update, epoch: 0, rows: rows.into() }))).unwrap();
 /// sink.commit(0).unwrap(); // one transaction: the row upserted, epoch 0 recorded
 /// ```
 pub struct PostgresSink {
@@ -572,7 +572,7 @@ fn describe_schema(s: &RowSchema) -> String {
 }
 
 /// Windows present exactly when the schema is windowed, with bounds PostgreSQL can store.
-fn check_rows(schema: &RowSchema, rows: &[trendflow_core::ResultRow]) -> Result<(), String> {
+fn check_rows(schema: &RowSchema, rows: &trendflow_core::Rows) -> Result<(), String> {
     for r in rows {
         match (schema.windowed, r.window) {
             (true, Some(w)) => {
@@ -624,8 +624,8 @@ fn latest_per_key(batches: Vec<Arc<RowBatch>>) -> Vec<Arc<RowBatch>> {
     let mut seen: HashSet<(Option<Window>, &str)> = HashSet::with_capacity(total);
     let mut rows = Vec::with_capacity(total);
     for r in batches.iter().rev().flat_map(|b| b.rows.iter().rev()) {
-        if seen.insert((r.window, &*r.key)) {
-            rows.push(r.clone());
+        if seen.insert((r.window, &**r.key)) {
+            rows.push(r.to_owned());
         }
     }
     drop(seen);
@@ -633,7 +633,7 @@ fn latest_per_key(batches: Vec<Arc<RowBatch>>) -> Vec<Arc<RowBatch>> {
         schema,
         mode,
         epoch,
-        rows,
+        rows: rows.into(),
     })]
 }
 
@@ -1428,7 +1428,7 @@ async fn copy_rows(tx: &Transaction<'_>, st: &Statements, job: &EpochJob) -> Res
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &st.copy_types));
     for batch in &job.batches {
         for row in &batch.rows {
-            let key: &str = &row.key;
+            let key: &str = row.key;
             match (st.windowed, row.window) {
                 (true, Some(w)) => {
                     let (Some(start), Some(end)) = (to_system_time(w.start), to_system_time(w.end))
@@ -1480,7 +1480,7 @@ mod tests {
             schema: Arc::new(schema(windowed)),
             mode,
             epoch: 0,
-            rows,
+            rows: rows.into(),
         }))
     }
 
@@ -1683,12 +1683,12 @@ mod tests {
     #[test]
     fn the_last_row_of_a_key_wins_across_batches() {
         let s = Arc::new(schema(false));
-        let b = |rows| {
+        let b = |rows: Vec<ResultRow>| {
             Arc::new(RowBatch {
                 schema: s.clone(),
                 mode: OutputMode::Update,
                 epoch: 0,
-                rows,
+                rows: rows.into(),
             })
         };
         let out = latest_per_key(vec![
@@ -1696,7 +1696,7 @@ mod tests {
             b(vec![row(None, "#a", 5)]),
         ]);
         assert_eq!(out.len(), 1);
-        let mut rows = out[0].rows.clone();
+        let mut rows = out[0].rows.to_vec();
         rows.sort();
         assert_eq!(rows, vec![row(None, "#a", 5), row(None, "#b", 1)]);
     }

@@ -12,7 +12,7 @@ pub fn format_time(ms: i64, zone: Option<&jiff::tz::TimeZone>) -> String {
         Some(z) => format_iso_in(ms, z),
     }
 }
-use trendflow_core::{ResultRow, RowSchema};
+use trendflow_core::{ResultRow, RowRef, RowSchema};
 
 /// The header line of a CSV table (without newline).
 pub fn csv_header(schema: &RowSchema) -> String {
@@ -130,7 +130,7 @@ fn push_quoted(out: &mut String, s: &str) {
 
 /// One CSV line (with newline).
 pub fn csv_row(out: &mut String, row: &ResultRow) {
-    CsvWriter::default().row(out, row)
+    CsvWriter::default().row(out, row.as_ref())
 }
 
 /// Writes CSV rows, formatting each window's bounds once for its run of rows.
@@ -146,7 +146,7 @@ impl CsvWriter {
         CsvWriter { window: None, zone }
     }
 
-    pub fn row(&mut self, out: &mut String, row: &ResultRow) {
+    pub fn row(&mut self, out: &mut String, row: RowRef<'_>) {
         let prefix: &str = match (row.window, &self.window) {
             (None, _) => "",
             (Some(w), Some((cached, prefix))) if *cached == w => prefix,
@@ -160,7 +160,7 @@ impl CsvWriter {
         let quoting = quoting(key);
         if quoting == Quoting::Escape {
             out.push_str(prefix);
-            push_quoted(out, &row.key);
+            push_quoted(out, row.key);
             out.push(',');
             out.push_str(itoa::Buffer::new().format(row.count));
             out.push('\n');
@@ -245,7 +245,7 @@ unsafe fn put(dst: *mut u8, src: &[u8]) -> *mut u8 {
 pub fn json_row(
     out: &mut String,
     schema: &RowSchema,
-    row: &ResultRow,
+    row: RowRef<'_>,
     zone: Option<&jiff::tz::TimeZone>,
 ) {
     let mut obj = serde_json::Map::new();
@@ -367,7 +367,7 @@ mod tests {
             for (key, count, start, windowed) in rows {
                 let window = windowed.then_some(Window { start: start * 300_000, end: start * 300_000 + 10_800_000 });
                 let row = ResultRow { window, key: key.as_str().into(), count };
-                writer.row(&mut fast, &row);
+                writer.row(&mut fast, row.as_ref());
                 if let Some(w) = window {
                     naive.push_str(&format!("{},{},", format_iso_utc(w.start), format_iso_utc(w.end)));
                 }

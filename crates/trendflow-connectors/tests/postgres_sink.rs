@@ -83,7 +83,7 @@ fn batch(schema: &Arc<RowSchema>, mode: OutputMode, epoch: Epoch, rows: Vec<Resu
         schema: schema.clone(),
         mode,
         epoch,
-        rows,
+        rows: rows.into(),
     }))
 }
 

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 pub use crate::post::PostBatch;
-use crate::{Epoch, EventTime, Window};
+pub use crate::rows::{ResultRow, RowIter, RowRef, Rows};
+use crate::{Epoch, EventTime};
 
 /// What a stage consumes or produces; checked when a pipeline is wired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,7 +116,7 @@ impl Batch {
                         schema: b.schema.clone(),
                         mode: b.mode,
                         epoch: b.epoch,
-                        rows: vec![r.clone()],
+                        rows: Rows::from(vec![r.to_owned()]),
                     };
                     (Batch::Rows(Arc::new(one)), none.clone(), 0)
                 })
@@ -129,7 +130,7 @@ impl Batch {
             Batch::Raw(b) => crate::DeadLetter::excerpt_of(&b.data),
             Batch::Posts(b) if !b.is_empty() => crate::DeadLetter::excerpt_of(b.text(0).as_bytes()),
             Batch::Tokens(b) if !b.is_empty() => b.token(0).to_string(),
-            Batch::Rows(b) if !b.rows.is_empty() => b.rows[0].key.to_string(),
+            Batch::Rows(b) if !b.rows.is_empty() => b.rows.get(0).key.to_string(),
             _ => String::new(),
         }
     }
@@ -255,21 +256,13 @@ impl RowSchema {
     }
 }
 
-/// One row of a result table.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResultRow {
-    pub window: Option<Window>,
-    pub key: Arc<str>,
-    pub count: i64,
-}
-
 /// The result rows an aggregation emits at the end of an epoch.
 #[derive(Debug, Clone)]
 pub struct RowBatch {
     pub schema: Arc<RowSchema>,
     pub mode: OutputMode,
     pub epoch: Epoch,
-    pub rows: Vec<ResultRow>,
+    pub rows: Rows,
 }
 
 #[cfg(test)]

@@ -16,18 +16,20 @@ pub mod metrics;
 pub mod operator;
 pub mod post;
 pub mod prefault;
+pub mod rows;
 pub mod tap;
 pub mod time;
 pub mod watermark;
 pub mod window;
 
-pub use batch::{Batch, DataKind, PostBatch, RawBatch, ResultRow, RowBatch, RowSchema, TokenBatch};
+pub use batch::{Batch, DataKind, PostBatch, RawBatch, RowBatch, RowSchema, TokenBatch};
 pub use deadletter::{DeadLetter, Reason};
 pub use message::{Epoch, StreamMessage};
 pub use operator::{
     BatchSender, BoxFuture, DeadLetterSink, Emitter, EpochPlan, Operator, OperatorError, Sink,
     Source,
 };
+pub use rows::{ResultRow, RowIter, RowRef, Rows};
 pub use watermark::WatermarkTracker;
 pub use window::{SlidingWindows, Window};
 

@@ -181,7 +181,7 @@ pub fn describe(batch: &Batch, i: usize) -> String {
             }
         }
         Batch::Rows(b) => {
-            let r = &b.rows[i];
+            let r = b.rows.get(i);
             if let Some(w) = r.window {
                 s.push_str(&format!(
                     "\"window\":{{\"start\":\"{}\",\"end\":\"{}\"}},",
@@ -189,7 +189,7 @@ pub fn describe(batch: &Batch, i: usize) -> String {
                     format_iso_utc(w.end)
                 ));
             }
-            field(&mut s, &b.schema.key_column, &r.key);
+            field(&mut s, &b.schema.key_column, r.key);
             s.push_str(&format!(",\"{}\":{}", b.schema.value_column, r.count));
         }
     }

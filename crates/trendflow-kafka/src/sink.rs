@@ -41,7 +41,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use trendflow_core::metrics::{Counter, Metrics, names};
 use trendflow_core::time::format_iso_utc;
-use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowSchema, Sink};
+use trendflow_core::{Batch, Epoch, OperatorError, RowRef, RowSchema, Sink};
 
 /// The header that holds the epoch a record was produced in (decimal text).
 pub const EPOCH_HEADER: &str = "trendflow-epoch";
@@ -295,7 +295,7 @@ fn push_json_string(out: &mut String, s: &str) {
 }
 
 /// The window fields of a windowed row, each followed by a comma.
-fn push_window(out: &mut String, row: &ResultRow) {
+fn push_window(out: &mut String, row: RowRef<'_>) {
     if let Some(w) = row.window {
         out.push_str("\"window_start\":");
         push_json_string(out, &format_iso_utc(w.start));
@@ -308,13 +308,13 @@ fn push_window(out: &mut String, row: &ResultRow) {
 /// A record's value: the row as a JSON object, fields in the order of the result table
 /// (written by hand: the order must not depend on serde_json's map features, because
 /// byte-identical records are what replays produce).
-pub fn row_value(schema: &RowSchema, row: &ResultRow) -> Vec<u8> {
+pub fn row_value(schema: &RowSchema, row: RowRef<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(96 + row.key.len());
     out.push('{');
     push_window(&mut out, row);
     push_json_string(&mut out, &schema.key_column);
     out.push(':');
-    push_json_string(&mut out, &row.key);
+    push_json_string(&mut out, row.key);
     out.push(',');
     push_json_string(&mut out, &schema.value_column);
     out.push(':');
@@ -324,13 +324,13 @@ pub fn row_value(schema: &RowSchema, row: &ResultRow) -> Vec<u8> {
 }
 
 /// A record's key: the row's identity (window and key) as a JSON object.
-pub fn row_key(schema: &RowSchema, row: &ResultRow) -> Vec<u8> {
+pub fn row_key(schema: &RowSchema, row: RowRef<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(80 + row.key.len());
     out.push('{');
     push_window(&mut out, row);
     push_json_string(&mut out, &schema.key_column);
     out.push(':');
-    push_json_string(&mut out, &row.key);
+    push_json_string(&mut out, row.key);
     out.push('}');
     out.into_bytes()
 }
@@ -338,7 +338,7 @@ pub fn row_key(schema: &RowSchema, row: &ResultRow) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trendflow_core::Window;
+    use trendflow_core::{ResultRow, Window};
 
     fn schema(windowed: bool) -> RowSchema {
         RowSchema::word_count(windowed)
@@ -355,11 +355,11 @@ mod tests {
             count: 3,
         };
         assert_eq!(
-            String::from_utf8(row_value(&schema(true), &row)).unwrap(),
+            String::from_utf8(row_value(&schema(true), row.as_ref())).unwrap(),
             r##"{"window_start":"2021-04-15T05:05:00Z","window_end":"2021-04-15T08:05:00Z","word":"#a\"b","count":3}"##
         );
         assert_eq!(
-            String::from_utf8(row_key(&schema(true), &row)).unwrap(),
+            String::from_utf8(row_key(&schema(true), row.as_ref())).unwrap(),
             r##"{"window_start":"2021-04-15T05:05:00Z","window_end":"2021-04-15T08:05:00Z","word":"#a\"b"}"##
         );
         let row = ResultRow {
@@ -368,13 +368,13 @@ mod tests {
             count: -1,
         };
         assert_eq!(
-            row_value(&schema(false), &row),
+            row_value(&schema(false), row.as_ref()),
             br##"{"word":"#x","count":-1}"##
         );
-        assert_eq!(row_key(&schema(false), &row), br##"{"word":"#x"}"##);
+        assert_eq!(row_key(&schema(false), row.as_ref()), br##"{"word":"#x"}"##);
         // Values parse as JSON with the file sink's field names.
         let v: serde_json::Value =
-            serde_json::from_slice(&row_value(&schema(false), &row)).unwrap();
+            serde_json::from_slice(&row_value(&schema(false), row.as_ref())).unwrap();
         assert_eq!(v["count"], -1);
     }
 

@@ -57,7 +57,8 @@ fn windowed_rows(epoch: u64) -> Batch {
             row(1, "#rust", 5),
             row(1, "#\"quoted\"", 2),
             row(2, "#rust", 1),
-        ],
+        ]
+        .into(),
     }))
 }
 
@@ -169,7 +170,8 @@ fn rows_without_windows_or_keys() {
             window: None,
             key: "#a".into(),
             count: 4,
-        }],
+        }]
+        .into(),
     }));
     sink.write(&rows).unwrap();
     sink.commit(0).unwrap();

@@ -26,7 +26,7 @@ use trendflow_core::{
 /// count.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out).unwrap();
 /// count.on_barrier(0, &mut out).unwrap();
 /// let Batch::Rows(rows) = &out.batches[0] else { panic!() };
-/// let got: Vec<_> = rows.rows.iter().map(|r| (&*r.key, r.count)).collect();
+/// let got: Vec<_> = rows.rows.iter().map(|r| (&**r.key, r.count)).collect();
 /// assert_eq!(got, [("#a", 2), ("#b", 1)]);
 /// ```
 pub struct KeyCount {
@@ -110,7 +110,7 @@ impl Operator for KeyCount {
                 schema: self.schema.clone(),
                 mode: self.mode,
                 epoch,
-                rows,
+                rows: rows.into(),
             })));
         }
         Ok(())

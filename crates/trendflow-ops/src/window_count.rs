@@ -23,7 +23,7 @@ use trendflow_core::metrics::{Counter, Gauge, Metrics, names};
 use trendflow_core::time::format_iso_utc;
 use trendflow_core::{
     Batch, DeadLetter, Emitter, Epoch, EventTime, Operator, OperatorError, Reason, ResultRow,
-    RowBatch, RowSchema, SlidingWindows, WatermarkTracker, Window,
+    RowBatch, RowSchema, Rows, SlidingWindows, WatermarkTracker, Window,
 };
 
 /// What happens to rows later than the watermark (they are always counted in metrics).
@@ -80,7 +80,7 @@ impl Aggregate {
 /// op.on_barrier(1, &mut out).unwrap(); // epoch 1 (no data): watermark 59 min, #a's windows close
 /// let Batch::Rows(rows) = &out.batches[0] else { panic!() };
 /// assert_eq!(rows.rows.len(), 2);
-/// assert!(rows.rows.iter().all(|r| &*r.key == "#a" && r.count == 1));
+/// assert!(rows.rows.iter().all(|r| &**r.key == "#a" && r.count == 1));
 /// ```
 pub struct WindowedCount {
     component: Arc<str>,
@@ -369,30 +369,36 @@ impl WindowedCount {
         }
     }
 
-    /// Appends the next windows of `next` until `max_rows` rows; returns whether any remain.
-    fn emit_part(
-        &self,
-        next: &mut NextWindows,
-        max_rows: usize,
-        rows: &mut Vec<ResultRow>,
-    ) -> bool {
-        let more = match next {
-            NextWindows::Counts(cursor) => cursor.next_part(max_rows, rows),
+    /// The next windows of `next`, until `max_rows` rows (room made for `reserve`), and
+    /// whether any remain.
+    fn emit_part(&self, next: &mut NextWindows, max_rows: usize, reserve: usize) -> (Rows, bool) {
+        let (mut rows, more) = match next {
+            NextWindows::Counts(cursor) => {
+                let mut rows = cursor.rows();
+                rows.reserve(reserve);
+                let more = cursor.next_part(max_rows, &mut rows);
+                if self.top_k.is_none() {
+                    return (rows, more);
+                }
+                (rows.to_vec(), more)
+            }
             NextWindows::EachWindow { start, hi } => {
-                match self.emit_each_window(*start, *hi, rows, max_rows) {
+                let mut rows = Vec::with_capacity(reserve);
+                let more = match self.emit_each_window(*start, *hi, &mut rows, max_rows) {
                     Some(s) => {
                         *start = s;
                         true
                     }
                     None => false,
-                }
+                };
+                (rows, more)
             }
         };
         if let Some(k) = self.top_k {
             // Parts hold whole windows, so each window's top is complete.
-            Self::keep_top_k(rows, k);
+            Self::keep_top_k(&mut rows, k);
         }
-        more
+        (Rows::from(rows), more)
     }
 
     /// Once an epoch's windows are out: drops the state only they needed.
@@ -608,7 +614,7 @@ impl Operator for WindowedCount {
         self.epoch_rows = 0;
         let watermark = self.watermark.eviction_bound().max(self.upstream_watermark);
         let size = self.windows.size;
-        let mut rows = Vec::new();
+        let mut rows = Rows::default();
         match self.mode {
             OutputMode::Append => {
                 if let Some((first_start, last_start)) = self.data_bounds() {
@@ -629,7 +635,7 @@ impl Operator for WindowedCount {
                 if let Some((lo, hi)) = self.data_bounds() {
                     // One batch: a complete batch replaces the sinks' table.
                     let mut next = self.windows_to_emit(lo, hi);
-                    self.emit_part(&mut next, usize::MAX, &mut rows);
+                    rows = self.emit_part(&mut next, usize::MAX, 0).0;
                 }
             }
             OutputMode::Update => {
@@ -642,7 +648,7 @@ impl Operator for WindowedCount {
                         }
                     }
                 }
-                rows = keys
+                let mut changed: Vec<ResultRow> = keys
                     .into_iter()
                     .map(|(w, k)| ResultRow {
                         window: Some(w),
@@ -650,10 +656,11 @@ impl Operator for WindowedCount {
                         key: k,
                     })
                     .collect();
-                rows.sort_unstable();
+                changed.sort_unstable();
                 if let Some(k) = self.top_k {
-                    Self::keep_top_k(&mut rows, k);
+                    Self::keep_top_k(&mut changed, k);
                 }
+                rows = Rows::from(changed);
             }
         }
         self.watermark.end_batch();
@@ -685,8 +692,8 @@ impl Operator for WindowedCount {
             return Ok(false);
         };
         // A part ends with a whole window, so it may pass `max_rows` by one window's rows.
-        let mut rows = Vec::with_capacity(max_rows.saturating_add(max_rows / 4).min(1 << 20));
-        let more = self.emit_part(&mut pending.next, max_rows, &mut rows);
+        let reserve = max_rows.saturating_add(max_rows / 4).min(1 << 20);
+        let (rows, more) = self.emit_part(&mut pending.next, max_rows, reserve);
         if !rows.is_empty() {
             out.batches.push(Batch::Rows(Arc::new(RowBatch {
                 schema: self.schema.clone(),
@@ -1022,7 +1029,7 @@ mod tests {
                     while op.emit_more(1, &mut out).unwrap() {}
                     for batch in out.batches {
                         let Batch::Rows(r) = batch else { panic!() };
-                        rows.extend(r.rows.iter().cloned());
+                        rows.extend(r.rows.iter().map(|r| r.to_owned()));
                     }
                 }
                 rows
@@ -1289,7 +1296,7 @@ mod tests {
                 Batch::Rows(r) => r
                     .rows
                     .iter()
-                    .filter(|r| &*r.key != "#z")
+                    .filter(|r| &**r.key != "#z")
                     .map(|r| (r.window.unwrap(), r.key.to_string(), r.count))
                     .collect::<Vec<_>>(),
                 _ => vec![],

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use trendflow_core::{EventTime, ResultRow, SlidingWindows, Window};
+use trendflow_core::{EventTime, Rows, SlidingWindows, Window};
 
 /// One slice's counts: key -> count.
 pub(crate) type Counts = FxHashMap<Arc<str>, i64>;
@@ -22,16 +22,16 @@ pub(crate) type Counts = FxHashMap<Arc<str>, i64>;
 ///
 /// ```ignore
 /// let mut cursor = CountWindowCursor::new(windows, &slices, lo, hi);
-/// let mut rows = Vec::new();
-/// while cursor.next_part(65_536, &mut rows) { /* send rows, clear */ }
+/// let mut rows = cursor.rows();
+/// while cursor.next_part(65_536, &mut rows) { /* send rows, start anew */ }
 /// ```
 pub(crate) struct CountWindowCursor {
     windows: SlidingWindows,
     /// The next window to emit, whose slices are summed in `counts`; `None` when done.
     start: Option<EventTime>,
     hi: EventTime,
-    /// The keys, sorted: a key's rank is its index.
-    keys: Vec<Arc<str>>,
+    /// The keys, sorted: a key's rank is its index; the rows' keys (shared by every part).
+    keys: Arc<[Arc<str>]>,
     /// slice start -> (rank, count) of the slices from `lo` to the last window's end.
     slices: BTreeMap<EventTime, Vec<(u32, i64)>>,
     /// The running sum per rank, and which ranks are not zero.
@@ -80,7 +80,7 @@ impl CountWindowCursor {
         // each row's key is touched by this cursor and by every sink; keys scattered over the
         // heap as they were first seen made the sinks' reads of them cache misses (half of the
         // samples of the CSV rows' formatting in Q2's flush were on its first load of a key).
-        let keys: Vec<Arc<str>> = order
+        let keys: Arc<[Arc<str>]> = order
             .iter()
             .map(|&id| Arc::from(&**names[id as usize]))
             .collect();
@@ -129,7 +129,12 @@ impl CountWindowCursor {
         }
     }
 
-    fn push_window(&self, start: EventTime, rows: &mut Vec<ResultRow>) {
+    /// No rows yet, over this cursor's keys (what `next_part` appends to).
+    pub(crate) fn rows(&self) -> Rows {
+        Rows::with_keys(self.keys.clone(), true)
+    }
+
+    fn push_window(&self, start: EventTime, rows: &mut Rows) {
         let window = Some(Window {
             start,
             end: start + self.windows.size,
@@ -138,19 +143,15 @@ impl CountWindowCursor {
             let mut b = bits;
             while b != 0 {
                 let r = word * 64 + b.trailing_zeros() as usize;
-                rows.push(ResultRow {
-                    window,
-                    key: self.keys[r].clone(),
-                    count: self.counts[r],
-                });
+                rows.push(window, r as u32, self.counts[r]);
                 b &= b - 1;
             }
         }
     }
 
     /// Appends whole windows, in order, until at least `max_rows` rows were appended or none
-    /// remain; returns whether windows remain.
-    pub(crate) fn next_part(&mut self, max_rows: usize, rows: &mut Vec<ResultRow>) -> bool {
+    /// remain; returns whether windows remain. `rows` are over this cursor's keys (`rows()`).
+    pub(crate) fn next_part(&mut self, max_rows: usize, rows: &mut Rows) -> bool {
         let Some(mut s) = self.start else {
             return false;
         };

@@ -12,7 +12,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use trendflow_core::{ResultRow, RowSchema};
+use trendflow_core::{RowRef, RowSchema};
 
 /// How a commit changes a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +57,19 @@ pub fn arrow_schema(schema: &RowSchema) -> SchemaRef {
 }
 
 /// Converts result rows to an Arrow batch of [`arrow_schema`].
-pub fn to_record_batch(schema: &RowSchema, rows: &[ResultRow]) -> RecordBatch {
+pub fn to_record_batch<'a>(
+    schema: &RowSchema,
+    rows: impl ExactSizeIterator<Item = RowRef<'a>> + Clone,
+) -> RecordBatch {
     let arrow = arrow_schema(schema);
     let mut columns: Vec<ArrayRef> = Vec::new();
     if schema.windowed {
         let starts = TimestampMicrosecondArray::from_iter_values(
-            rows.iter().map(|r| r.window.map_or(0, |w| w.start) * 1000),
+            rows.clone().map(|r| r.window.map_or(0, |w| w.start) * 1000),
         )
         .with_timezone("UTC");
         let ends = TimestampMicrosecondArray::from_iter_values(
-            rows.iter().map(|r| r.window.map_or(0, |w| w.end) * 1000),
+            rows.clone().map(|r| r.window.map_or(0, |w| w.end) * 1000),
         )
         .with_timezone("UTC");
         let DataType::Struct(fields) = arrow.field(0).data_type().clone() else {
@@ -80,14 +83,14 @@ pub fn to_record_batch(schema: &RowSchema, rows: &[ResultRow]) -> RecordBatch {
     }
     // The keys' bytes counted first, so that their buffer is allocated once: built as they
     // came, it grew by copies (1,414 of the 5,091 page faults of Q2's flush, and the copies).
-    let key_bytes = rows.iter().map(|r| r.key.len()).sum();
+    let key_bytes = rows.clone().map(|r| r.key.len()).sum();
     let mut keys = StringBuilder::with_capacity(rows.len(), key_bytes);
-    for r in rows {
-        keys.append_value(&r.key);
+    for r in rows.clone() {
+        keys.append_value(&**r.key);
     }
     columns.push(Arc::new(keys.finish()));
     columns.push(Arc::new(Int64Array::from_iter_values(
-        rows.iter().map(|r| r.count),
+        rows.map(|r| r.count),
     )));
     RecordBatch::try_new(arrow, columns).expect("columns match the schema")
 }
@@ -281,9 +284,9 @@ impl MemoryTables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trendflow_core::Window;
+    use trendflow_core::{ResultRow, Rows, Window};
 
-    fn rows(n: i64) -> Vec<ResultRow> {
+    fn rows(n: i64) -> Rows {
         (0..n)
             .map(|i| ResultRow {
                 window: Some(Window {
@@ -304,12 +307,12 @@ mod tests {
         t.commit(
             "data",
             TableMode::Append,
-            to_record_batch(&schema, &rows(3)),
+            to_record_batch(&schema, rows(3).iter()),
         );
         t.commit(
             "data",
             TableMode::Append,
-            to_record_batch(&schema, &rows(2)),
+            to_record_batch(&schema, rows(2).iter()),
         );
         let out = t
             .query("select word, count, window.start as s from data where count > 0 order by word")
@@ -332,11 +335,23 @@ mod tests {
         let schema = RowSchema::word_count(false);
         let t = MemoryTables::new();
         t.create("q", arrow_schema(&schema), Some(5));
-        let evicted = t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        let evicted = t.commit(
+            "q",
+            TableMode::Append,
+            to_record_batch(&schema, rows(4).iter()),
+        );
         assert_eq!(evicted, 0);
-        let evicted = t.commit("q", TableMode::Append, to_record_batch(&schema, &rows(4)));
+        let evicted = t.commit(
+            "q",
+            TableMode::Append,
+            to_record_batch(&schema, rows(4).iter()),
+        );
         assert_eq!((evicted, t.row_count("q")), (3, Some(5)));
-        t.commit("q", TableMode::Replace, to_record_batch(&schema, &rows(2)));
+        t.commit(
+            "q",
+            TableMode::Replace,
+            to_record_batch(&schema, rows(2).iter()),
+        );
         assert_eq!(t.row_count("q"), Some(2));
     }
 }
