@@ -30,6 +30,7 @@ fn disable_transparent_huge_pages(allow_thp: Option<std::ffi::OsString>) {
 
 mod bench;
 mod bench_cluster;
+mod bench_disk;
 mod bench_latency;
 mod bench_sinks;
 mod cluster_status;

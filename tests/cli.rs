@@ -577,6 +577,8 @@ fn bench_measures_every_run_over_the_same_tweets() {
             "json scan only, 1 thread",
             "q2 actors, 2 parsers",
             "q2 actors, 2 parsers, 24h/1m",
+            "q2 actors, memory table only, 2 parsers",
+            "q2 actors, memory table only, 2 parsers, 24h/1m",
             "q2 plain loop + sinks, 1 core",
             "q2 plain loop + sinks, 1 core, 24h/1m",
             "q2 plain loop, 1 thread",
@@ -603,6 +605,11 @@ fn bench_measures_every_run_over_the_same_tweets() {
             rows[&format!("q2 plain loop + sinks, 1 core{windows}")],
             actors
         );
+        // Without the file, the memory table takes the same rows.
+        assert_eq!(
+            rows[&format!("q2 actors, memory table only, 2 parsers{windows}")],
+            actors
+        );
         let output = |label: String| {
             doc["runs"]
                 .as_array()
@@ -618,8 +625,16 @@ fn bench_measures_every_run_over_the_same_tweets() {
             output(format!("q2 plain loop + sinks, 1 core{windows}")),
             written
         );
+        assert_eq!(
+            output(format!("q2 actors, memory table only, 2 parsers{windows}")),
+            None
+        );
     }
     assert!(rows["q2 actors, 2 parsers, 24h/1m"] > rows["q2 actors, 2 parsers"]);
+    assert!(
+        out.contains("q2 CSV written and synced alone on this disk (best of 3): 3h every 5m "),
+        "{out}"
+    );
     assert!(out.contains("q2: plain loop over actors per core"), "{out}");
     assert!(
         out.contains("q2: plain loop + sinks over actors per core"),
@@ -627,6 +642,7 @@ fn bench_measures_every_run_over_the_same_tweets() {
     );
     for base in [
         "q2 actors, 2 parsers",
+        "q2 actors, memory table only, 2 parsers",
         "q2 plain loop, 1 thread",
         "q2 plain loop + sinks, 1 core",
     ] {
