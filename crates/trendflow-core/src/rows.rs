@@ -114,6 +114,7 @@ impl Rows {
     ///
     /// # Panics
     /// When `key` is not an index of the keys.
+    #[inline]
     pub fn push(&mut self, window: Option<Window>, key: u32, count: i64) {
         assert!(
             (key as usize) < self.keys.len(),
@@ -129,6 +130,7 @@ impl Rows {
         });
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -137,6 +139,7 @@ impl Rows {
         self.entries.is_empty()
     }
 
+    #[inline]
     fn row(&self, e: &Entry) -> RowRef<'_> {
         RowRef {
             window: self.windows[e.window as usize],
@@ -149,6 +152,7 @@ impl Rows {
     ///
     /// # Panics
     /// When `i >= len()`.
+    #[inline]
     pub fn get(&self, i: usize) -> RowRef<'_> {
         self.row(&self.entries[i])
     }
@@ -268,6 +272,7 @@ pub struct RowIter<'a> {
 impl<'a> Iterator for RowIter<'a> {
     type Item = RowRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RowRef<'a>> {
         self.entries.next().map(|e| self.rows.row(e))
     }
