@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringBuilder, StructArray, TimestampMicrosecondArray,
+    ArrayRef, Int64Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
 };
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -57,21 +58,47 @@ pub fn arrow_schema(schema: &RowSchema) -> SchemaRef {
 }
 
 /// Converts result rows to an Arrow batch of [`arrow_schema`].
+///
+/// One pass over the rows fills every column's buffer, each allocated once at its size (the
+/// key bytes are counted first, from the keys' lengths, without reading the keys): built by
+/// a builder per column, five passes and a call per key, this was the largest part of the
+/// memory table's commit (~45 ns a row, 0.68M rows at the end of Q2 over 200k tweets).
 pub fn to_record_batch<'a>(
     schema: &RowSchema,
     rows: impl ExactSizeIterator<Item = RowRef<'a>> + Clone,
 ) -> RecordBatch {
     let arrow = arrow_schema(schema);
+    let n = rows.len();
+    let key_bytes: usize = rows.clone().map(|r| r.key.len()).sum();
+    let offset_of = |at: usize| {
+        i32::try_from(at).expect("a batch's keys hold less than 2 GB (parts are 65,536 rows)")
+    };
+    let mut offsets: Vec<i32> = Vec::with_capacity(n + 1);
+    let mut bytes: Vec<u8> = Vec::with_capacity(key_bytes);
+    let mut counts: Vec<i64> = Vec::with_capacity(n);
+    let windowed = schema.windowed;
+    let (mut starts, mut ends): (Vec<i64>, Vec<i64>) = if windowed {
+        (Vec::with_capacity(n), Vec::with_capacity(n))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    offsets.push(0);
+    for r in rows {
+        if windowed {
+            let w = r
+                .window
+                .unwrap_or(trendflow_core::Window { start: 0, end: 0 });
+            starts.push(w.start * 1000);
+            ends.push(w.end * 1000);
+        }
+        bytes.extend_from_slice(r.key.as_bytes());
+        offsets.push(offset_of(bytes.len()));
+        counts.push(r.count);
+    }
     let mut columns: Vec<ArrayRef> = Vec::new();
-    if schema.windowed {
-        let starts = TimestampMicrosecondArray::from_iter_values(
-            rows.clone().map(|r| r.window.map_or(0, |w| w.start) * 1000),
-        )
-        .with_timezone("UTC");
-        let ends = TimestampMicrosecondArray::from_iter_values(
-            rows.clone().map(|r| r.window.map_or(0, |w| w.end) * 1000),
-        )
-        .with_timezone("UTC");
+    if windowed {
+        let starts = TimestampMicrosecondArray::new(starts.into(), None).with_timezone("UTC");
+        let ends = TimestampMicrosecondArray::new(ends.into(), None).with_timezone("UTC");
         let DataType::Struct(fields) = arrow.field(0).data_type().clone() else {
             unreachable!()
         };
@@ -81,17 +108,17 @@ pub fn to_record_batch<'a>(
             None,
         )));
     }
-    // The keys' bytes counted first, so that their buffer is allocated once: built as they
-    // came, it grew by copies (1,414 of the 5,091 page faults of Q2's flush, and the copies).
-    let key_bytes = rows.clone().map(|r| r.key.len()).sum();
-    let mut keys = StringBuilder::with_capacity(rows.len(), key_bytes);
-    for r in rows.clone() {
-        keys.append_value(&**r.key);
-    }
-    columns.push(Arc::new(keys.finish()));
-    columns.push(Arc::new(Int64Array::from_iter_values(
-        rows.map(|r| r.count),
-    )));
+    // SAFETY: the offsets start at 0 and grow with each key appended, ending at the bytes'
+    // length; every key is a `str`, so the bytes between two offsets are UTF-8.
+    let keys = unsafe {
+        StringArray::new_unchecked(
+            OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(bytes),
+            None,
+        )
+    };
+    columns.push(Arc::new(keys));
+    columns.push(Arc::new(Int64Array::new(counts.into(), None)));
     RecordBatch::try_new(arrow, columns).expect("columns match the schema")
 }
 
@@ -297,6 +324,51 @@ mod tests {
                 count: i,
             })
             .collect()
+    }
+
+    #[test]
+    fn every_column_holds_its_rows_values() {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::TimestampMicrosecondType;
+        let keys = ["#a", "", "#été", "#😀x", "#a"];
+        let owned: Vec<ResultRow> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ResultRow {
+                window: Some(Window {
+                    start: i as i64 * 60_000,
+                    end: i as i64 * 60_000 + 300_000,
+                }),
+                key: (*k).into(),
+                count: 10 - i as i64,
+            })
+            .collect();
+        for windowed in [true, false] {
+            let schema = RowSchema::word_count(windowed);
+            let batch = to_record_batch(&schema, owned.iter().map(ResultRow::as_ref));
+            assert_eq!(batch.num_rows(), keys.len());
+            let words = batch.column(usize::from(windowed)).as_string::<i32>();
+            let counts = batch
+                .column(1 + usize::from(windowed))
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            for (i, r) in owned.iter().enumerate() {
+                assert_eq!(words.value(i), &*r.key);
+                assert_eq!(counts.value(i), r.count);
+            }
+            assert_eq!(words.null_count() + counts.null_count(), 0);
+            if windowed {
+                let window = batch.column(0).as_struct();
+                for (c, bound) in [(0, (|w| w.start) as fn(Window) -> i64), (1, |w| w.end)] {
+                    let times = window.column(c).as_primitive::<TimestampMicrosecondType>();
+                    let got: Vec<i64> = times.values().to_vec();
+                    let want: Vec<i64> = owned
+                        .iter()
+                        .map(|r| bound(r.window.unwrap()) * 1000)
+                        .collect();
+                    assert_eq!(got, want);
+                }
+            }
+        }
     }
 
     #[tokio::test]
