@@ -350,8 +350,10 @@ impl FileSink {
     /// Ordered input: formats a batch's rows now, checking that they continue the epoch's
     /// order, and writes them once enough has gathered.
     fn write_in_order(&mut self, rows: &Rows) -> Result<(), OperatorError> {
-        // Rows are checked for order while they are formatted, by the formatting threads
-        // (rows of a flush compare by their keys' indices, not their text). Rows out of order
+        // Rows are checked for order by the formatting threads, each over its half before
+        // formatting it (rows of a flush compare by their keys' indices, not their text: by
+        // text, the check was 9% of the CPU of Q2's flush with 24h/1min windows, 3.92M rows,
+        // even within the formatting loop). Rows out of order
         // (top-k windows come largest count first; the table is by key) are taken back,
         // sorted and formatted again.
         // The mark counts all the text pending before these rows.
@@ -449,7 +451,7 @@ fn format_checking(
 
 /// The order of a result table's rows: by window, then key.
 fn row_order(a: &trendflow_core::ResultRow, b: &trendflow_core::ResultRow) -> std::cmp::Ordering {
-    a.window.cmp(&b.window).then_with(|| a.key.cmp(&b.key))
+    a.as_ref().table_order(&b.as_ref())
 }
 
 impl Sink for FileSink {

@@ -197,8 +197,9 @@ impl Rows {
         }
         let entries = &self.entries[from..to];
         if self.keys_sorted {
-            // Window indices grow with the windows only when the windows do; checked once
-            // per window change.
+            // A row's window index is that of the last window pushed: consecutive rows share
+            // an index exactly when they share a window, and windows themselves are compared
+            // only where the index changes.
             entries.windows(2).all(|p| {
                 (p[0].window == p[1].window && p[0].key <= p[1].key)
                     || (p[0].window != p[1].window
