@@ -660,6 +660,75 @@ mod tests {
         );
     }
 
+    /// Rows over keys shared in sort order, as a flush's parts come (compared by index).
+    fn indexed_part(keys: &Arc<[Arc<str>]>, rows: &[(i64, u32)]) -> Batch {
+        let mut shared = Rows::with_keys(keys.clone(), true);
+        for (i, &(start, key)) in rows.iter().enumerate() {
+            let window = Some(Window {
+                start,
+                end: start + 10,
+            });
+            shared.push(window, key, i as i64 + 1);
+        }
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema::word_count(true)),
+            mode: OutputMode::Append,
+            epoch: 0,
+            rows: shared,
+        }))
+    }
+
+    #[test]
+    fn rows_over_sorted_keys_are_ordered_refused_and_sorted_as_rows_over_their_text() {
+        let keys: Arc<[Arc<str>]> = ["#a", "#b", "#c"].map(Arc::from).into();
+        let parts = [
+            vec![(0, 0), (0, 2), (10, 1)],
+            // Out of order within its window (a top-k window): sorted before it is written.
+            vec![(20, 2), (20, 0), (20, 1)],
+            // Before the last part's last window: refused.
+            vec![(10, 2)],
+            vec![(20, 2), (30, 0)],
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for by_index in [true, false] {
+            let path = dir.path().join(format!("{by_index}.csv"));
+            let mut s = sink(&path, true);
+            let mut refused = Vec::new();
+            for rows in &parts {
+                let part = indexed_part(&keys, rows);
+                let part = if by_index {
+                    part
+                } else {
+                    let Batch::Rows(b) = &part else {
+                        unreachable!()
+                    };
+                    Batch::Rows(Arc::new(RowBatch {
+                        rows: Rows::from(b.rows.to_vec()),
+                        ..(**b).clone()
+                    }))
+                };
+                refused.push(s.write(&part).is_err());
+            }
+            assert_eq!(refused, [false, false, true, false]);
+            s.commit(0).unwrap();
+            files.push(std::fs::read_to_string(&path).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+        // Key and count of each line (the window's two fields before them).
+        let rows: Vec<&str> = files[0]
+            .lines()
+            .skip(1)
+            .map(|l| l.splitn(3, ',').nth(2).unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "#a,1", "#c,2", "#b,3", "#a,2", "#b,3", "#c,1", "#c,1", "#a,2"
+            ]
+        );
+    }
+
     #[test]
     fn a_part_before_the_last_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
