@@ -2,7 +2,7 @@
 //! batch shares, and its window an index into the batch's windows.
 //!
 //! A flush of sliding windows repeats each key in every window it appears in: with 24-hour
-//! windows sliding every minute, Q2 over 200k tweets emits 3.92M rows over ~0.1M keys. As a
+//! windows sliding every minute, Q2 over 200k tweets emits 3.92M rows over 20,073 keys. As a
 //! shared `Arc<str>` per row, each row cost a reference-count increment when made and a
 //! decrement when dropped, on the key's cache line, from the emitting core and then from the
 //! sinks' cores: half of the samples of the emitting loop were its increment, and dropping
@@ -201,9 +201,11 @@ impl Rows {
             // an index exactly when they share a window, and windows themselves are compared
             // only where the index changes.
             entries.windows(2).all(|p| {
-                (p[0].window == p[1].window && p[0].key <= p[1].key)
-                    || (p[0].window != p[1].window
-                        && self.windows[p[0].window as usize] <= self.windows[p[1].window as usize])
+                if p[0].window == p[1].window {
+                    p[0].key <= p[1].key
+                } else {
+                    self.windows[p[0].window as usize] <= self.windows[p[1].window as usize]
+                }
             })
         } else {
             entries
