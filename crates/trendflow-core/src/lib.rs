@@ -17,6 +17,7 @@ pub mod operator;
 pub mod post;
 pub mod prefault;
 pub mod rows;
+pub mod state_segment;
 pub mod tap;
 pub mod time;
 pub mod watermark;
@@ -30,6 +31,7 @@ pub use operator::{
     Source,
 };
 pub use rows::{ResultRow, RowIter, RowRef, Rows};
+pub use state_segment::{SegmentData, StateSegment};
 pub use watermark::WatermarkTracker;
 pub use window::{SlidingWindows, Window};
 

@@ -1,6 +1,7 @@
 //! The traits components implement. Only [`Operator::process_batch`] is required; control
 //! signals have default behaviour, so a stateless map needs one method.
 
+use crate::state_segment::{SegmentData, StateSegment};
 use crate::{Batch, DeadLetter, Epoch, EventTime};
 
 /// A failure of a component. The runtime stops (or restarts) the stage that returned it.
@@ -184,6 +185,23 @@ pub trait Sink: Send + 'static {
     /// Puts back a state taken by [`Self::snapshot`] before any input arrives.
     fn restore(&mut self, _state: &[u8]) -> Result<(), OperatorError> {
         Ok(())
+    }
+
+    /// The segments the state of the last [`Self::snapshot`] refers to
+    /// ([`crate::state_segment`]): each with its bytes the first time it is listed, by name
+    /// after that. Called right after `snapshot`. Most sinks keep their whole state in the
+    /// snapshot and list none.
+    fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        Ok(Vec::new())
+    }
+
+    /// [`Self::restore`] for a state whose snapshot listed segments: their bytes, by name.
+    fn restore_with_segments(
+        &mut self,
+        state: &[u8],
+        _segments: SegmentData,
+    ) -> Result<(), OperatorError> {
+        self.restore(state)
     }
 }
 

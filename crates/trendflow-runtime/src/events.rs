@@ -28,10 +28,12 @@ pub enum RuntimeEvent {
     SinkFinished { sink: String },
     /// A source ended (bounded input exhausted, or stopped).
     SourceFinished { source: String },
-    /// A stateful component's state after the barrier of `epoch`, for its checkpoint.
+    /// A stateful component's state after the barrier of `epoch`, for its checkpoint, with
+    /// the bytes of the state segments it lists for the first time (name, bytes).
     Snapshot {
         epoch: Epoch,
         state: crate::checkpoint::ComponentState,
+        new_segments: Vec<(String, Vec<u8>)>,
     },
     /// The checkpoint store failed (a full disk...): restarting would not help; the
     /// pipeline stops with its last complete checkpoint.

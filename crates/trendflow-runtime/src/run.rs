@@ -7,8 +7,9 @@ use kameo::actor::{ActorRef, Spawn};
 use kameo::mailbox;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use trendflow_core::metrics::{Metrics, names};
-use trendflow_core::{Epoch, EventTime};
+use trendflow_core::{Epoch, EventTime, SegmentData};
 
+use crate::checkpoint::log::NewSegment;
 use crate::checkpoint::{Checkpoint, Checkpointer, ComponentState, OffsetEntry};
 use crate::dead_letters::{DeadLetterActor, DeadLetterOut, Flush};
 use crate::events::{EpochSummary, RuntimeEvent};
@@ -42,6 +43,8 @@ pub enum PipelineError {
 pub struct Resume {
     pub checkpoints: Checkpointer,
     pub checkpoint: Option<Checkpoint>,
+    /// The state segments the checkpoint lists, by component instance.
+    pub segments: HashMap<(String, u32), SegmentData>,
     pub replays: HashMap<String, Vec<(Epoch, OffsetEntry)>>,
     /// Process this epoch record by record, isolating records that fail (set by the
     /// supervisor after repeated failures of the same epoch).
@@ -85,6 +88,13 @@ impl Resume {
             .load_latest(&pipeline)
             .await
             .map_err(PipelineError::Checkpoint)?;
+        let segments = match &checkpoint {
+            Some(c) => checkpoints
+                .load_segments(c)
+                .await
+                .map_err(PipelineError::Checkpoint)?,
+            None => HashMap::new(),
+        };
         let after = checkpoint.as_ref().map(|c| c.epoch);
         let mut replays = HashMap::new();
         for name in &sources {
@@ -103,6 +113,7 @@ impl Resume {
         Ok(Resume {
             checkpoints,
             checkpoint,
+            segments,
             replays,
             isolate: None,
         })
@@ -116,6 +127,7 @@ impl Resume {
                 2,
             ),
             checkpoint: None,
+            segments: HashMap::new(),
             replays: HashMap::new(),
             isolate: None,
         }
@@ -157,6 +169,7 @@ impl EpochRead {
 /// The saved states of a checkpoint, by component and instance, checked against the graph.
 struct Restore {
     states: HashMap<(String, u32), ComponentState>,
+    segments: HashMap<(String, u32), SegmentData>,
 }
 
 impl Restore {
@@ -164,11 +177,12 @@ impl Restore {
     /// changed parallelism, or disappeared. New components simply start empty.
     fn check(
         checkpoint: Option<&Checkpoint>,
+        segments: HashMap<(String, u32), SegmentData>,
         graph: &PipelineGraph,
     ) -> Result<Restore, Vec<String>> {
         let mut states = HashMap::new();
         let Some(c) = checkpoint else {
-            return Ok(Restore { states });
+            return Ok(Restore { states, segments });
         };
         let mut errors = Vec::new();
         let mut expected: HashMap<&str, (Option<String>, u32)> = HashMap::new();
@@ -219,7 +233,7 @@ impl Restore {
         }
         errors.dedup();
         if errors.is_empty() {
-            Ok(Restore { states })
+            Ok(Restore { states, segments })
         } else {
             Err(errors)
         }
@@ -229,6 +243,16 @@ impl Restore {
         self.states
             .remove(&(name.to_string(), instance))
             .map(|s| s.state)
+    }
+
+    /// [`Self::take`] with the state segments it lists (a sink's).
+    fn take_with_segments(&mut self, name: &str, instance: u32) -> Option<(Vec<u8>, SegmentData)> {
+        let state = self.take(name, instance)?;
+        let segments = self
+            .segments
+            .remove(&(name.to_string(), instance))
+            .unwrap_or_default();
+        Some((state, segments))
     }
 }
 
@@ -262,15 +286,16 @@ impl RunningPipeline {
     /// checkpoint it resumes from, and starts the sources.
     pub fn start(graph: PipelineGraph, resume: Resume) -> Result<RunningPipeline, PipelineError> {
         let order = graph.validate().map_err(PipelineError::Graph)?;
-        let mut restore = Restore::check(resume.checkpoint.as_ref(), &graph)
-            .map_err(PipelineError::Incompatible)?;
         let first_epoch = resume.first_epoch();
         let Resume {
             checkpoints,
             checkpoint,
+            segments,
             mut replays,
             isolate,
         } = resume;
+        let mut restore = Restore::check(checkpoint.as_ref(), segments, &graph)
+            .map_err(PipelineError::Incompatible)?;
         let restore_err =
             |name: &str, e: String| PipelineError::Checkpoint(format!("restoring `{name}`: {e}"));
         let PipelineGraph {
@@ -429,8 +454,8 @@ impl RunningPipeline {
                     }
                 }
                 NodeBody::Sink(mut sink) => {
-                    if let Some(state) = restore.take(&node_name, 0) {
-                        sink.restore(&state)
+                    if let Some((state, segments)) = restore.take_with_segments(&node_name, 0) {
+                        sink.restore_with_segments(&state, segments)
                             .map_err(|e| restore_err(&node_name, e.to_string()))?;
                     }
                     let mut actor = StageActor::new(
@@ -512,7 +537,9 @@ impl RunningPipeline {
         let mut commits: BTreeMap<Epoch, usize> = BTreeMap::new();
         let mut finished = 0usize;
         let mut watermark: Option<EventTime> = self.watermark;
-        let mut snapshots: BTreeMap<Epoch, Vec<ComponentState>> = BTreeMap::new();
+        // Per epoch: the states reported, and the segments listed for the first time.
+        type Snapshots = (Vec<ComponentState>, Vec<NewSegment>);
+        let mut snapshots: BTreeMap<Epoch, Snapshots> = BTreeMap::new();
         let mut epoch_watermarks: BTreeMap<Epoch, EventTime> = BTreeMap::new();
         let sinks = self.sinks.len();
         // Late rows and (row, window) pairs dropped up to the last committed epoch.
@@ -568,8 +595,19 @@ impl RunningPipeline {
                     }
                     None => watermark = Some(watermark.map_or(w, |x: EventTime| x.max(w))),
                 },
-                RuntimeEvent::Snapshot { epoch, state } => {
-                    snapshots.entry(epoch).or_default().push(state);
+                RuntimeEvent::Snapshot {
+                    epoch,
+                    state,
+                    new_segments,
+                } => {
+                    let (states, segments) = snapshots.entry(epoch).or_default();
+                    segments.extend(new_segments.into_iter().map(|(name, data)| NewSegment {
+                        component: state.name.clone(),
+                        instance: state.instance,
+                        name,
+                        data,
+                    }));
+                    states.push(state);
                 }
                 RuntimeEvent::SinkCommitted { epoch, .. } => {
                     let c = commits.entry(epoch).or_insert(0);
@@ -594,7 +632,8 @@ impl RunningPipeline {
                         {
                             break Err(PipelineError::Checkpoint(e));
                         }
-                        let mut components = snapshots.remove(&epoch).unwrap_or_default();
+                        let (mut components, new_segments) =
+                            snapshots.remove(&epoch).unwrap_or_default();
                         components
                             .sort_by(|a, b| (&a.name, a.instance).cmp(&(&b.name, b.instance)));
                         let checkpoint = Checkpoint {
@@ -608,11 +647,14 @@ impl RunningPipeline {
                         };
                         let checkpoint_started = Instant::now();
                         let created_ms = checkpoint.created_ms;
-                        let checkpoint_bytes =
-                            match self.checkpoints.write_checkpoint(checkpoint).await {
-                                Ok(n) => n,
-                                Err(e) => break Err(PipelineError::Checkpoint(e)),
-                            };
+                        let checkpoint_bytes = match self
+                            .checkpoints
+                            .write_checkpoint(checkpoint, new_segments)
+                            .await
+                        {
+                            Ok(n) => n,
+                            Err(e) => break Err(PipelineError::Checkpoint(e)),
+                        };
                         let checkpoint_ms = checkpoint_started.elapsed().as_secs_f64() * 1000.0;
                         self.metrics
                             .counter(names::CHECKPOINTS_WRITTEN, &self.name)

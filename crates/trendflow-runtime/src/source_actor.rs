@@ -227,7 +227,9 @@ impl SourceActor {
                 instances: 1,
                 signature: self.signature(),
                 state: encode_source_state(self.had_data, &state),
+                segments: Vec::new(),
             },
+            new_segments: Vec::new(),
         });
         self.close_epoch().await?;
         self.last_epoch_at = Instant::now();

@@ -11,6 +11,7 @@ use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
 use tokio::sync::mpsc::UnboundedSender;
 use trendflow_core::metrics::{Counter, Gauge};
+use trendflow_core::state_segment::is_valid_segment_name;
 use trendflow_core::{Batch, Emitter, Epoch, EventTime, Operator, Sink, StreamMessage};
 
 use crate::dead_letters::DeadLetterOut;
@@ -301,11 +302,26 @@ impl StageActor {
         self.flush_epoch(out, Some(epoch)).await?;
         self.epoch = epoch + 1;
         if let Some(signature) = &self.signature {
-            let state = match &self.body {
-                Body::Operator(op) => op.snapshot(),
-                Body::Sink(s) => s.snapshot(),
+            let (state, segments) = match &mut self.body {
+                Body::Operator(op) => (op.snapshot(), Ok(Vec::new())),
+                Body::Sink(s) => (s.snapshot(), s.snapshot_segments()),
+            };
+            let state = state.map_err(|e| format!("snapshot: {e}"))?;
+            let segments = segments.map_err(|e| format!("snapshot: {e}"))?;
+            let mut names = Vec::with_capacity(segments.len());
+            let mut new_segments = Vec::new();
+            for s in segments {
+                if !is_valid_segment_name(&s.name) {
+                    return Err(format!(
+                        "snapshot: `{}` cannot name a state segment",
+                        s.name
+                    ));
+                }
+                if let Some(data) = s.data {
+                    new_segments.push((s.name.clone(), data));
+                }
+                names.push(s.name);
             }
-            .map_err(|e| format!("snapshot: {e}"))?;
             let _ = self.events.send(RuntimeEvent::Snapshot {
                 epoch,
                 state: crate::checkpoint::ComponentState {
@@ -314,7 +330,9 @@ impl StageActor {
                     instances: self.instances,
                     signature: signature.clone(),
                     state,
+                    segments: names,
                 },
+                new_segments,
             });
         }
         match self.body {

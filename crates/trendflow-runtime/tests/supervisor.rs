@@ -334,7 +334,7 @@ async fn the_newest_readable_checkpoint_is_used_and_old_ones_are_pruned() {
         )
         .await
         .unwrap();
-        c.write_checkpoint(checkpoint(e)).await.unwrap();
+        c.write_checkpoint(checkpoint(e), vec![]).await.unwrap();
     }
     assert_eq!(store.list("state").await.unwrap().len(), 2);
     // Offsets after the oldest kept checkpoint (8) only.

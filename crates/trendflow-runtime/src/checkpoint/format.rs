@@ -8,13 +8,21 @@
 //!
 //! A file that is short, has another magic or a wrong checksum is torn or corrupt; the loader
 //! then falls back to the previous checkpoint.
+//!
+//! Version 2 lists, after each component's state, the names of the state segments it needs
+//! (trendflow_core::state_segment); version 1 (no segments) is still read.
 
 use trendflow_core::codec::{StateReader, StateWriter, crc32, crc32_of_parts};
 use trendflow_core::{Epoch, EventTime};
 
 pub const MAGIC: &[u8; 8] = b"TFCKPT\n\0";
-/// Bumped on any change of the layout below; older versions are refused with a message.
-pub const FORMAT_VERSION: u64 = 1;
+/// Bumped on any change of the layout below; versions this build cannot read are refused
+/// with a message.
+pub const FORMAT_VERSION: u64 = 2;
+/// The first version whose components list state segments.
+const SEGMENTS_SINCE: u64 = 2;
+/// The offset log's entries, whose layout has not changed since version 1.
+const OFFSET_ENTRY_VERSION: u64 = 1;
 
 /// The saved state of one component instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +34,8 @@ pub struct ComponentState {
     /// What the state is (kind and parameters), compared on restore.
     pub signature: String,
     pub state: Vec<u8>,
+    /// The state segments the state refers to, by name, stored apart from the checkpoint.
+    pub segments: Vec<String>,
 }
 
 /// Everything needed to resume after epoch `epoch`.
@@ -43,7 +53,7 @@ pub struct Checkpoint {
 pub enum FormatError {
     #[error("torn or corrupt (checksum or length mismatch)")]
     Corrupt,
-    #[error("format version {0}, this build reads version {FORMAT_VERSION}")]
+    #[error("format version {0}, this build reads versions 1 to {FORMAT_VERSION}")]
     Version(u64),
 }
 
@@ -74,6 +84,10 @@ impl Checkpoint {
                 .u64(c.state.len() as u64);
             parts.push(std::mem::take(&mut w).finish());
             parts.push(c.state);
+            w.u64(c.segments.len() as u64);
+            for s in &c.segments {
+                w.str(s);
+            }
         }
         parts.push(w.finish());
         let crc = crc32_of_parts(&parts);
@@ -92,7 +106,7 @@ impl Checkpoint {
         let mut r = StateReader::new(&body[MAGIC.len()..]);
         let bad = |_| FormatError::Corrupt;
         let version = r.u64().map_err(bad)?;
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::Version(version));
         }
         let epoch = r.u64().map_err(bad)?;
@@ -102,13 +116,20 @@ impl Checkpoint {
         let n = r.len().map_err(bad)?;
         let mut components = Vec::with_capacity(n);
         for _ in 0..n {
-            components.push(ComponentState {
+            let mut c = ComponentState {
                 name: r.str().map_err(bad)?.to_string(),
                 instance: r.u64().map_err(bad)? as u32,
                 instances: r.u64().map_err(bad)? as u32,
                 signature: r.str().map_err(bad)?.to_string(),
                 state: r.bytes().map_err(bad)?.to_vec(),
-            });
+                segments: Vec::new(),
+            };
+            if version >= SEGMENTS_SINCE {
+                for _ in 0..r.len().map_err(bad)? {
+                    c.segments.push(r.str().map_err(bad)?.to_string());
+                }
+            }
+            components.push(c);
         }
         r.end().map_err(bad)?;
         Ok(Checkpoint {
@@ -135,7 +156,7 @@ pub enum OffsetEntry {
 impl OffsetEntry {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = StateWriter::new();
-        w.u64(FORMAT_VERSION);
+        w.u64(OFFSET_ENTRY_VERSION);
         match self {
             OffsetEntry::Input(b) => w.u64(0).bytes(b),
             OffsetEntry::NoData => w.u64(1),
@@ -158,7 +179,7 @@ impl OffsetEntry {
         let mut r = StateReader::new(body);
         let bad = |_| FormatError::Corrupt;
         let version = r.u64().map_err(bad)?;
-        if version != FORMAT_VERSION {
+        if version != OFFSET_ENTRY_VERSION {
             return Err(FormatError::Version(version));
         }
         let entry = match r.u64().map_err(bad)? {
@@ -188,6 +209,7 @@ mod tests {
                 instances: 1,
                 signature: "windowed_count".into(),
                 state: vec![1, 2, 3],
+                segments: vec!["00000000000000000041-0".into(), "x".into()],
             }],
         }
     }
@@ -203,6 +225,44 @@ mod tests {
         ] {
             assert_eq!(OffsetEntry::decode(&e.encode()).unwrap(), e);
         }
+    }
+
+    /// `sample()` in version `version`'s layout, written field by field.
+    fn sample_in_version(version: u64) -> Vec<u8> {
+        let mut w = StateWriter::appending_to(MAGIC.to_vec(), 64);
+        w.u64(version)
+            .u64(42)
+            .str("p")
+            .i64(1_700_000_000_000)
+            .opt_i64(Some(123))
+            .u64(1);
+        w.str("counts")
+            .u64(0)
+            .u64(1)
+            .str("windowed_count")
+            .bytes(&[1, 2, 3]);
+        if version >= 2 {
+            w.u64(2).str("00000000000000000041-0").str("x");
+        }
+        let mut bytes = w.finish();
+        let crc = crc32(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn the_layout_is_as_documented_and_version_1_is_still_read() {
+        assert_eq!(sample().encode(), sample_in_version(2));
+        let mut without_segments = sample();
+        without_segments.components[0].segments.clear();
+        assert_eq!(
+            Checkpoint::decode(&sample_in_version(1)).unwrap(),
+            without_segments
+        );
+        assert_eq!(
+            Checkpoint::decode(&sample_in_version(3)),
+            Err(FormatError::Version(3))
+        );
     }
 
     #[test]

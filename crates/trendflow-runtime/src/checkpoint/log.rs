@@ -2,15 +2,19 @@
 //! the checkpoints written once every sink committed an epoch, their loading and pruning.
 //!
 //! ```text
-//! offsets/<source>/<epoch>   what the source read in that epoch (OffsetEntry)
-//! state/<epoch>.ckpt         every component's state after that epoch (Checkpoint)
+//! offsets/<source>/<epoch>                    what the source read in that epoch (OffsetEntry)
+//! state/<epoch>.ckpt                          every component's state after that epoch (Checkpoint)
+//! segments/<component>.<instance>.<segment>   a state segment some checkpoint lists
 //! ```
-//! Epochs are written with 20 digits so names sort in epoch order.
+//! Epochs are written with 20 digits so names sort in epoch order. A component's name is
+//! written with `%XX` for every byte but letters, digits, `-` and `_`, so it cannot contain
+//! the `.` after it, and two components never share a segment's object.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use trendflow_core::Epoch;
 use trendflow_core::failpoint;
+use trendflow_core::{Epoch, SegmentData};
 
 use super::format::{Checkpoint, FormatError, OffsetEntry};
 use super::store::CheckpointStore;
@@ -20,6 +24,44 @@ use super::store::CheckpointStore;
 pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,
     keep: usize,
+    /// The segment objects each checkpoint lists, by epoch, as written or read: a segment is
+    /// deleted once no kept checkpoint lists it.
+    listed: Arc<Mutex<BTreeMap<Epoch, Vec<String>>>>,
+}
+
+/// A state segment listed for the first time: written before the checkpoint that lists it.
+#[derive(Debug)]
+pub struct NewSegment {
+    pub component: String,
+    pub instance: u32,
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// The store object of segment `name` of a component instance.
+pub fn segment_object(component: &str, instance: u32, name: &str) -> String {
+    let mut out = String::from("segments/");
+    for b in component.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(&format!(".{instance}.{name}"));
+    out
+}
+
+/// The segment objects checkpoint `c` lists.
+fn segment_objects(c: &Checkpoint) -> Vec<String> {
+    c.components
+        .iter()
+        .flat_map(|s| {
+            s.segments
+                .iter()
+                .map(|n| segment_object(&s.name, s.instance, n))
+        })
+        .collect()
 }
 
 fn epoch_of(name: &str) -> Option<Epoch> {
@@ -32,6 +74,7 @@ impl Checkpointer {
         Checkpointer {
             store,
             keep: keep.max(2),
+            listed: Arc::default(),
         }
     }
 
@@ -63,16 +106,93 @@ impl Checkpointer {
         self.store.put(&name, entry.encode()).await
     }
 
-    /// Writes checkpoint `c`, then removes what no restart can need any more. Returns the
-    /// checkpoint's size in bytes.
-    pub async fn write_checkpoint(&self, c: Checkpoint) -> Result<usize, String> {
+    /// Writes the segments `c` lists for the first time, then checkpoint `c`, then removes
+    /// what no restart can need any more. Returns the bytes written.
+    pub async fn write_checkpoint(
+        &self,
+        c: Checkpoint,
+        new_segments: Vec<NewSegment>,
+    ) -> Result<usize, String> {
+        let mut size = 0;
+        for s in new_segments {
+            size += s.data.len();
+            let object = segment_object(&s.component, s.instance, &s.name);
+            self.store.put(&object, s.data).await?;
+        }
+        failpoint::check("after-segments-before-checkpoint")?;
         let name = Self::state_name(c.epoch);
+        let epoch = c.epoch;
+        let listed = segment_objects(&c);
         let parts = c.into_parts();
-        let size = parts.iter().map(Vec::len).sum();
+        size += parts.iter().map(Vec::len).sum::<usize>();
         self.store.put_parts(&name, parts).await?;
+        self.listed.lock().unwrap().insert(epoch, listed);
         failpoint::check("after-checkpoint-before-prune")?;
         self.prune().await?;
+        self.remove_unlisted_segments().await?;
         Ok(size)
+    }
+
+    /// The segment objects checkpoint `epoch` lists; none when it cannot be read (a torn
+    /// checkpoint is never restored from, so what it lists need not be kept).
+    async fn listed_by(&self, epoch: Epoch) -> Result<Vec<String>, String> {
+        if let Some(l) = self.listed.lock().unwrap().get(&epoch) {
+            return Ok(l.clone());
+        }
+        let listed = match self.store.get(&Self::state_name(epoch)).await? {
+            Some(bytes) => Checkpoint::decode(&bytes)
+                .map(|c| segment_objects(&c))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.listed.lock().unwrap().insert(epoch, listed.clone());
+        Ok(listed)
+    }
+
+    /// Deletes the segments no kept checkpoint lists: those of pruned checkpoints, and those
+    /// written for a checkpoint a crash cut short.
+    async fn remove_unlisted_segments(&self) -> Result<(), String> {
+        let epochs = self.checkpoint_epochs().await?;
+        let mut listed = HashSet::new();
+        for e in &epochs {
+            listed.extend(self.listed_by(*e).await?);
+        }
+        self.listed
+            .lock()
+            .unwrap()
+            .retain(|e, _| epochs.binary_search(e).is_ok());
+        for name in self.store.list("segments").await? {
+            let object = format!("segments/{name}");
+            if !listed.contains(&object) {
+                self.store.delete(&object).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The segments checkpoint `c` lists, by component instance and name.
+    pub async fn load_segments(
+        &self,
+        c: &Checkpoint,
+    ) -> Result<HashMap<(String, u32), SegmentData>, String> {
+        let mut out: HashMap<(String, u32), SegmentData> = HashMap::new();
+        for s in &c.components {
+            for name in &s.segments {
+                let object = segment_object(&s.name, s.instance, name);
+                let Some(data) = self.store.get(&object).await? else {
+                    return Err(format!(
+                        "checkpoint {} lists state segment {object} of `{}`, which is not in {}",
+                        c.epoch,
+                        s.name,
+                        self.describe()
+                    ));
+                };
+                out.entry((s.name.clone(), s.instance))
+                    .or_default()
+                    .insert(name.clone(), data);
+            }
+        }
+        Ok(out)
     }
 
     async fn checkpoint_epochs(&self) -> Result<Vec<Epoch>, String> {
@@ -200,5 +320,115 @@ impl Checkpointer {
         }
         out.sort_by_key(|(e, _)| *e);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::format::ComponentState;
+    use crate::checkpoint::store::LocalDirStore;
+
+    /// Checkpoint `epoch` of a table sink listing `segments`.
+    fn listing(epoch: Epoch, segments: &[&str]) -> Checkpoint {
+        Checkpoint {
+            epoch,
+            pipeline: "p".into(),
+            created_ms: 0,
+            watermark: None,
+            components: vec![ComponentState {
+                name: "top tags/1".into(),
+                instance: 0,
+                instances: 1,
+                signature: "memory table".into(),
+                state: vec![epoch as u8],
+                segments: segments.iter().map(|s| s.to_string()).collect(),
+            }],
+        }
+    }
+
+    fn new(name: &str) -> NewSegment {
+        NewSegment {
+            component: "top tags/1".into(),
+            instance: 0,
+            name: name.into(),
+            data: name.as_bytes().to_vec(),
+        }
+    }
+
+    async fn stored(store: &LocalDirStore) -> Vec<String> {
+        store.list("segments").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn segments_are_written_once_and_deleted_when_no_kept_checkpoint_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalDirStore::new(dir.path()));
+        let c = Checkpointer::new(store.clone(), 2);
+        // The component's name is escaped: its `/` and space would make other directories.
+        assert_eq!(
+            segment_object("top tags/1", 0, "a"),
+            "segments/top%20tags%2F1.0.a"
+        );
+        c.write_checkpoint(listing(0, &["a"]), vec![new("a")])
+            .await
+            .unwrap();
+        c.write_checkpoint(listing(1, &["a", "b"]), vec![new("b")])
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(&store).await,
+            ["top%20tags%2F1.0.a", "top%20tags%2F1.0.b"]
+        );
+        // `a` is merged into `c`: checkpoint 1, still kept, lists `a`.
+        c.write_checkpoint(listing(2, &["c"]), vec![new("c")])
+            .await
+            .unwrap();
+        assert_eq!(stored(&store).await.len(), 3);
+        // Checkpoint 1 is pruned: `a` and `b` go.
+        c.write_checkpoint(listing(3, &["c", "d"]), vec![new("d")])
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(&store).await,
+            ["top%20tags%2F1.0.c", "top%20tags%2F1.0.d"]
+        );
+        let latest = c.load_latest("p").await.unwrap().unwrap();
+        let segments = c.load_segments(&latest).await.unwrap();
+        let table = &segments[&("top tags/1".to_string(), 0)];
+        assert_eq!(table.len(), 2);
+        assert_eq!(table["d"], b"d");
+
+        // A process that starts on the directory (nothing cached) keeps what the kept
+        // checkpoints list, and removes a segment a crash left before its checkpoint.
+        store
+            .put(&segment_object("top tags/1", 0, "e"), b"e".to_vec())
+            .await
+            .unwrap();
+        let restarted = Checkpointer::new(store.clone(), 2);
+        restarted
+            .write_checkpoint(listing(4, &["d", "f"]), vec![new("f")])
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(&store).await,
+            [
+                "top%20tags%2F1.0.c",
+                "top%20tags%2F1.0.d",
+                "top%20tags%2F1.0.f"
+            ]
+        );
+
+        // A listed segment that is gone: the restore says which, and where.
+        store
+            .delete(&segment_object("top tags/1", 0, "f"))
+            .await
+            .unwrap();
+        let latest = restarted.load_latest("p").await.unwrap().unwrap();
+        let err = restarted.load_segments(&latest).await.unwrap_err();
+        assert!(
+            err.contains("checkpoint 4") && err.contains("segments/top%20tags%2F1.0.f"),
+            "{err}"
+        );
     }
 }

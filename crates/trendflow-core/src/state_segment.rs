@@ -1,0 +1,68 @@
+//! State segments: the parts of a component's checkpointed state that stay the same from one
+//! checkpoint to the next, stored once and referred to by name.
+//!
+//! A memory table of up to a million rows (47 MB as Arrow IPC) changes by a few rows an epoch;
+//! written whole into every checkpoint, Q2 over 1M tweets in 101 epochs wrote 4.0 GB of
+//! checkpoints. As segments, each epoch writes its new rows once, and a checkpoint lists the
+//! segments it needs. The runtime writes a segment before the first checkpoint that lists it
+//! and deletes it once no kept checkpoint lists it.
+
+use std::collections::HashMap;
+
+/// One segment of a component's state, as a snapshot lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSegment {
+    /// The segment's name among its component's segments, for good: a name is never given to
+    /// other bytes, since an older checkpoint may still list it. Letters, digits, `-`, `_`
+    /// and `.` only.
+    pub name: String,
+    /// The bytes, the first time the segment is listed; `None` once handed over (the runtime
+    /// has them stored, or the checkpoint that would have stored them failed, and the
+    /// pipeline restarts from the checkpoint before it).
+    pub data: Option<Vec<u8>>,
+}
+
+impl StateSegment {
+    /// A segment listed for the first time, with its bytes.
+    pub fn new(name: impl Into<String>, data: Vec<u8>) -> Self {
+        StateSegment {
+            name: name.into(),
+            data: Some(data),
+        }
+    }
+
+    /// A segment handed over before.
+    pub fn stored(name: impl Into<String>) -> Self {
+        StateSegment {
+            name: name.into(),
+            data: None,
+        }
+    }
+}
+
+/// The segments of a restored state, by name.
+pub type SegmentData = HashMap<String, Vec<u8>>;
+
+/// Whether `name` can name a segment (it becomes part of an object's name in the store).
+pub fn is_valid_segment_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_plain_file_names() {
+        for ok in ["00000000000000000007-0", "a.b_c-d"] {
+            assert!(is_valid_segment_name(ok), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "é"] {
+            assert!(!is_valid_segment_name(bad), "{bad}");
+        }
+    }
+}
