@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
+use datafusion::arrow::record_batch::RecordBatch;
 
 const CONFIG: &str = "tests/fixtures/crash-pipeline.yaml";
 /// Exit status of a process ended by an `abort` failpoint (trendflow_core::failpoint).
@@ -107,6 +108,44 @@ fn reference(case: &Case) -> Tables {
     t
 }
 
+/// Rows the crash pipeline's memory table `top` keeps (tests/fixtures/crash-pipeline.yaml).
+const TOP_ROWS: usize = 3000;
+
+/// The memory table `top` as the newest checkpoint in `checkpoint` restores it, its rows in
+/// table order in one batch, and how many state segments it came from.
+fn restored_memory_table(checkpoint: &Path) -> (RecordBatch, usize) {
+    use trendflow_connectors::memory_sink::MemorySink;
+    use trendflow_core::Sink;
+    use trendflow_runtime::checkpoint::{Checkpointer, LocalDirStore};
+    use trendflow_sql::MemoryTables;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let checkpoints = Checkpointer::new(std::sync::Arc::new(LocalDirStore::new(checkpoint)), 2);
+    let latest = rt
+        .block_on(checkpoints.load_latest("crash-test"))
+        .unwrap()
+        .expect("a checkpoint");
+    let mut segments = rt.block_on(checkpoints.load_segments(&latest)).unwrap();
+    let state = latest
+        .components
+        .iter()
+        .find(|c| c.name == "top")
+        .expect("the memory table's state");
+    let tables = MemoryTables::new();
+    let mut sink = MemorySink::new("top", tables.clone(), Some(TOP_ROWS), false);
+    sink.restore_with_segments(
+        &state.state,
+        segments.remove(&("top".to_string(), 0)).unwrap_or_default(),
+    )
+    .unwrap();
+    let batches = tables.batches("top").unwrap_or_default();
+    let schema = batches.first().expect("rows in `top`").schema();
+    let table = datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap();
+    (table, state.segments.len())
+}
+
 fn assert_same(got: &Tables, want: &Tables, what: &str) {
     if got.q2 != want.q2 {
         let g: Vec<&str> = got.q2.lines().collect();
@@ -179,11 +218,21 @@ fn kill_9_at_random_moments_then_restart_gives_a_clean_runs_tables() {
 fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
     let case = Case::new(12, 200);
     let want = reference(&case);
+    // The memory table, from the last checkpoint of a run that did not crash.
+    let (out, ckpt) = (case.path("out-reference"), case.path("ckpt-reference"));
+    let (code, log) = case.run(&out, Some(&ckpt), "");
+    assert_eq!(code, 0, "{log}");
+    let (want_top, segments) = restored_memory_table(&ckpt);
+    // Every row the table keeps: it dropped some, and came from several segments (the
+    // epochs' rows, some merged).
+    assert_eq!(want_top.num_rows(), TOP_ROWS, "rows kept by `top`");
+    assert!(segments > 1, "{segments} segments");
     let points = [
         "put-after-temp-write",
         "put-before-rename",
         "put-before-dir-fsync",
         "after-sink-commit-before-checkpoint",
+        "after-segments-before-checkpoint",
         "after-checkpoint-before-source-commit",
         "after-checkpoint-before-prune",
         "checkpoint-during-prune",
@@ -198,6 +247,10 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
             let (code, log) = case.run(&out, Some(&ckpt), "");
             assert_eq!(code, 0, "{name}: restart failed: {log}");
             assert_same(&tables(&out), &want, &name);
+            assert!(
+                restored_memory_table(&ckpt).0 == want_top,
+                "{name}: the memory table differs"
+            );
         }
     }
 }

@@ -1,6 +1,16 @@
 //! The memory sink: result rows into a named in-memory table that SQL queries read (Spark's
 //! `format("memory").queryName(...)`). Complete mode replaces the table at each commit;
 //! append and update modes append, up to an optional bound on retained rows.
+//!
+//! Its checkpoint keeps the table's batches as state segments (trendflow_core::state_segment):
+//! an epoch's rows are written once, not again in every later checkpoint. Small epochs would
+//! make many small segments, so the newest two batches are merged while the newer holds at
+//! least as many rows as the older and both hold at most [`SEGMENT_ROWS`] together: a table
+//! of N rows has about N / 32,768 + 16 batches at most, and a row is written again at most
+//! 16 times, only while in a batch of fewer than 65,536 rows. Larger batches are not merged:
+//! the table drops rows from its oldest end, so a segment is written once and deleted once the
+//! table dropped all its rows (merged into larger ones, Q2 over 1M tweets in 101 epochs rewrote
+//! its whole 47 MB table every 12-22 epochs).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,10 +18,12 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use trendflow_core::batch::OutputMode;
-use trendflow_core::codec::{StateReader, StateWriter};
+use trendflow_core::codec::{StateReader, StateWriter, crc32};
 use trendflow_core::metrics::Counter;
-use trendflow_core::{Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema, Sink};
-use trendflow_sql::tables::{arrow_schema, to_record_batch};
+use trendflow_core::{
+    Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema, SegmentData, Sink, StateSegment,
+};
+use trendflow_sql::tables::{arrow_schema, read_ipc, to_record_batch, write_ipc};
 use trendflow_sql::{MemoryTables, TableMode};
 
 use crate::two_threads;
@@ -39,6 +51,22 @@ pub struct MemorySink {
     sort_by_count: bool,
     /// Rows dropped to keep the table within `max_rows`.
     evicted: Option<Counter>,
+    /// The table's batches as state segments, oldest first, one for each.
+    segments: VecDeque<TableSegment>,
+    /// Rows at the start of the oldest segment that the table dropped.
+    dropped_from_oldest: usize,
+    /// The number of the next segment named in this epoch.
+    next_segment: usize,
+}
+
+/// One batch of the table as a state segment.
+#[derive(Debug)]
+struct TableSegment {
+    name: String,
+    /// Rows in the segment, including those the table dropped.
+    rows: usize,
+    /// The batch, until the segment is handed to a checkpoint.
+    unsaved: Option<RecordBatch>,
 }
 
 impl MemorySink {
@@ -60,6 +88,9 @@ impl MemorySink {
             mode: None,
             sort_by_count,
             evicted: None,
+            segments: VecDeque::new(),
+            dropped_from_oldest: 0,
+            next_segment: 0,
         }
     }
 
@@ -73,6 +104,74 @@ impl MemorySink {
         self.pending.clear();
         self.pending_rows = 0;
         self.unsorted.clear();
+    }
+
+    /// Follows the table's commit of `batches`, which dropped its `evicted` oldest rows, in
+    /// the segments; then merges the newest small ones (see the module's comment).
+    fn follow_commit(
+        &mut self,
+        epoch: Epoch,
+        mode: TableMode,
+        batches: &[RecordBatch],
+        mut evicted: usize,
+    ) -> Result<(), OperatorError> {
+        if mode == TableMode::Replace {
+            self.segments.clear();
+            self.dropped_from_oldest = 0;
+        }
+        self.next_segment = 0;
+        for b in batches.iter().filter(|b| b.num_rows() > 0) {
+            let name = self.segment_name(epoch);
+            self.segments.push_back(TableSegment {
+                name,
+                rows: b.num_rows(),
+                unsaved: Some(b.clone()),
+            });
+        }
+        while evicted > 0 {
+            let Some(oldest) = self.segments.front() else {
+                break;
+            };
+            let kept = oldest.rows - self.dropped_from_oldest;
+            if kept <= evicted {
+                self.segments.pop_front();
+                self.dropped_from_oldest = 0;
+                evicted -= kept;
+            } else {
+                self.dropped_from_oldest += evicted;
+                evicted = 0;
+            }
+        }
+        while self.segments.len() >= 2 {
+            let n = self.segments.len();
+            let (older, newer) = (self.segments[n - 2].rows, self.segments[n - 1].rows);
+            if newer < older || older + newer > SEGMENT_ROWS {
+                break;
+            }
+            let merged = self
+                .tables
+                .merge_newest(&self.table, 2)
+                .map_err(OperatorError::new)?;
+            self.segments.truncate(n - 2);
+            if self.segments.is_empty() {
+                // The oldest was merged: the merged batch holds only the rows it showed.
+                self.dropped_from_oldest = 0;
+            }
+            let name = self.segment_name(epoch);
+            self.segments.push_back(TableSegment {
+                name,
+                rows: merged.num_rows(),
+                unsaved: Some(merged),
+            });
+        }
+        Ok(())
+    }
+
+    /// A name no other segment of this table was given: the epoch, then a number.
+    fn segment_name(&mut self, epoch: Epoch) -> String {
+        let name = format!("{epoch:020}-{}", self.next_segment);
+        self.next_segment += 1;
+        name
     }
 
     /// Drops the epoch's oldest rows beyond `max`, whole batches when it can.
@@ -159,7 +258,7 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    fn commit(&mut self, _epoch: Epoch) -> Result<(), OperatorError> {
+    fn commit(&mut self, epoch: Epoch) -> Result<(), OperatorError> {
         let (Some(schema), Some(mode)) = (&self.schema, self.mode) else {
             return Ok(());
         };
@@ -185,10 +284,14 @@ impl Sink for MemorySink {
         };
         self.pending_rows = 0;
         let trimmed = std::mem::take(&mut self.trimmed);
-        let evicted = trimmed
-            + self
-                .tables
-                .commit_all(&self.table, table_mode, arrow_schema(schema), batches);
+        let from_table = self.tables.commit_all(
+            &self.table,
+            table_mode,
+            arrow_schema(schema),
+            batches.clone(),
+        );
+        self.follow_commit(epoch, table_mode, &batches, from_table)?;
+        let evicted = trimmed + from_table;
         if evicted > 0
             && let Some(c) = &self.evicted
         {
@@ -208,57 +311,144 @@ impl Sink for MemorySink {
         Some(format!("memory table `{}` v1", self.table))
     }
 
-    /// The committed table (Arrow IPC), with its columns and mode: a restart puts the table
+    /// The committed table's columns and mode, and its segments: a restart puts the table
     /// back as it was after the checkpoint's epoch, dropping rows of later epochs.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
+        let mut w = StateWriter::new();
         let (Some(schema), Some(mode)) = (&self.schema, self.mode) else {
-            let mut w = StateWriter::new();
-            w.u64(1).bool(false);
+            w.u64(STATE_VERSION).bool(false);
             return Ok(w.finish());
         };
-        let mut w = StateWriter::new();
-        w.u64(1)
+        w.u64(STATE_VERSION)
             .bool(true)
             .bool(schema.windowed)
             .str(&schema.key_column)
             .str(&schema.value_column)
-            .u64(mode as u64);
-        // The table's IPC stream is written straight into the state (it can be tens of MB).
-        w.bytes_from(|buf| self.tables.export_into(&self.table, buf).map(|_| ()))
-            .map_err(OperatorError::new)?;
+            .u64(mode as u64)
+            .u64(self.dropped_from_oldest as u64)
+            .u64(self.segments.len() as u64);
+        for s in &self.segments {
+            w.str(&s.name).u64(s.rows as u64);
+        }
         Ok(w.finish())
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
-        let bad = |e: trendflow_core::codec::DecodeError| {
-            OperatorError::new(format!("memory sink state: {e}"))
-        };
-        let mut r = StateReader::new(state);
-        if r.u64().map_err(bad)? != 1 {
-            return Err(OperatorError::new("memory sink state: unknown version"));
+    /// Each batch of the table, as Arrow IPC the first time.
+    fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        let mut out = Vec::with_capacity(self.segments.len());
+        for s in &mut self.segments {
+            match s.unsaved.take() {
+                Some(batch) => {
+                    let mut ipc = Vec::new();
+                    write_ipc(&batch.schema(), &[batch], &mut ipc).map_err(OperatorError::new)?;
+                    out.push(StateSegment::new(s.name.clone(), ipc));
+                }
+                None => out.push(StateSegment::stored(s.name.clone())),
+            }
         }
-        if r.bool().map_err(bad)? {
-            let schema = RowSchema {
-                windowed: r.bool().map_err(bad)?,
-                key_column: r.str().map_err(bad)?.into(),
-                value_column: r.str().map_err(bad)?.into(),
-            };
-            self.mode = Some(match r.u64().map_err(bad)? {
-                0 => OutputMode::Append,
-                1 => OutputMode::Update,
-                _ => OutputMode::Complete,
-            });
-            self.schema = Some(schema);
-            let ipc = r.bytes().map_err(bad)?;
-            self.tables
-                .import(&self.table, ipc, self.max_rows)
-                .map_err(|e| OperatorError::new(format!("memory sink state: {e}")))?;
+        Ok(out)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        self.restore_with_segments(state, SegmentData::new())
+    }
+
+    fn restore_with_segments(
+        &mut self,
+        state: &[u8],
+        mut segments: SegmentData,
+    ) -> Result<(), OperatorError> {
+        let err = |e: String| OperatorError::new(format!("memory sink state: {e}"));
+        let bad = |e: trendflow_core::codec::DecodeError| err(e.to_string());
+        let mut r = StateReader::new(state);
+        let version = r.u64().map_err(bad)?;
+        if !(1..=STATE_VERSION).contains(&version) {
+            return Err(err(format!("unknown version {version}")));
         }
         self.clear_pending();
         self.trimmed = 0;
+        self.segments.clear();
+        self.dropped_from_oldest = 0;
+        if !r.bool().map_err(bad)? {
+            return r.end().map_err(bad);
+        }
+        let schema = RowSchema {
+            windowed: r.bool().map_err(bad)?,
+            key_column: r.str().map_err(bad)?.into(),
+            value_column: r.str().map_err(bad)?.into(),
+        };
+        self.mode = Some(match r.u64().map_err(bad)? {
+            0 => OutputMode::Append,
+            1 => OutputMode::Update,
+            _ => OutputMode::Complete,
+        });
+        if version == 1 {
+            // The whole table in the state, from a build before segments: its batches become
+            // segments, saved by the next checkpoint. Named after the bytes, so another
+            // version 1 state restored later cannot give other bytes the same name.
+            let ipc = r.bytes().map_err(bad)?;
+            let tag = crc32(ipc);
+            let (arrow, batches) = read_ipc(ipc).map_err(err)?;
+            for (i, b) in batches.iter().enumerate() {
+                self.segments.push_back(TableSegment {
+                    name: format!("v1-{tag:08x}-{i}"),
+                    rows: b.num_rows(),
+                    unsaved: Some(b.clone()),
+                });
+            }
+            self.tables
+                .replace(&self.table, arrow, batches, self.max_rows);
+        } else {
+            self.dropped_from_oldest = r.u64().map_err(bad)? as usize;
+            let mut batches = Vec::new();
+            for _ in 0..r.len().map_err(bad)? {
+                let name = r.str().map_err(bad)?.to_string();
+                let rows = r.u64().map_err(bad)? as usize;
+                let ipc = segments
+                    .remove(&name)
+                    .ok_or_else(|| err(format!("segment {name} is missing")))?;
+                let (arrow, parts) = read_ipc(&ipc).map_err(err)?;
+                let batch = datafusion::arrow::compute::concat_batches(&arrow, &parts)
+                    .map_err(|e| err(e.to_string()))?;
+                if batch.num_rows() != rows {
+                    return Err(err(format!(
+                        "segment {name} holds {} rows, the state lists {rows}",
+                        batch.num_rows()
+                    )));
+                }
+                batches.push(batch);
+                self.segments.push_back(TableSegment {
+                    name,
+                    rows,
+                    unsaved: None,
+                });
+            }
+            if let Some(oldest) = batches.first_mut() {
+                if self.dropped_from_oldest >= oldest.num_rows() {
+                    return Err(err(format!(
+                        "{} rows dropped from a segment of {}",
+                        self.dropped_from_oldest,
+                        oldest.num_rows()
+                    )));
+                }
+                *oldest = oldest.slice(
+                    self.dropped_from_oldest,
+                    oldest.num_rows() - self.dropped_from_oldest,
+                );
+            }
+            self.tables
+                .replace(&self.table, arrow_schema(&schema), batches, self.max_rows);
+        }
+        self.schema = Some(schema);
         r.end().map_err(bad)
     }
 }
+
+/// The most rows a merge of two segments makes (see the module's comment).
+const SEGMENT_ROWS: usize = 1 << 16;
+
+/// 1: the table's IPC stream in the state; 2: its batches as segments, listed in the state.
+const STATE_VERSION: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -364,5 +554,131 @@ mod tests {
                 "bound {bound:?}: rows out of order or missing"
             );
         }
+    }
+
+    /// The segments a checkpoint store holds, by name; fails when a segment comes with its
+    /// bytes twice, or is listed without them before they came.
+    #[derive(Default)]
+    struct Store {
+        segments: SegmentData,
+    }
+
+    impl Store {
+        /// Takes a checkpoint of `sink`: its state, and the segments it lists.
+        fn checkpoint(&mut self, sink: &mut MemorySink) -> (Vec<u8>, SegmentData) {
+            let state = sink.snapshot().unwrap();
+            let mut listed = SegmentData::new();
+            for s in sink.snapshot_segments().unwrap() {
+                if let Some(data) = s.data {
+                    let again = self.segments.insert(s.name.clone(), data);
+                    assert!(again.is_none(), "segment {} given twice", s.name);
+                }
+                let data = self.segments.get(&s.name);
+                let data = data.unwrap_or_else(|| panic!("{} listed, never given", s.name));
+                listed.insert(s.name.clone(), data.clone());
+            }
+            (state, listed)
+        }
+    }
+
+    /// `n` unwindowed append rows, `#e<epoch>-<i>`.
+    fn epoch_rows(epoch: Epoch, n: usize) -> Batch {
+        let keys: Vec<String> = (0..n).map(|i| format!("#e{epoch}-{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        append(epoch, &keys)
+    }
+
+    #[test]
+    fn a_sink_restored_at_every_epoch_keeps_the_table_of_one_never_restored() {
+        // Epochs of 1 to 7 rows into a table of 40: rows dropped from the oldest segment,
+        // small segments merged. One sink runs through; the other is checkpointed and
+        // replaced by its restored copy after every epoch.
+        let reference_tables = MemoryTables::new();
+        let mut reference = MemorySink::new("t", reference_tables.clone(), Some(40), false);
+        let mut store = Store::default();
+        let mut tables = MemoryTables::new();
+        let mut sink = MemorySink::new("t", tables.clone(), Some(40), false);
+        let mut most_segments = 0;
+        for epoch in 0..80u64 {
+            let batch = epoch_rows(epoch, 1 + (epoch as usize * 5) % 7);
+            for s in [&mut reference, &mut sink] {
+                s.write(&batch).unwrap();
+                s.commit(epoch).unwrap();
+            }
+            let (state, segments) = store.checkpoint(&mut sink);
+            most_segments = most_segments.max(segments.len());
+            tables = MemoryTables::new();
+            sink = MemorySink::new("t", tables.clone(), Some(40), false);
+            sink.restore_with_segments(&state, segments).unwrap();
+            assert_eq!(
+                keys_of(&tables),
+                keys_of(&reference_tables),
+                "epoch {epoch}"
+            );
+        }
+        assert_eq!(tables.row_count("t"), Some(40));
+        // Newer segments hold fewer rows than older ones (counting rows dropped from the
+        // oldest, at most 40 more): at most log2(80) + 1 of them.
+        assert!((2..=7).contains(&most_segments), "{most_segments} segments");
+    }
+
+    #[test]
+    fn small_epochs_make_few_segments_and_large_ones_are_not_merged() {
+        let mut store = Store::default();
+        let mut sink = MemorySink::new("t", MemoryTables::new(), None, false);
+        for epoch in 0..3000u64 {
+            sink.write(&epoch_rows(epoch, 50)).unwrap();
+            sink.commit(epoch).unwrap();
+        }
+        let (_, segments) = store.checkpoint(&mut sink);
+        // Epochs of 50 rows merge into segments of 100, 200... 51,200 rows; two of 51,200
+        // would make more than 65,536 and stay apart. 150,000 rows: two of 51,200, then
+        // 47,600 = 50 x 0b1110111000, one segment per bit set: 8.
+        assert_eq!(segments.len(), 8);
+    }
+
+    #[test]
+    fn a_state_from_before_segments_is_restored_and_its_rows_saved_as_segments() {
+        let tables = MemoryTables::new();
+        let mut old = MemorySink::new("t", tables.clone(), None, false);
+        old.write(&append(0, &["#a", "#b"])).unwrap();
+        old.commit(0).unwrap();
+        // Version 1: the whole table's IPC stream in the state.
+        let schema = RowSchema::word_count(false);
+        let mut w = StateWriter::new();
+        w.u64(1)
+            .bool(true)
+            .bool(schema.windowed)
+            .str(&schema.key_column)
+            .str(&schema.value_column)
+            .u64(OutputMode::Append as u64)
+            .bytes(&tables.export("t").unwrap().unwrap());
+        let restored = MemoryTables::new();
+        let mut sink = MemorySink::new("t", restored.clone(), None, false);
+        sink.restore(&w.finish()).unwrap();
+        assert_eq!(keys_of(&restored), ["#a", "#b"]);
+        let segments = sink.snapshot_segments().unwrap();
+        assert!(!segments.is_empty() && segments.iter().all(|s| s.data.is_some()));
+        sink.write(&append(1, &["#c"])).unwrap();
+        sink.commit(1).unwrap();
+        assert_eq!(keys_of(&restored), ["#a", "#b", "#c"]);
+    }
+
+    #[test]
+    fn a_missing_segment_is_an_error_that_names_it() {
+        let mut store = Store::default();
+        let mut sink = MemorySink::new("t", MemoryTables::new(), None, false);
+        sink.write(&append(0, &["#a"])).unwrap();
+        sink.commit(0).unwrap();
+        let (state, _) = store.checkpoint(&mut sink);
+        let mut copy = MemorySink::new("t", MemoryTables::new(), None, false);
+        let err = copy
+            .restore_with_segments(&state, SegmentData::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("segment 00000000000000000000-0 is missing"),
+            "{err}"
+        );
     }
 }

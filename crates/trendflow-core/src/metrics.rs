@@ -139,7 +139,9 @@ pub mod names {
                 "Restarts from the last checkpoint caused by this component's failure."
             }
             CHECKPOINTS_WRITTEN => "Checkpoints written.",
-            CHECKPOINT_BYTES => "Size of the last checkpoint written, bytes.",
+            CHECKPOINT_BYTES => {
+                "Bytes the last checkpoint wrote (with the state segments it listed first)."
+            }
             CHECKPOINT_TIMESTAMP_SECONDS => "When the last checkpoint was written, Unix seconds.",
             EPOCHS_REPLAYED => "Epochs read again from the offset log after a restart.",
             BUSY_NANOS => "Time a component spent handling messages, seconds (all instances).",

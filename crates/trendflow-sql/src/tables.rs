@@ -121,6 +121,50 @@ pub fn to_record_batch<'a>(
     RecordBatch::try_new(arrow, columns).expect("columns match the schema")
 }
 
+/// Appends an Arrow IPC stream of `batches` (schema first) to `out`.
+pub fn write_ipc(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    // Sized up front: a table of tens of MB in a buffer that grows would be copied, and held
+    // twice, as it doubles. Its pages are mapped ahead of the writing
+    // (trendflow_core::prefault), so the size is what the stream takes: the rows a batch
+    // shows, not the buffers under it. The table keeps slices of its batches as it drops its
+    // oldest rows; sized by their buffers, the room was 40 MB for Q2's 31 MB stream (3h/5min
+    // windows) and 56 MB for 47 MB (24h/1min): mapped, and never written.
+    let size = batches
+        .iter()
+        .flat_map(|b| b.columns())
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum::<usize>()
+        // Each message's header and padding; short by a byte, the buffer would move whole.
+        + 1024 * (batches.len() + 1)
+        + (64 << 10);
+    trendflow_core::prefault::filling(out, size, |out| {
+        let mut w = StreamWriter::try_new(out, schema).map_err(|e| e.to_string())?;
+        for b in batches {
+            w.write(b).map_err(|e| e.to_string())?;
+        }
+        w.finish().map_err(|e| e.to_string())
+    })
+}
+
+/// The schema and batches of an Arrow IPC stream.
+pub fn read_ipc(ipc: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let reader =
+        StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(|e| e.to_string())?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((schema, batches))
+}
+
 impl MemoryTables {
     pub fn new() -> Self {
         Self::default()
@@ -204,50 +248,49 @@ impl MemoryTables {
         Ok(self.export_into(name, &mut out)?.then_some(out))
     }
 
-    /// Appends [`Self::export`]'s stream to `out` (a checkpoint's buffer: no copy of tens of
-    /// MB in between); false when there is no such table.
+    /// Appends [`Self::export`]'s stream to `out`; false when there is no such table.
     pub fn export_into(&self, name: &str, out: &mut Vec<u8>) -> Result<bool, String> {
         let tables = self.inner.read().unwrap();
         let Some(t) = tables.get(name) else {
             return Ok(false);
         };
-        // Sized up front: a table of tens of MB in a buffer that grows would be copied, and
-        // held twice, as it doubles. Its pages are mapped ahead of the writing
-        // (trendflow_core::prefault), so the size is what the stream takes: the rows a batch
-        // shows, not the buffers under it. The table keeps slices of its batches as it drops
-        // its oldest rows; sized by their buffers, the room was 40 MB for Q2's 31 MB stream
-        // (3h/5min windows) and 56 MB for 47 MB (24h/1min): mapped, and never written.
-        let size = t
-            .batches
-            .iter()
-            .flat_map(|b| b.columns())
-            .map(|c| {
-                c.to_data()
-                    .get_slice_memory_size()
-                    .unwrap_or_else(|_| c.get_array_memory_size())
-            })
-            .sum::<usize>()
-            // Each message's header and padding; short by a byte, the buffer would move whole.
-            + 1024 * (t.batches.len() + 1)
-            + (64 << 10);
-        trendflow_core::prefault::filling(out, size, |out| {
-            let mut w = StreamWriter::try_new(out, &t.schema).map_err(|e| e.to_string())?;
-            for b in &t.batches {
-                w.write(b).map_err(|e| e.to_string())?;
-            }
-            w.finish().map_err(|e| e.to_string())
-        })?;
+        write_ipc(&t.schema, &t.batches, out)?;
         Ok(true)
     }
 
-    /// Replaces a table with rows exported by [`Self::export`].
-    pub fn import(&self, name: &str, ipc: &[u8], max_rows: Option<usize>) -> Result<(), String> {
-        let reader =
-            StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(|e| e.to_string())?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
+    /// The batches of a table, oldest first (shared, not copied).
+    pub fn batches(&self, name: &str) -> Option<Vec<RecordBatch>> {
+        let tables = self.inner.read().unwrap();
+        tables.get(name).map(|t| t.batches.clone())
+    }
+
+    /// Replaces a table's newest `n` batches with one batch of their rows, and returns it.
+    pub fn merge_newest(&self, name: &str, n: usize) -> Result<RecordBatch, String> {
+        let mut tables = self.inner.write().unwrap();
+        let t = tables
+            .get_mut(name)
+            .ok_or_else(|| format!("no memory table `{name}`"))?;
+        if n == 0 || n > t.batches.len() {
+            return Err(format!(
+                "table `{name}` has {} batches, not {n} to merge",
+                t.batches.len()
+            ));
+        }
+        let newest = t.batches.split_off(t.batches.len() - n);
+        let merged = datafusion::arrow::compute::concat_batches(&t.schema, &newest)
             .map_err(|e| e.to_string())?;
+        t.batches.push(merged.clone());
+        Ok(merged)
+    }
+
+    /// Replaces a table with `batches` (a restored checkpoint's).
+    pub fn replace(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        max_rows: Option<usize>,
+    ) {
         let rows = batches.iter().map(|b| b.num_rows()).sum();
         self.inner.write().unwrap().insert(
             name.to_string(),
@@ -258,6 +301,12 @@ impl MemoryTables {
                 max_rows,
             },
         );
+    }
+
+    /// Replaces a table with rows exported by [`Self::export`].
+    pub fn import(&self, name: &str, ipc: &[u8], max_rows: Option<usize>) -> Result<(), String> {
+        let (schema, batches) = read_ipc(ipc)?;
+        self.replace(name, schema, batches, max_rows);
         Ok(())
     }
 

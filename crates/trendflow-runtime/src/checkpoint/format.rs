@@ -266,6 +266,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_checkpoint_is_the_bytes_docs_checkpoints_md_shows() {
+        let c = Checkpoint {
+            epoch: 0,
+            pipeline: "p".into(),
+            created_ms: 0,
+            watermark: None,
+            components: vec![],
+        };
+        let hex: Vec<String> = c.encode().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex.join(" "),
+            "54 46 43 4b 50 54 0a 00 02 00 01 70 00 00 00 e7 39 54 b7"
+        );
+    }
+
+    #[test]
     fn every_truncation_and_every_flipped_byte_is_detected() {
         let bytes = sample().encode();
         for n in 0..bytes.len() {
