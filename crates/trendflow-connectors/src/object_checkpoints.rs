@@ -133,4 +133,18 @@ mod tests {
         s.delete("state/2.ckpt").await.unwrap();
         assert_eq!(s.list("state").await.unwrap(), ["1.ckpt"]);
     }
+
+    #[tokio::test]
+    async fn a_state_segments_name_is_listed_as_written_and_a_percent_would_not_be() {
+        // The checkpointer deletes the segments it does not find listed by the names it
+        // wrote (trendflow_runtime::checkpoint::log::segment_object).
+        let s = ObjectStoreCheckpoints::new(Arc::new(InMemory::new()), "ck", "memory://ck");
+        let name = "top_20tags_2F1.0.00000000000000000003-0";
+        s.put(&format!("segments/{name}"), b"rows".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(s.list("segments").await.unwrap(), [name]);
+        s.put("other/top%20tags", Vec::new()).await.unwrap();
+        assert_eq!(s.list("other").await.unwrap(), ["top%2520tags"]);
+    }
 }

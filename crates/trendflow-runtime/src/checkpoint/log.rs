@@ -7,8 +7,10 @@
 //! segments/<component>.<instance>.<segment>   a state segment some checkpoint lists
 //! ```
 //! Epochs are written with 20 digits so names sort in epoch order. A component's name is
-//! written with `%XX` for every byte but letters, digits, `-` and `_`, so it cannot contain
-//! the `.` after it, and two components never share a segment's object.
+//! written with `_XX` (hex) for every byte but letters, digits and `-`, so it cannot contain
+//! the `.` after it, and two components never share a segment's object. Not `%XX`: object
+//! stores escape `%` in keys (`object_store` writes `%2520` for `%20`), so the names listed
+//! would not be the names written.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -42,10 +44,10 @@ pub struct NewSegment {
 pub fn segment_object(component: &str, instance: u32, name: &str) -> String {
     let mut out = String::from("segments/");
     for b in component.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+        if b.is_ascii_alphanumeric() || b == b'-' {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push_str(&format!("_{b:02X}"));
         }
     }
     out.push_str(&format!(".{instance}.{name}"));
@@ -365,11 +367,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(LocalDirStore::new(dir.path()));
         let c = Checkpointer::new(store.clone(), 2);
-        // The component's name is escaped: its `/` and space would make other directories.
+        // The component's name is escaped: its `/` would make another directory, and its
+        // `_` must not be read as an escape.
         assert_eq!(
             segment_object("top tags/1", 0, "a"),
-            "segments/top%20tags%2F1.0.a"
+            "segments/top_20tags_2F1.0.a"
         );
+        assert_eq!(segment_object("a_b.c", 2, "d"), "segments/a_5Fb_2Ec.2.d");
         c.write_checkpoint(listing(0, &["a"]), vec![new("a")])
             .await
             .unwrap();
@@ -378,7 +382,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             stored(&store).await,
-            ["top%20tags%2F1.0.a", "top%20tags%2F1.0.b"]
+            ["top_20tags_2F1.0.a", "top_20tags_2F1.0.b"]
         );
         // `a` is merged into `c`: checkpoint 1, still kept, lists `a`.
         c.write_checkpoint(listing(2, &["c"]), vec![new("c")])
@@ -391,7 +395,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             stored(&store).await,
-            ["top%20tags%2F1.0.c", "top%20tags%2F1.0.d"]
+            ["top_20tags_2F1.0.c", "top_20tags_2F1.0.d"]
         );
         let latest = c.load_latest("p").await.unwrap().unwrap();
         let segments = c.load_segments(&latest).await.unwrap();
@@ -413,9 +417,9 @@ mod tests {
         assert_eq!(
             stored(&store).await,
             [
-                "top%20tags%2F1.0.c",
-                "top%20tags%2F1.0.d",
-                "top%20tags%2F1.0.f"
+                "top_20tags_2F1.0.c",
+                "top_20tags_2F1.0.d",
+                "top_20tags_2F1.0.f"
             ]
         );
 
@@ -427,7 +431,7 @@ mod tests {
         let latest = restarted.load_latest("p").await.unwrap().unwrap();
         let err = restarted.load_segments(&latest).await.unwrap_err();
         assert!(
-            err.contains("checkpoint 4") && err.contains("segments/top%20tags%2F1.0.f"),
+            err.contains("checkpoint 4") && err.contains("segments/top_20tags_2F1.0.f"),
             "{err}"
         );
     }
