@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// same rounds: issue 5 wants 24h windows sliding every minute within 1.2x of 3h/5min.
     #[arg(long, default_value = "24h/1m")]
     pub sliding: String,
+    /// Q2 also read in this many epochs (the files split evenly) with checkpoints on disk, as
+    /// a stream runs: what each epoch and its checkpoint cost (0: skip).
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
     /// Print the results as JSON too.
     #[arg(long)]
     pub json: bool,
@@ -355,6 +359,11 @@ fn actors_memory_label(query: &str, parsers: usize) -> String {
     )
 }
 
+/// The pipeline read in about `epochs` epochs, with checkpoints on disk: a stream's run.
+fn epochs_label(actors_label: &str, epochs: usize) -> String {
+    format!("{actors_label}, {epochs} epochs, checkpoints on disk")
+}
+
 fn sliding_label(actors_label: &str, window: &str, slide: &str) -> String {
     format!("{actors_label}, {window}/{slide}")
 }
@@ -363,7 +372,7 @@ fn parsers_label(parsers: usize) -> String {
     format!("{parsers} parser{}", if parsers == 1 { "" } else { "s" })
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Default)]
 struct Measure {
     label: String,
     tweets: u64,
@@ -379,6 +388,12 @@ struct Measure {
     /// The CSV written, as "LENGTH bytes, HASH", where one was.
     #[serde(default)]
     output: Option<String>,
+    /// Epochs committed, and what their checkpoints wrote (MB), for runs with checkpoints on
+    /// disk.
+    #[serde(default)]
+    epochs: u64,
+    #[serde(default)]
+    checkpoint_mb: f64,
 }
 
 /// A file's length and a hash of its bytes, to check that two runs wrote the same output.
@@ -423,22 +438,48 @@ fn overrides(
     set.iter().map(|s| s.parse().unwrap()).collect()
 }
 
-/// The tutorial pipeline of `query` through the actors; without its file sink when
-/// `memory_only` (the rows then counted at the memory table).
+/// How the bench runs a tutorial pipeline through the actors.
+#[derive(Clone, Copy)]
+struct PipelineRun<'a> {
+    windows: (&'a str, &'a str),
+    /// Without its file sink (the rows then counted at the memory table).
+    memory_only: bool,
+    /// Read in about this many epochs (files split evenly), with checkpoints on disk next
+    /// to the output; otherwise in one epoch, checkpoints in memory.
+    epochs: Option<usize>,
+}
+
+/// The tutorial pipeline of `query` through the actors.
 async fn run_pipeline(
     query: &str,
     dir: &Path,
     parsers: usize,
     out: &Path,
-    (window, slide): (&str, &str),
-    memory_only: bool,
+    how: PipelineRun<'_>,
 ) -> Result<Measure, String> {
+    let PipelineRun {
+        windows: (window, slide),
+        memory_only,
+        epochs,
+    } = how;
     let yaml = if query == "q1" {
         TUTORIAL_Q1
     } else {
         TUTORIAL_Q2
     };
-    let set = overrides(query, dir, parsers, out, Some((window, slide)));
+    let mut set = overrides(query, dir, parsers, out, Some((window, slide)));
+    let checkpoint_dir = out.with_extension("checkpoint");
+    if let Some(epochs) = epochs {
+        let files = data_files(dir).len();
+        let per_epoch = files.div_ceil(epochs.max(1)).max(1);
+        let _ = std::fs::remove_dir_all(&checkpoint_dir);
+        for s in [
+            format!("sources.tweets.max_files_per_trigger={per_epoch}"),
+            format!("checkpoint.path={}", checkpoint_dir.display()),
+        ] {
+            set.push(s.parse().map_err(|e| format!("{e}"))?);
+        }
+    }
     let mut config = load_str(yaml, query, &set).map_err(|e| e.to_string())?;
     let rows_at = if memory_only {
         config
@@ -449,22 +490,33 @@ async fn run_pipeline(
         "result".to_string()
     };
     let built = build(&config).map_err(|e| e.join("; "))?;
+    let resume = if epochs.is_some() {
+        Resume::load(built.checkpoints.clone(), &built.graph)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        Resume::fresh()
+    };
     peak_rss_reset();
     let started = Instant::now();
     let cpu_started = cpu_seconds();
-    let running =
-        RunningPipeline::start(built.graph, Resume::fresh()).map_err(|e| e.to_string())?;
+    let running = RunningPipeline::start(built.graph, resume).map_err(|e| e.to_string())?;
     let report = running.wait(|_| {}).await.map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let tweets = built
         .parts
         .metrics
         .value(trendflow_core::metrics::names::RECORDS_OUT, "parse") as u64;
+    let label = if memory_only {
+        actors_memory_label(query, parsers)
+    } else {
+        actors_label(query, parsers)
+    };
+    let metrics = &built.parts.metrics;
     Ok(Measure {
-        label: if memory_only {
-            actors_memory_label(query, parsers)
-        } else {
-            actors_label(query, parsers)
+        label: match epochs {
+            Some(e) => epochs_label(&label, e),
+            None => label,
         },
         tweets,
         seconds,
@@ -476,6 +528,10 @@ async fn run_pipeline(
             .metrics
             .value(trendflow_core::metrics::names::RECORDS_IN, &rows_at) as u64,
         output: digest(out),
+        epochs: report.epochs.len() as u64,
+        checkpoint_mb: metrics.total(trendflow_core::metrics::names::CHECKPOINT_WRITTEN_BYTES)
+            as f64
+            / 1e6,
     })
 }
 
@@ -579,6 +635,7 @@ pub async fn main(args: BenchArgs) -> i32 {
                     peak_rss_mb: peak_rss_mb(),
                     rows: 0,
                     output: None,
+                    ..Default::default()
                 }
             }
             [kind @ ("plain" | "plain-sinks"), q, windows @ ..] => {
@@ -624,6 +681,7 @@ pub async fn main(args: BenchArgs) -> i32 {
                     peak_rss_mb: peak_rss_mb(),
                     rows: run.rows,
                     output: digest(&tmp.path().join(format!("{q}.csv"))),
+                    ..Default::default()
                 }
             }
             [kind @ ("actors" | "actors-memory"), q, p, windows @ ..] => {
@@ -633,13 +691,36 @@ pub async fn main(args: BenchArgs) -> i32 {
                     [w, s] => (*w, *s),
                     _ => (args.window.as_str(), args.slide.as_str()),
                 };
-                let memory_only = *kind == "actors-memory";
-                match run_pipeline(q, &dir, p, &out, (window, slide), memory_only).await {
+                let how = PipelineRun {
+                    windows: (window, slide),
+                    memory_only: *kind == "actors-memory",
+                    epochs: None,
+                };
+                match run_pipeline(q, &dir, p, &out, how).await {
                     Ok(m) if windows.is_empty() => m,
                     Ok(m) => Measure {
                         label: sliding_label(&m.label, window, slide),
                         ..m
                     },
+                    Err(e) => {
+                        eprintln!("trendflow bench: {q}: {e}");
+                        return 1;
+                    }
+                }
+            }
+            ["actors-epochs", q, p, epochs] => {
+                let out = tmp.path().join(format!("{q}.csv"));
+                let (Ok(p), Ok(epochs)) = (p.parse::<usize>(), epochs.parse::<usize>()) else {
+                    eprintln!("trendflow bench: bad --only {only}");
+                    return 2;
+                };
+                let how = PipelineRun {
+                    windows: (args.window.as_str(), args.slide.as_str()),
+                    memory_only: false,
+                    epochs: Some(epochs),
+                };
+                match run_pipeline(q, &dir, p, &out, how).await {
+                    Ok(m) => m,
                     Err(e) => {
                         eprintln!("trendflow bench: {q}: {e}");
                         return 1;
@@ -678,6 +759,9 @@ pub async fn main(args: BenchArgs) -> i32 {
         plan.push(format!("actors-memory:q2:{most_parsers}:{w}:{s}"));
         plan.push(format!("plain:q2:{w}:{s}"));
         plan.push(format!("plain-sinks:q2:{w}:{s}"));
+    }
+    if args.epochs > 0 && args.queries.iter().any(|q| q == "q2") {
+        plan.push(format!("actors-epochs:q2:{most_parsers}:{}", args.epochs));
     }
     let exe = std::env::current_exe().expect("own executable");
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
@@ -874,6 +958,21 @@ pub async fn main(args: BenchArgs) -> i32 {
             }
         }
     }
+    // A stream's run: many epochs, each closing windows, committing and writing a checkpoint.
+    if args.epochs > 0 {
+        let one = actors_label("q2", most_parsers);
+        let many = epochs_label(&one, args.epochs);
+        if let (Some(a), Some(b)) = (measure(&one), measure(&many)) {
+            println!(
+                "q2 in {} epochs, checkpoints on disk: {:.2}x the time of one epoch, {:.1} MB of checkpoints written ({:.2} MB an epoch), peak RSS {:.0} MB",
+                b.epochs,
+                b.seconds / a.seconds,
+                b.checkpoint_mb,
+                b.checkpoint_mb / b.epochs.max(1) as f64,
+                b.peak_rss_mb
+            );
+        }
+    }
     let mut latency = None;
     if args.latency_files > 0 {
         match crate::bench_latency::measure(
@@ -944,7 +1043,8 @@ pub async fn main(args: BenchArgs) -> i32 {
             .iter()
             .map(|(m, (low, high))| serde_json::json!({"run": m.label, "tweets": m.tweets, "rows": m.rows, "output": m.output, "seconds": m.seconds,
                 "seconds_min": low, "seconds_max": high, "cpu_seconds": m.cpu_seconds,
-                "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
+                "tweets_per_s": m.tweets as f64 / m.seconds, "mb_per_s": m.bytes as f64 / 1e6 / m.seconds, "peak_rss_mb": m.peak_rss_mb,
+                "epochs": m.epochs, "checkpoint_mb": m.checkpoint_mb}))
             .collect();
         let doc = serde_json::json!({"runs": v, "latency": latency, "sinks": sinks});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap());

@@ -576,6 +576,7 @@ fn bench_measures_every_run_over_the_same_tweets() {
         [
             "json scan only, 1 thread",
             "q2 actors, 2 parsers",
+            "q2 actors, 2 parsers, 100 epochs, checkpoints on disk",
             "q2 actors, 2 parsers, 24h/1m",
             "q2 actors, memory table only, 2 parsers",
             "q2 actors, memory table only, 2 parsers, 24h/1m",
@@ -631,6 +632,22 @@ fn bench_measures_every_run_over_the_same_tweets() {
         );
     }
     assert!(rows["q2 actors, 2 parsers, 24h/1m"] > rows["q2 actors, 2 parsers"]);
+    // Fewer files than 100 epochs: one epoch a file, each with its checkpoint on disk.
+    let epochs = field("epochs");
+    let stream = "q2 actors, 2 parsers, 100 epochs, checkpoints on disk";
+    let files = std::fs::read_dir(&dir).unwrap().count() as u64;
+    assert!(files > 1, "{files} files");
+    // One epoch per file, and the last one without data that closes the windows.
+    assert_eq!(epochs[stream], files + 1, "{epochs:?}");
+    let checkpoint_mb = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run"] == stream)
+        .and_then(|r| r["checkpoint_mb"].as_f64())
+        .unwrap();
+    assert!(checkpoint_mb > 0.0, "{json}");
+    assert!(out.contains("q2 in "), "{out}");
     assert!(
         out.contains("q2 CSV written and synced alone on this disk (best of 3): 3h every 5m "),
         "{out}"

@@ -64,6 +64,9 @@ pub mod names {
     /// Size of the last checkpoint written, and when it was written (Unix seconds): its age
     /// is how much a crash would replay.
     pub const CHECKPOINT_BYTES: &str = "trendflow_checkpoint_bytes";
+    /// Bytes every checkpoint wrote so far: what keeping a table across restarts costs the
+    /// disk over a long run.
+    pub const CHECKPOINT_WRITTEN_BYTES: &str = "trendflow_checkpoint_written_bytes_total";
     pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "trendflow_checkpoint_last_timestamp_seconds";
     /// Epochs read again from the offset log after a restart.
     pub const EPOCHS_REPLAYED: &str = "trendflow_epochs_replayed_total";
@@ -142,6 +145,7 @@ pub mod names {
             CHECKPOINT_BYTES => {
                 "Bytes the last checkpoint wrote (with the state segments it listed first)."
             }
+            CHECKPOINT_WRITTEN_BYTES => "Bytes written by every checkpoint so far.",
             CHECKPOINT_TIMESTAMP_SECONDS => "When the last checkpoint was written, Unix seconds.",
             EPOCHS_REPLAYED => "Epochs read again from the offset log after a restart.",
             BUSY_NANOS => "Time a component spent handling messages, seconds (all instances).",

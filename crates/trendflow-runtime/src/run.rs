@@ -663,6 +663,9 @@ impl RunningPipeline {
                             .gauge(names::CHECKPOINT_BYTES, &self.name)
                             .set(checkpoint_bytes as i64);
                         self.metrics
+                            .counter(names::CHECKPOINT_WRITTEN_BYTES, &self.name)
+                            .add(checkpoint_bytes as u64);
+                        self.metrics
                             .gauge(names::CHECKPOINT_TIMESTAMP_SECONDS, &self.name)
                             .set(created_ms / 1000);
                         if let Err(e) = trendflow_core::failpoint::check(
