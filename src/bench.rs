@@ -477,7 +477,7 @@ async fn run_pipeline(
             format!("sources.tweets.max_files_per_trigger={per_epoch}"),
             format!("checkpoint.path={}", checkpoint_dir.display()),
         ] {
-            set.push(s.parse().map_err(|e| format!("{e}"))?);
+            set.push(s.parse::<Override>().map_err(|e| e.to_string())?);
         }
     }
     let mut config = load_str(yaml, query, &set).map_err(|e| e.to_string())?;
