@@ -22,7 +22,7 @@
 //! - With the `available_now` trigger the directory is listed once: exactly what was there at
 //!   start is read, in as many epochs as `max_files_per_trigger` requires.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,8 +31,12 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
 use trendflow_core::metrics::{Counter, Metrics, names};
-use trendflow_core::{Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, Source};
+use trendflow_core::{
+    Batch, BatchSender, BoxFuture, Epoch, EpochPlan, OperatorError, SegmentData, Source,
+    StateSegment,
+};
 
+use crate::seen_files::SeenFiles;
 use crate::storage::{Location, OpenedLocation, S3Options};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +116,7 @@ pub struct FileSource {
     archive: Option<OpenedLocation>,
     /// Path -> modification time of every file already taken (pruned by `max_file_age`);
     /// empty in incremental listing.
-    seen: HashMap<String, i64>,
+    seen: SeenFiles,
     /// Incremental listing: the greatest key taken so far.
     last_key: Option<String>,
     latest_mtime: i64,
@@ -201,7 +205,7 @@ impl FileSource {
             opened,
             archive: None,
             last_key: None,
-            seen: HashMap::new(),
+            seen: SeenFiles::default(),
             latest_mtime: i64::MIN,
             listed_once: false,
             snapshot: None,
@@ -227,6 +231,15 @@ impl FileSource {
 
     fn describe(&self) -> String {
         self.options.location.describe()
+    }
+
+    /// Files older than this are ignored and forgotten: the newest file seen minus
+    /// `max_file_age`. Spark: maxFileAge is relative to the newest file, and ignored with
+    /// latestFirst + maxFilesPerTrigger; the first listing takes every file.
+    fn age_threshold(&self) -> Option<i64> {
+        let applies = !(self.options.latest_first && self.options.max_files_per_trigger.is_some());
+        (applies && self.latest_mtime != i64::MIN)
+            .then(|| self.latest_mtime - self.options.max_file_age.as_millis() as i64)
     }
 
     fn eligible_name(&self, opened: &OpenedLocation, location: &StorePath) -> bool {
@@ -262,7 +275,7 @@ impl FileSource {
                 meta.map_err(|e| OperatorError::new(format!("listing {}: {e}", self.describe())))?;
             keys += 1;
             if !self.eligible_name(&opened, &meta.location)
-                || self.seen.contains_key(meta.location.as_ref())
+                || self.seen.contains(meta.location.as_ref())
             {
                 continue;
             }
@@ -298,21 +311,16 @@ impl FileSource {
             let now = now_ms();
             found.retain(|f| now - f.mtime_ms >= settle);
         }
-        // Spark: maxFileAge is relative to the newest file, and ignored with latestFirst +
-        // maxFilesPerTrigger; the first listing takes every file.
-        let age_applies =
-            !(self.options.latest_first && self.options.max_files_per_trigger.is_some());
         if let Some(m) = found.iter().map(|f| f.mtime_ms).max() {
             self.latest_mtime = self.latest_mtime.max(m);
         }
-        if age_applies && self.latest_mtime != i64::MIN {
-            let threshold = self.latest_mtime - self.options.max_file_age.as_millis() as i64;
+        if let Some(threshold) = self.age_threshold() {
             if self.listed_once {
                 let before = found.len();
                 found.retain(|f| f.mtime_ms >= threshold);
                 self.files_skipped.add((before - found.len()) as u64);
             }
-            self.seen.retain(|_, m| *m >= threshold);
+            self.seen.forget_older_than(threshold);
         }
         self.listed_once = true;
         found.sort_by(|a, b| {
@@ -476,9 +484,10 @@ impl FileSource {
 }
 
 /// Format of an epoch's input record (the files it reads) and of the source's state
-/// (version 2 adds the last key of incremental listing; version 1 is still read).
+/// (version 2 adds the last key of incremental listing, version 3 keeps the seen files in
+/// state segments; versions 1 and 2 are still read).
 const PLAN_VERSION: u64 = 1;
-const STATE_VERSION: u64 = 2;
+const STATE_VERSION: u64 = 3;
 
 impl Source for FileSource {
     fn plan_epoch(&mut self, _epoch: Epoch) -> BoxFuture<'_, Result<EpochPlan, OperatorError>> {
@@ -525,13 +534,16 @@ impl Source for FileSource {
                 ))
             })?;
             let incremental = self.options.listing == Listing::Incremental;
+            if !incremental {
+                let taken = batch
+                    .iter()
+                    .map(|f| (f.location.to_string(), f.mtime_ms))
+                    .collect();
+                self.seen.add_epoch(epoch, taken);
+            }
             for f in &batch {
-                if incremental {
-                    if self.last_key.as_deref() < Some(f.location.as_ref()) {
-                        self.last_key = Some(f.location.to_string());
-                    }
-                } else {
-                    self.seen.insert(f.location.to_string(), f.mtime_ms);
+                if incremental && self.last_key.as_deref() < Some(f.location.as_ref()) {
+                    self.last_key = Some(f.location.to_string());
                 }
                 self.latest_mtime = self.latest_mtime.max(f.mtime_ms);
                 self.read_file(f, out).await?;
@@ -574,19 +586,15 @@ impl Source for FileSource {
         })
     }
 
-    /// The files already taken (bounded by `max_file_age`), and those of epochs not yet
-    /// cleaned up, so a restart neither reads a file twice nor forgets to archive one.
+    /// The files already taken (bounded by `max_file_age`; as state segments), and those of
+    /// epochs not yet cleaned up, so a restart neither reads a file twice nor forgets to
+    /// archive one.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
         let mut w = StateWriter::new();
         w.u64(STATE_VERSION)
             .i64(self.latest_mtime)
-            .bool(self.listed_once)
-            .u64(self.seen.len() as u64);
-        let mut seen: Vec<_> = self.seen.iter().collect();
-        seen.sort();
-        for (path, mtime) in seen {
-            w.str(path).i64(*mtime);
-        }
+            .bool(self.listed_once);
+        self.seen.write_list(&mut w);
         w.u64(self.epoch_files.len() as u64);
         for (epoch, files) in &self.epoch_files {
             w.u64(*epoch).u64(files.len() as u64);
@@ -599,20 +607,36 @@ impl Source for FileSource {
         Ok(w.finish())
     }
 
+    fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        Ok(self.seen.snapshot_segments())
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
+        self.restore_with_segments(state, SegmentData::new())
+    }
+
+    fn restore_with_segments(
+        &mut self,
+        state: &[u8],
+        mut segments: SegmentData,
+    ) -> Result<(), OperatorError> {
         let bad = |e: DecodeError| OperatorError::new(format!("file source state: {e}"));
         let mut r = StateReader::new(state);
         let version = r.u64().map_err(bad)?;
-        if version != 1 && version != STATE_VERSION {
+        if !(1..=STATE_VERSION).contains(&version) {
             return Err(OperatorError::new("file source state: unknown version"));
         }
         self.latest_mtime = r.i64().map_err(bad)?;
         self.listed_once = r.bool().map_err(bad)?;
-        self.seen.clear();
-        for _ in 0..r.u64().map_err(bad)? {
-            let path = r.str().map_err(bad)?.to_string();
-            self.seen.insert(path, r.i64().map_err(bad)?);
-        }
+        self.seen = if version >= 3 {
+            SeenFiles::restore(&mut r, &mut segments, self.age_threshold())?
+        } else {
+            let mut files = Vec::new();
+            for _ in 0..r.u64().map_err(bad)? {
+                files.push((r.str().map_err(bad)?.to_string(), r.i64().map_err(bad)?));
+            }
+            SeenFiles::from_files(files)
+        };
         self.epoch_files.clear();
         for _ in 0..r.u64().map_err(bad)? {
             let epoch = r.u64().map_err(bad)?;
@@ -834,6 +858,24 @@ mod tests {
         assert!(archive.path().join("a.json").exists());
     }
 
+    /// A checkpoint of `src` that holds its first: its state and its segments' bytes.
+    fn first_checkpoint(src: &mut FileSource) -> (Vec<u8>, SegmentData) {
+        let state = src.snapshot().unwrap();
+        let segments = src
+            .snapshot_segments()
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                (
+                    s.name,
+                    s.data
+                        .expect("a first checkpoint has every segment's bytes"),
+                )
+            })
+            .collect();
+        (state, segments)
+    }
+
     #[tokio::test]
     async fn a_restored_source_reads_neither_twice_nor_less() {
         let dir = tempfile::tempdir().unwrap();
@@ -844,19 +886,57 @@ mod tests {
         let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
         let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
-        let state = src.snapshot().unwrap();
+        let (state, segments) = first_checkpoint(&mut src);
         // The next epoch is planned (and recorded) but the process dies before it commits.
         let EpochPlan::Input(planned) = src.plan_epoch(1).await.unwrap() else {
             panic!()
         };
         let mut again = FileSource::new(o, "s", &Metrics::new()).unwrap();
-        again.restore(&state).unwrap();
+        // Without the segment it lists, the state is refused.
+        assert!(again.restore(&state).is_err());
+        again.restore_with_segments(&state, segments).unwrap();
         let mut out = Collect::default();
         again.read_epoch(1, &planned, &mut out).await.unwrap();
         assert_eq!(lines_of(&out.0), vec!["b"]);
         assert_eq!(poll(&mut again, 2, &mut out).await, Polled::Idle);
         assert!(again.restore(&state[..state.len() - 1]).is_err());
         assert!(again.read_epoch(3, b"garbage", &mut out).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_state_from_before_segments_is_restored_and_its_files_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", "a\n", 1);
+        write(dir.path(), "b.json", "b\n", 2);
+        let mut o = FileSourceOptions::new(dir.path());
+        o.max_files_per_trigger = Some(1);
+        // `a.json` as the source records it: its key and modification time.
+        let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
+        let EpochPlan::Input(plan) = src.plan_epoch(0).await.unwrap() else {
+            panic!()
+        };
+        let a = FileSource::decode_plan(&plan).unwrap().remove(0);
+        let mut src = FileSource::new(o.clone(), "s", &Metrics::new()).unwrap();
+        // Version 2: `a.json` taken, in the state itself; no file to clean up, no last key.
+        let mut w = StateWriter::new();
+        w.u64(2)
+            .i64(a.mtime_ms)
+            .bool(true)
+            .u64(1)
+            .str(a.location.as_ref())
+            .i64(a.mtime_ms);
+        w.u64(0).bool(false).str("");
+        src.restore(&w.finish()).unwrap();
+        let mut out = Collect::default();
+        assert_eq!(poll(&mut src, 0, &mut out).await, Polled::Data);
+        assert_eq!(lines_of(&out.0), vec!["b"]);
+        // The old state's file and epoch 0's, one segment each, merged into one: restored
+        // from it, a source reads neither again.
+        let (state, segments) = first_checkpoint(&mut src);
+        assert_eq!(segments.len(), 1);
+        let mut again = FileSource::new(o, "s", &Metrics::new()).unwrap();
+        again.restore_with_segments(&state, segments).unwrap();
+        assert_eq!(poll(&mut again, 1, &mut out).await, Polled::Idle);
     }
 
     async fn put(store: &Arc<dyn ObjectStore>, key: &str, body: &str) {
@@ -936,11 +1016,11 @@ mod tests {
         let mut src = FileSource::new(o, "s", &Metrics::new()).unwrap();
         let mut out = Collect::default();
         poll(&mut src, 0, &mut out).await;
-        let state = src.snapshot().unwrap();
+        let (state, segments) = first_checkpoint(&mut src);
         src.on_commit(0).await.unwrap();
         // A crash after the archive but before the next checkpoint: the restored source
         // cleans epoch 0 again.
-        src.restore(&state).unwrap();
+        src.restore_with_segments(&state, segments).unwrap();
         src.on_commit(0).await.unwrap();
         assert!(archive.path().join("a.json").exists());
     }

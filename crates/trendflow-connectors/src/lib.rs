@@ -15,6 +15,7 @@ pub mod memory_sink;
 pub mod object_checkpoints;
 pub mod parquet_sink;
 pub mod postgres_sink;
+mod seen_files;
 pub mod socket_source;
 pub mod storage;
 pub mod table_format;

@@ -3,14 +3,11 @@
 //! append and update modes append, up to an optional bound on retained rows.
 //!
 //! Its checkpoint keeps the table's batches as state segments (trendflow_core::state_segment):
-//! an epoch's rows are written once, not again in every later checkpoint. Small epochs would
-//! make many small segments, so the newest two batches are merged while the newer holds at
-//! least as many rows as the older and both hold at most [`SEGMENT_ROWS`] together: a table
-//! of N rows has about N / 32,768 + 16 batches at most, and a row is written again at most
-//! 16 times, only while in a batch of fewer than 65,536 rows. Larger batches are not merged:
-//! the table drops rows from its oldest end, so a segment is written once and deleted once the
-//! table dropped all its rows (merged into larger ones, Q2 over 1M tweets in 101 epochs rewrote
-//! its whole 47 MB table every 12-22 epochs).
+//! an epoch's rows are written once, not again in every later checkpoint. The newest two
+//! batches are merged as `state_segment::merges` says (up to 65,536 rows); larger batches are
+//! not: the table drops rows from its oldest end, so a segment is written once and deleted once
+//! the table dropped all its rows (merged into larger ones, Q2 over 1M tweets in 101 epochs
+//! rewrote its whole 47 MB table every 12-22 epochs).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter, crc32};
 use trendflow_core::metrics::Counter;
+use trendflow_core::state_segment::merges;
 use trendflow_core::{
     Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema, SegmentData, Sink, StateSegment,
 };
@@ -145,7 +143,7 @@ impl MemorySink {
         while self.segments.len() >= 2 {
             let n = self.segments.len();
             let (older, newer) = (self.segments[n - 2].rows, self.segments[n - 1].rows);
-            if newer < older || older + newer > SEGMENT_ROWS {
+            if !merges(older, newer) {
                 break;
             }
             let merged = self
@@ -443,9 +441,6 @@ impl Sink for MemorySink {
         r.end().map_err(bad)
     }
 }
-
-/// The most rows a merge of two segments makes (see the module's comment).
-const SEGMENT_ROWS: usize = 1 << 16;
 
 /// 1: the table's IPC stream in the state; 2: its batches as segments, listed in the state.
 const STATE_VERSION: u64 = 2;

@@ -43,6 +43,20 @@ impl StateSegment {
 /// The segments of a restored state, by name.
 pub type SegmentData = HashMap<String, Vec<u8>>;
 
+/// The most items (rows, files) a merge of two segments makes.
+pub const MERGED_MAX: usize = 1 << 16;
+
+/// Whether a component adding segments one after the other merges its newest two, of
+/// `older` and `newer` items: while the newer holds at least as many as the older, and both
+/// at most [`MERGED_MAX`] together. Small additions (an epoch's few rows or files) would
+/// otherwise make many small segments; merged this way, N items make about N / 32,768 + 16
+/// segments at most, and an item is written again at most 16 times, only while in a segment
+/// of fewer than 65,536. Larger segments are never rewritten: the components using them drop
+/// items oldest first, and a segment leaves once all its items are dropped.
+pub fn merges(older: usize, newer: usize) -> bool {
+    newer >= older && older + newer <= MERGED_MAX
+}
+
 /// Whether `name` can name a segment (it becomes part of an object's name in the store).
 pub fn is_valid_segment_name(name: &str) -> bool {
     !name.is_empty()
@@ -55,6 +69,23 @@ pub fn is_valid_segment_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn additions_of_one_item_merge_as_a_binary_counter_up_to_the_bound() {
+        let mut sizes: Vec<usize> = Vec::new();
+        for _ in 0..200_000 {
+            sizes.push(1);
+            while let [.., older, newer] = sizes[..]
+                && merges(older, newer)
+            {
+                sizes.pop();
+                *sizes.last_mut().unwrap() += newer;
+            }
+        }
+        // 200,000 = 3 x 65,536 + 3,392 (0b110101000000): three full segments, then one per bit.
+        assert_eq!(sizes[..3], [MERGED_MAX; 3]);
+        assert_eq!(sizes[3..], [2048, 1024, 256, 64]);
+    }
 
     #[test]
     fn segment_names_are_plain_file_names() {

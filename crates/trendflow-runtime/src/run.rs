@@ -245,7 +245,7 @@ impl Restore {
             .map(|s| s.state)
     }
 
-    /// [`Self::take`] with the state segments it lists (a sink's).
+    /// [`Self::take`] with the state segments it lists (a source's or a sink's).
     fn take_with_segments(&mut self, name: &str, instance: u32) -> Option<(Vec<u8>, SegmentData)> {
         let state = self.take(name, instance)?;
         let segments = self
@@ -395,11 +395,11 @@ impl RunningPipeline {
                     options,
                 } => {
                     let mut had_data = false;
-                    if let Some(state) = restore.take(&node_name, 0) {
+                    if let Some((state, segments)) = restore.take_with_segments(&node_name, 0) {
                         let (flag, inner) = crate::source_actor::decode_source_state(&state)
                             .map_err(|e| restore_err(&node_name, e))?;
                         source
-                            .restore(inner)
+                            .restore_with_segments(inner, segments)
                             .map_err(|e| restore_err(&node_name, e.to_string()))?;
                         had_data = flag;
                     }

@@ -219,6 +219,8 @@ impl SourceActor {
                 .await?;
         }
         let state = self.source.snapshot().map_err(|e| e.to_string())?;
+        let segments = self.source.snapshot_segments().map_err(|e| e.to_string())?;
+        let (names, new_segments) = crate::checkpoint::log::split_segments(segments)?;
         let _ = self.events.send(RuntimeEvent::Snapshot {
             epoch: self.epoch,
             state: ComponentState {
@@ -227,9 +229,9 @@ impl SourceActor {
                 instances: 1,
                 signature: self.signature(),
                 state: encode_source_state(self.had_data, &state),
-                segments: Vec::new(),
+                segments: names,
             },
-            new_segments: Vec::new(),
+            new_segments,
         });
         self.close_epoch().await?;
         self.last_epoch_at = Instant::now();

@@ -11,7 +11,6 @@ use kameo::error::{ActorStopReason, PanicError};
 use kameo::message::{Context, Message};
 use tokio::sync::mpsc::UnboundedSender;
 use trendflow_core::metrics::{Counter, Gauge};
-use trendflow_core::state_segment::is_valid_segment_name;
 use trendflow_core::{Batch, Emitter, Epoch, EventTime, Operator, Sink, StreamMessage};
 
 use crate::dead_letters::DeadLetterOut;
@@ -308,20 +307,7 @@ impl StageActor {
             };
             let state = state.map_err(|e| format!("snapshot: {e}"))?;
             let segments = segments.map_err(|e| format!("snapshot: {e}"))?;
-            let mut names = Vec::with_capacity(segments.len());
-            let mut new_segments = Vec::new();
-            for s in segments {
-                if !is_valid_segment_name(&s.name) {
-                    return Err(format!(
-                        "snapshot: `{}` cannot name a state segment",
-                        s.name
-                    ));
-                }
-                if let Some(data) = s.data {
-                    new_segments.push((s.name.clone(), data));
-                }
-                names.push(s.name);
-            }
+            let (names, new_segments) = crate::checkpoint::log::split_segments(segments)?;
             let _ = self.events.send(RuntimeEvent::Snapshot {
                 epoch,
                 state: crate::checkpoint::ComponentState {

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use trendflow_core::failpoint;
-use trendflow_core::{Epoch, SegmentData};
+use trendflow_core::state_segment::is_valid_segment_name;
+use trendflow_core::{Epoch, SegmentData, StateSegment};
 
 use super::format::{Checkpoint, FormatError, OffsetEntry};
 use super::store::CheckpointStore;
@@ -52,6 +53,28 @@ pub fn segment_object(component: &str, instance: u32, name: &str) -> String {
     }
     out.push_str(&format!(".{instance}.{name}"));
     out
+}
+
+/// A snapshot's segments as a checkpoint lists them (their names) and the bytes of those
+/// listed for the first time (name, bytes); an error for a name a segment cannot have.
+pub(crate) fn split_segments(
+    segments: Vec<StateSegment>,
+) -> Result<(Vec<String>, Vec<(String, Vec<u8>)>), String> {
+    let mut names = Vec::with_capacity(segments.len());
+    let mut new_segments = Vec::new();
+    for s in segments {
+        if !is_valid_segment_name(&s.name) {
+            return Err(format!(
+                "snapshot: `{}` cannot name a state segment",
+                s.name
+            ));
+        }
+        if let Some(data) = s.data {
+            new_segments.push((s.name.clone(), data));
+        }
+        names.push(s.name);
+    }
+    Ok((names, new_segments))
 }
 
 /// The segment objects checkpoint `c` lists.
