@@ -148,6 +148,20 @@ pub trait Operator: Send + 'static {
     fn restore(&mut self, _state: &[u8]) -> Result<(), OperatorError> {
         Ok(())
     }
+
+    /// As [`Sink::snapshot_segments`]: the state segments the last snapshot refers to.
+    fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        Ok(Vec::new())
+    }
+
+    /// As [`Sink::restore_with_segments`].
+    fn restore_with_segments(
+        &mut self,
+        state: &[u8],
+        _segments: SegmentData,
+    ) -> Result<(), OperatorError> {
+        self.restore(state)
+    }
 }
 
 /// The end of a branch: writes batches somewhere.

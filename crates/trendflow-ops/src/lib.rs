@@ -12,6 +12,7 @@ pub mod filter;
 pub mod formats;
 pub mod normalize;
 pub mod parser;
+mod slice_segments;
 pub mod spark_lenient;
 pub mod tokenizer;
 pub mod window_count;

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::slice_segments::SliceSegments;
 use crate::window_emission::{CountWindowCursor, Counts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
@@ -23,7 +24,7 @@ use trendflow_core::metrics::{Counter, Gauge, Metrics, names};
 use trendflow_core::time::format_iso_utc;
 use trendflow_core::{
     Batch, DeadLetter, Emitter, Epoch, EventTime, Operator, OperatorError, Reason, ResultRow,
-    RowBatch, RowSchema, Rows, SlidingWindows, WatermarkTracker, Window,
+    RowBatch, RowSchema, Rows, SegmentData, SlidingWindows, StateSegment, WatermarkTracker, Window,
 };
 
 /// What happens to rows later than the watermark (they are always counted in metrics).
@@ -131,6 +132,8 @@ pub struct WindowedCount {
     pending: Option<PendingWindows>,
     /// Rows emitted by `on_barrier` itself before the rest is left to `emit_more`.
     part_rows: usize,
+    /// The slices the next checkpoint writes (each slice is a state segment).
+    segments: SliceSegments,
 }
 
 /// Closed windows still to emit, and what to do once they are out.
@@ -198,6 +201,7 @@ impl WindowedCount {
             top_k: None,
             closed_until: EventTime::MIN,
             touched: FxHashSet::default(),
+            segments: SliceSegments::default(),
             state_rows: 0,
             state_key_bytes: 0,
             state_rows_added: metrics.counter(names::STATE_ROWS_ADDED, component),
@@ -466,6 +470,7 @@ impl WindowedCount {
             }
             let (_, counts) = self.slices.pop_first().unwrap();
             self.distinct.remove(&a);
+            self.segments.forget(a);
             self.state_rows -= counts.len();
             self.state_key_bytes -= counts.keys().map(|k| k.len()).sum::<usize>();
             self.state_rows_evicted.add(counts.len() as u64);
@@ -535,6 +540,7 @@ impl Operator for WindowedCount {
                 self.late_row_windows.add(closed as u64);
             }
             let slice = self.windows.slice_of(t);
+            self.segments.mark(slice);
             let counts = self.slices.entry(slice).or_default();
             updates += 1;
             if !update && self.aggregate != Aggregate::CountDistinct {
@@ -600,6 +606,7 @@ impl Operator for WindowedCount {
     }
 
     fn on_barrier(&mut self, epoch: Epoch, out: &mut Emitter) -> Result<(), OperatorError> {
+        self.segments.set_epoch(epoch);
         let now = (self.clock)();
         if self.epoch_rows > 0 {
             self.last_row_at = now;
@@ -730,7 +737,8 @@ impl Operator for WindowedCount {
         ))
     }
 
-    /// The watermark's parts, what is closed, and the open slices' counts.
+    /// The watermark's parts, what is closed, and the open slices, each named by the state
+    /// segment holding its counts.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
         if self.pending.is_some() {
             // The state would still hold windows already partly emitted.
@@ -739,29 +747,14 @@ impl Operator for WindowedCount {
             ));
         }
         let mut w = StateWriter::new();
-        w.u64(STATE_VERSION)
+        w.u64(SEGMENTED_LAYOUT)
             .i64(self.watermark.late_bound())
             .i64(self.watermark.eviction_bound())
             .opt_i64(self.watermark.max_event_time())
             .i64(self.closed_until)
             .u64(self.slices.len() as u64);
-        for (start, counts) in &self.slices {
-            w.i64(*start).u64(counts.len() as u64);
-            for (k, c) in counts {
-                w.str(k).i64(*c);
-            }
-        }
-        if self.aggregate == Aggregate::CountDistinct {
-            w.u64(self.distinct.len() as u64);
-            for (start, sets) in &self.distinct {
-                w.i64(*start).u64(sets.len() as u64);
-                for (k, values) in sets {
-                    w.str(k).u64(values.len() as u64);
-                    for v in values {
-                        w.i64(*v);
-                    }
-                }
-            }
+        for start in self.slices.keys() {
+            w.i64(*start).str(&self.segments.segment_of(*start).0);
         }
         // Last and optional, so checkpoints written before frontiers existed still restore.
         if let Some(f) = self.watermark.frontier() {
@@ -770,11 +763,39 @@ impl Operator for WindowedCount {
         Ok(w.finish())
     }
 
+    /// The slices changed since the last checkpoint, with their counts (and distinct values).
+    fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        let mut out = Vec::with_capacity(self.slices.len());
+        for (start, counts) in &self.slices {
+            let (name, write) = self.segments.segment_of(*start);
+            if !write {
+                out.push(StateSegment::stored(name));
+                continue;
+            }
+            let mut w = StateWriter::new();
+            w.u64(SLICE_VERSION);
+            write_slice(&mut w, counts, self.distinct_of(*start));
+            out.push(StateSegment::new(name, w.finish()));
+        }
+        self.segments.saved_changed();
+        Ok(out)
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), OperatorError> {
-        let bad = |e: DecodeError| OperatorError::new(format!("window count state: {e}"));
+        self.restore_with_segments(state, SegmentData::new())
+    }
+
+    fn restore_with_segments(
+        &mut self,
+        state: &[u8],
+        mut segments: SegmentData,
+    ) -> Result<(), OperatorError> {
+        let err = |e: String| OperatorError::new(format!("window count state: {e}"));
+        let bad = |e: DecodeError| err(e.to_string());
         let mut r = StateReader::new(state);
-        if r.u64().map_err(bad)? != STATE_VERSION {
-            return Err(OperatorError::new("window count state: unknown version"));
+        let layout = r.u64().map_err(bad)?;
+        if layout != STATE_VERSION && layout != SEGMENTED_LAYOUT {
+            return Err(err("unknown version".into()));
         }
         let (late, evict, max) = (
             r.i64().map_err(bad)?,
@@ -786,37 +807,41 @@ impl Operator for WindowedCount {
         self.last_row_at = (self.clock)();
         self.closed_until = r.i64().map_err(bad)?;
         self.slices.clear();
+        self.distinct.clear();
+        self.segments.clear();
         self.state_rows = 0;
         self.state_key_bytes = 0;
-        for _ in 0..r.u64().map_err(bad)? {
-            let start = r.i64().map_err(bad)?;
-            let n = r.len().map_err(bad)?;
-            let mut counts = Counts::default();
-            counts.reserve(n);
-            for _ in 0..n {
-                let k: Arc<str> = r.str().map_err(bad)?.into();
-                counts.insert(k, r.i64().map_err(bad)?);
-            }
-            self.state_rows += counts.len();
-            self.state_key_bytes += counts.keys().map(|k| k.len()).sum::<usize>();
-            self.slices.insert(start, counts);
-        }
-        self.distinct.clear();
-        if self.aggregate == Aggregate::CountDistinct {
+        if layout == SEGMENTED_LAYOUT {
             for _ in 0..r.u64().map_err(bad)? {
                 let start = r.i64().map_err(bad)?;
-                let mut sets = ValueSets::default();
-                for _ in 0..r.len().map_err(bad)? {
-                    let k: Arc<str> = r.str().map_err(bad)?.into();
-                    let n = r.len().map_err(bad)?;
-                    let mut values = FxHashSet::default();
-                    values.reserve(n);
-                    for _ in 0..n {
-                        values.insert(r.i64().map_err(bad)?);
-                    }
-                    sets.insert(k, values);
+                let name = r.str().map_err(bad)?.to_string();
+                let data = segments
+                    .remove(&name)
+                    .ok_or_else(|| err(format!("segment {name} is missing")))?;
+                let mut s = StateReader::new(&data);
+                if s.u64().map_err(bad)? != SLICE_VERSION {
+                    return Err(err(format!("segment {name}: unknown version")));
                 }
-                self.distinct.insert(start, sets);
+                let (counts, sets) = read_slice(&mut s, self.aggregate).map_err(bad)?;
+                s.end().map_err(bad)?;
+                self.insert_slice(start, counts, sets);
+                self.segments.restored(start, name);
+            }
+        } else {
+            // Before segments: every slice in the state, distinct values after them. The
+            // next checkpoint writes them all as segments.
+            for _ in 0..r.u64().map_err(bad)? {
+                let start = r.i64().map_err(bad)?;
+                let counts = read_counts(&mut r).map_err(bad)?;
+                self.insert_slice(start, counts, None);
+                self.segments.mark(start);
+            }
+            if self.aggregate == Aggregate::CountDistinct {
+                for _ in 0..r.u64().map_err(bad)? {
+                    let start = r.i64().map_err(bad)?;
+                    self.distinct
+                        .insert(start, read_value_sets(&mut r).map_err(bad)?);
+                }
             }
         }
         if !r.is_empty() {
@@ -829,14 +854,99 @@ impl Operator for WindowedCount {
     }
 }
 
+impl WindowedCount {
+    /// The distinct values of slice `start` (count_distinct only).
+    fn distinct_of(&self, start: EventTime) -> Option<&ValueSets> {
+        (self.aggregate == Aggregate::CountDistinct)
+            .then(|| self.distinct.get(&start))
+            .flatten()
+    }
+
+    fn insert_slice(&mut self, start: EventTime, counts: Counts, sets: Option<ValueSets>) {
+        self.state_rows += counts.len();
+        self.state_key_bytes += counts.keys().map(|k| k.len()).sum::<usize>();
+        self.slices.insert(start, counts);
+        if let Some(sets) = sets {
+            self.distinct.insert(start, sets);
+        }
+    }
+}
+
+/// A slice's segment: `u64` [`SLICE_VERSION`], its counts (`u64` n + n x (`str` key, `i64`
+/// count)), and with count_distinct its values (`u64` m + m x (`str` key, `u64` k + k x
+/// `i64`)).
+fn write_slice(w: &mut StateWriter, counts: &Counts, sets: Option<&ValueSets>) {
+    w.u64(counts.len() as u64);
+    for (k, c) in counts {
+        w.str(k).i64(*c);
+    }
+    if let Some(sets) = sets {
+        write_value_sets(w, sets);
+    }
+}
+
+fn write_value_sets(w: &mut StateWriter, sets: &ValueSets) {
+    w.u64(sets.len() as u64);
+    for (k, values) in sets {
+        w.str(k).u64(values.len() as u64);
+        for v in values {
+            w.i64(*v);
+        }
+    }
+}
+
+fn read_slice(
+    r: &mut StateReader<'_>,
+    aggregate: Aggregate,
+) -> Result<(Counts, Option<ValueSets>), DecodeError> {
+    let counts = read_counts(r)?;
+    let sets = if aggregate == Aggregate::CountDistinct {
+        Some(read_value_sets(r)?)
+    } else {
+        None
+    };
+    Ok((counts, sets))
+}
+
+fn read_counts(r: &mut StateReader<'_>) -> Result<Counts, DecodeError> {
+    let n = r.len()?;
+    let mut counts = Counts::default();
+    counts.reserve(n);
+    for _ in 0..n {
+        let k: Arc<str> = r.str()?.into();
+        counts.insert(k, r.i64()?);
+    }
+    Ok(counts)
+}
+
+fn read_value_sets(r: &mut StateReader<'_>) -> Result<ValueSets, DecodeError> {
+    let mut sets = ValueSets::default();
+    for _ in 0..r.len()? {
+        let k: Arc<str> = r.str()?.into();
+        let n = r.len()?;
+        let mut values = FxHashSet::default();
+        values.reserve(n);
+        for _ in 0..n {
+            values.insert(r.i64()?);
+        }
+        sets.insert(k, values);
+    }
+    Ok(sets)
+}
+
 /// What a state row costs besides its key's bytes, as an estimate for the state-bytes gauge:
 /// the key's `Arc` header (16), the map slot (key pointer and length 16, count 8, control
 /// byte 1) at the map's 7/8 load (~28). The distinct values of `count_distinct` are not
 /// included.
 const STATE_ROW_OVERHEAD_BYTES: usize = 60;
 
-/// Layout of the state in checkpoints; bump on change.
+/// Layout of the state in checkpoints, named in the state's signature: 1, every slice in the
+/// state. Kept in the signature as it is, so checkpoints written before segments restore.
 const STATE_VERSION: u64 = 1;
+/// The state's layout with each slice in a state segment (the signature still says v1).
+const SEGMENTED_LAYOUT: u64 = 2;
+/// Layout of a slice's segment.
+const SLICE_VERSION: u64 = 1;
 
 #[cfg(test)]
 mod tests {
@@ -1008,9 +1118,118 @@ mod tests {
         }
     }
 
+    /// A checkpoint of `op`: its state, and the segments it lists, kept in `store` as a
+    /// checkpoint store keeps them (fails when a segment is given twice, or listed before it
+    /// was given).
+    fn checkpoint(op: &mut WindowedCount, store: &mut SegmentData) -> (Vec<u8>, SegmentData) {
+        let state = op.snapshot().unwrap();
+        let mut listed = SegmentData::new();
+        for s in op.snapshot_segments().unwrap() {
+            if let Some(data) = s.data {
+                assert!(
+                    store.insert(s.name.clone(), data).is_none(),
+                    "{} given twice",
+                    s.name
+                );
+            }
+            let data = store
+                .get(&s.name)
+                .unwrap_or_else(|| panic!("{} never given", s.name));
+            listed.insert(s.name.clone(), data.clone());
+        }
+        (state, listed)
+    }
+
+    #[test]
+    fn a_checkpoint_writes_the_slices_rows_changed_since_the_last_one() {
+        let windows = SlidingWindows::new(100, 50).unwrap();
+        let mut op = WindowedCount::new(
+            "w",
+            windows,
+            0,
+            OutputMode::Append,
+            LatePolicy::Count,
+            &Metrics::new(),
+        );
+        let written = |op: &mut WindowedCount| -> Vec<(String, bool)> {
+            op.snapshot().unwrap();
+            let segments = op.snapshot_segments().unwrap();
+            segments
+                .into_iter()
+                .map(|s| (s.name, s.data.is_some()))
+                .collect()
+        };
+        run_fast(&mut op, 0, &[(1, "#a"), (60, "#b")], PART_ROWS);
+        let first = written(&mut op);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|(_, new)| *new));
+        // Epoch 1 changes slice 50 only; epoch 2 none.
+        run_fast(&mut op, 1, &[(70, "#b")], PART_ROWS);
+        assert_eq!(
+            written(&mut op),
+            [
+                ("00000000000000000000-0".to_string(), false),
+                ("00000000000000000001-50".to_string(), true)
+            ]
+        );
+        run_fast(&mut op, 2, &[], PART_ROWS);
+        assert!(written(&mut op).iter().all(|(_, new)| !*new));
+    }
+
+    #[test]
+    fn a_state_from_before_segments_restores_and_its_slices_are_saved_next() {
+        let windows = SlidingWindows::new(100, 50).unwrap();
+        let new_op = || {
+            WindowedCount::new(
+                "w",
+                windows,
+                0,
+                OutputMode::Append,
+                LatePolicy::Count,
+                &Metrics::new(),
+            )
+        };
+        let mut reference = new_op();
+        run_fast(
+            &mut reference,
+            0,
+            &[(1, "#a"), (5, "#a"), (60, "#b")],
+            PART_ROWS,
+        );
+        // Layout 1: the same header as now, then every slice's counts in the state.
+        let now = reference.snapshot().unwrap();
+        let mut r = StateReader::new(&now);
+        assert_eq!(r.u64().unwrap(), SEGMENTED_LAYOUT);
+        let mut w = StateWriter::new();
+        w.u64(STATE_VERSION)
+            .i64(r.i64().unwrap())
+            .i64(r.i64().unwrap())
+            .opt_i64(r.opt_i64().unwrap())
+            .i64(r.i64().unwrap());
+        w.u64(2)
+            .i64(0)
+            .u64(1)
+            .str("#a")
+            .i64(2)
+            .i64(50)
+            .u64(1)
+            .str("#b")
+            .i64(1);
+        let mut restored = new_op();
+        restored.restore(&w.finish()).unwrap();
+        // Both slices are written by the next checkpoint, and the windows come out the same.
+        let segments = restored.snapshot_segments().unwrap();
+        assert_eq!(segments.len(), 2);
+        assert!(segments.iter().all(|s| s.data.is_some()));
+        let close = [(1_000, "#z")];
+        let want = run_fast(&mut reference, 1, &close, PART_ROWS);
+        assert!(!want.is_empty());
+        assert_eq!(run_fast(&mut restored, 1, &close, PART_ROWS), want);
+    }
+
     proptest! {
-        /// Stopping after any epoch and resuming from its snapshot gives the same rows as an
-        /// uninterrupted run.
+        /// Stopping after any epoch and resuming from its last checkpoint gives the same rows
+        /// as an uninterrupted run.
         #[test]
         fn a_restored_count_continues_exactly(mode in 0..3usize, cut in 0usize..8, b in batches()) {
             let mode = [OutputMode::Append, OutputMode::Update, OutputMode::Complete][mode];
@@ -1036,14 +1255,21 @@ mod tests {
             };
             let cut = cut.min(b.len());
             let whole = run(&mut make(), &b, 0);
+            // A checkpoint after every epoch; the last one restored.
             let mut first = make();
-            let mut rows = run(&mut first, &b[..cut], 0);
-            let state = first.snapshot().unwrap();
+            let mut store = SegmentData::new();
+            let mut rows = Vec::new();
+            let mut last = checkpoint(&mut first, &mut store);
+            for (i, batch) in b[..cut].iter().enumerate() {
+                rows.extend(run(&mut first, std::slice::from_ref(batch), i as u64));
+                last = checkpoint(&mut first, &mut store);
+            }
+            let (state, listed) = last;
             let mut second = make();
-            second.restore(&state).unwrap();
+            second.restore_with_segments(&state, listed.clone()).unwrap();
             rows.extend(run(&mut second, &b[cut..], cut as u64));
             prop_assert_eq!(rows, whole);
-            prop_assert!(second.restore(&state[..state.len() - 1]).is_err());
+            prop_assert!(second.restore_with_segments(&state[..state.len() - 1], listed).is_err());
         }
     }
 
@@ -1221,14 +1447,14 @@ mod tests {
         let bytes = |keys: usize, rows: usize| (keys + rows * STATE_ROW_OVERHEAD_BYTES) as i64;
         assert_eq!(value(names::STATE_BYTES), bytes(2 + 3 + 2 + 4, 4));
         assert_eq!(value(names::EVENT_TIME_MAX_MS), 500);
-        let saved = op.snapshot().unwrap();
+        let (saved, segments) = checkpoint(&mut op, &mut SegmentData::new());
         run_fast(&mut op, 1, &[], PART_ROWS);
         assert_eq!(op.state_rows(), 1);
         assert_eq!(value(names::STATE_ROWS_EVICTED), 3);
         assert_eq!(value(names::STATE_BYTES), bytes(4, 1));
         let restored_metrics = Metrics::new();
         let mut restored = new_op(&restored_metrics);
-        restored.restore(&saved).unwrap();
+        restored.restore_with_segments(&saved, segments).unwrap();
         assert_eq!(
             restored_metrics.value(names::STATE_BYTES, "w"),
             bytes(2 + 3 + 2 + 4, 4)
@@ -1276,10 +1502,10 @@ mod tests {
         op.process_batch(Batch::Tokens(Arc::new(tokens)), &mut out)
             .unwrap();
         op.on_barrier(0, &mut out).unwrap();
-        // Restart from a snapshot: the result must not change.
-        let state = op.snapshot().unwrap();
+        // Restart from a checkpoint: the result must not change.
+        let (state, segments) = checkpoint(&mut op, &mut SegmentData::new());
         let mut op = make();
-        op.restore(&state).unwrap();
+        op.restore_with_segments(&state, segments).unwrap();
         let mut close = TokenBatch::default();
         close.push_valued(Some(1_000_000), "#z", 0);
         op.process_batch(Batch::Tokens(Arc::new(close)), &mut out)

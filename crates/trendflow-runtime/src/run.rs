@@ -245,7 +245,7 @@ impl Restore {
             .map(|s| s.state)
     }
 
-    /// [`Self::take`] with the state segments it lists (a source's or a sink's).
+    /// [`Self::take`] with the state segments it lists.
     fn take_with_segments(&mut self, name: &str, instance: u32) -> Option<(Vec<u8>, SegmentData)> {
         let state = self.take(name, instance)?;
         let segments = self
@@ -428,8 +428,10 @@ impl RunningPipeline {
                     for k in 0..parallelism.max(1) {
                         let outputs = make_outputs(&refs, k);
                         let mut op = factory();
-                        if let Some(state) = restore.take(&node_name, k as u32) {
-                            op.restore(&state)
+                        if let Some((state, segments)) =
+                            restore.take_with_segments(&node_name, k as u32)
+                        {
+                            op.restore_with_segments(&state, segments)
                                 .map_err(|e| restore_err(&node_name, e.to_string()))?;
                         }
                         let mut actor = StageActor::new(

@@ -302,7 +302,7 @@ impl StageActor {
         self.epoch = epoch + 1;
         if let Some(signature) = &self.signature {
             let (state, segments) = match &mut self.body {
-                Body::Operator(op) => (op.snapshot(), Ok(Vec::new())),
+                Body::Operator(op) => (op.snapshot(), op.snapshot_segments()),
                 Body::Sink(s) => (s.snapshot(), s.snapshot_segments()),
             };
             let state = state.map_err(|e| format!("snapshot: {e}"))?;
