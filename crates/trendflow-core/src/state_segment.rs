@@ -73,8 +73,8 @@ mod tests {
     #[test]
     fn additions_of_one_item_merge_as_a_binary_counter_up_to_the_bound() {
         let mut sizes: Vec<usize> = Vec::new();
-        for _ in 0..200_000 {
-            sizes.push(1);
+        for added in std::iter::repeat_n(1, 200_000) {
+            sizes.push(added);
             while let [.., older, newer] = sizes[..]
                 && merges(older, newer)
             {

@@ -55,11 +55,12 @@ pub fn segment_object(component: &str, instance: u32, name: &str) -> String {
     out
 }
 
-/// A snapshot's segments as a checkpoint lists them (their names) and the bytes of those
-/// listed for the first time (name, bytes); an error for a name a segment cannot have.
-pub(crate) fn split_segments(
-    segments: Vec<StateSegment>,
-) -> Result<(Vec<String>, Vec<(String, Vec<u8>)>), String> {
+/// A snapshot's segments as a checkpoint lists them: their names, and the bytes of those
+/// listed for the first time (name, bytes).
+pub(crate) type ListedSegments = (Vec<String>, Vec<(String, Vec<u8>)>);
+
+/// [`ListedSegments`] of a snapshot; an error for a name a segment cannot have.
+pub(crate) fn split_segments(segments: Vec<StateSegment>) -> Result<ListedSegments, String> {
     let mut names = Vec::with_capacity(segments.len());
     let mut new_segments = Vec::new();
     for s in segments {
