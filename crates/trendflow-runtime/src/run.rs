@@ -418,6 +418,9 @@ impl RunningPipeline {
                         checkpoints: checkpoints.clone(),
                         replay: VecDeque::from(replays.remove(&node_name).unwrap_or_default()),
                         resumed_from: checkpoint.as_ref().map(|c| c.epoch),
+                        committed: checkpoint.as_ref().map(|c| c.epoch),
+                        max_in_flight: None,
+                        waiting_for_commit: false,
                     };
                     sources.push((i, actor));
                 }
@@ -487,9 +490,14 @@ impl RunningPipeline {
         // Sources last, so every mailbox they feed exists; they start ticking at once. Their
         // own mailbox only carries ticks, stop and commit notices (one per epoch): unbounded,
         // so a tick a source sends itself is never lost behind commit notices.
+        // Without a sink no epoch is ever committed: nothing to wait for.
+        let in_flight = (!sinks.is_empty()).then_some(crate::source_actor::MAX_EPOCHS_IN_FLIGHT);
         let source_refs = sources
             .into_iter()
-            .map(|(_, actor)| SourceActor::spawn_with_mailbox(actor, mailbox::unbounded()))
+            .map(|(_, mut actor)| {
+                actor.max_in_flight = in_flight;
+                SourceActor::spawn_with_mailbox(actor, mailbox::unbounded())
+            })
             .collect();
         Ok(RunningPipeline {
             name,

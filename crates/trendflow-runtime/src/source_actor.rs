@@ -45,7 +45,20 @@ pub(crate) struct SourceActor {
     /// The epoch of the checkpoint this run resumed from: cleaned up again at start, in case
     /// the previous run stopped between the checkpoint and the clean-up.
     pub resumed_from: Option<Epoch>,
+    /// The newest epoch with a checkpoint.
+    pub committed: Option<Epoch>,
+    /// No epoch is started while this many wait for their checkpoint (see
+    /// [`MAX_EPOCHS_IN_FLIGHT`]; `None` in a pipeline without sinks, which commits none).
+    pub max_in_flight: Option<u64>,
+    /// Waiting so: the next tick comes with the next commit.
+    pub waiting_for_commit: bool,
 }
+
+/// Epochs a source may have read and not yet seen checkpointed. The mailboxes bound the data in
+/// flight, not the epochs: each epoch's snapshots wait in the runner until its checkpoint is
+/// written, so when checkpoints are the slower part (Q2 over 1M tweets, 24h/1min windows, 101
+/// epochs of 29 MB of new rows each) they piled up to 1.6 GB of RSS.
+pub(crate) const MAX_EPOCHS_IN_FLIGHT: u64 = 4;
 
 /// The source actor's part of a checkpoint: its own flag, then the source's state.
 pub(crate) fn encode_source_state(had_data: bool, state: &[u8]) -> Vec<u8> {
@@ -280,6 +293,14 @@ impl Message<Tick> for SourceActor {
         if self.finished {
             return;
         }
+        let next_to_commit = self.committed.map_or(0, |c| c + 1);
+        if self
+            .max_in_flight
+            .is_some_and(|max| self.epoch.saturating_sub(next_to_commit) >= max)
+        {
+            self.waiting_for_commit = true;
+            return;
+        }
         let started = Instant::now();
         match self.run_epoch().await {
             Err(e) => {
@@ -329,7 +350,11 @@ impl Message<Stop> for SourceActor {
 impl Message<Committed> for SourceActor {
     type Reply = ();
 
-    async fn handle(&mut self, msg: Committed, _: &mut Context<Self, ()>) {
+    async fn handle(&mut self, msg: Committed, ctx: &mut Context<Self, ()>) {
+        self.committed = self.committed.max(Some(msg.0));
+        if std::mem::take(&mut self.waiting_for_commit) {
+            let _ = ctx.actor_ref().tell(Tick).try_send();
+        }
         if let Err(e) = self.source.on_commit(msg.0).await {
             let _ = self.events.send(RuntimeEvent::Failed {
                 component: self.name.clone(),
