@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use futures::{StreamExt, TryStreamExt};
+
 use trendflow_core::failpoint;
 use trendflow_core::state_segment::is_valid_segment_name;
 use trendflow_core::{Epoch, SegmentData, StateSegment};
@@ -40,6 +42,10 @@ pub struct NewSegment {
     pub name: String,
     pub data: Vec<u8>,
 }
+
+/// Segments written or read at once. A window count with 24h windows sliding every minute
+/// has 1,440, each a request on object storage.
+const SEGMENT_REQUESTS: usize = 16;
 
 /// The store object of segment `name` of a component instance.
 pub fn segment_object(component: &str, instance: u32, name: &str) -> String {
@@ -139,12 +145,20 @@ impl Checkpointer {
         c: Checkpoint,
         new_segments: Vec<NewSegment>,
     ) -> Result<usize, String> {
-        let mut size = 0;
-        for s in new_segments {
-            size += s.data.len();
-            let object = segment_object(&s.component, s.instance, &s.name);
-            self.store.put(&object, s.data).await?;
-        }
+        let mut size: usize = new_segments.iter().map(|s| s.data.len()).sum();
+        // Several at a time: on object storage each is a request (a restart reads them the
+        // same way); a local directory writes them one after the other anyway.
+        let puts = new_segments.into_iter().map(|s| {
+            let store = Arc::clone(&self.store);
+            async move {
+                let object = segment_object(&s.component, s.instance, &s.name);
+                store.put(&object, s.data).await
+            }
+        });
+        futures::stream::iter(puts)
+            .buffer_unordered(SEGMENT_REQUESTS)
+            .try_collect::<Vec<()>>()
+            .await?;
         failpoint::check("after-segments-before-checkpoint")?;
         let name = Self::state_name(c.epoch);
         let epoch = c.epoch;
@@ -201,22 +215,37 @@ impl Checkpointer {
         &self,
         c: &Checkpoint,
     ) -> Result<HashMap<(String, u32), SegmentData>, String> {
-        let mut out: HashMap<(String, u32), SegmentData> = HashMap::new();
-        for s in &c.components {
-            for name in &s.segments {
-                let object = segment_object(&s.name, s.instance, name);
-                let Some(data) = self.store.get(&object).await? else {
-                    return Err(format!(
-                        "checkpoint {} lists state segment {object} of `{}`, which is not in {}",
-                        c.epoch,
-                        s.name,
-                        self.describe()
-                    ));
-                };
-                out.entry((s.name.clone(), s.instance))
-                    .or_default()
-                    .insert(name.clone(), data);
+        let wanted: Vec<(String, u32, String)> = c
+            .components
+            .iter()
+            .flat_map(|s| {
+                s.segments
+                    .iter()
+                    .map(|name| (s.name.clone(), s.instance, name.clone()))
+            })
+            .collect();
+        let gets = wanted.into_iter().map(|(component, instance, name)| {
+            let store = Arc::clone(&self.store);
+            let (epoch, describe) = (c.epoch, self.describe());
+            async move {
+                let object = segment_object(&component, instance, &name);
+                match store.get(&object).await? {
+                    Some(data) => Ok((component, instance, name, data)),
+                    None => Err(format!(
+                        "checkpoint {epoch} lists state segment {object} of `{component}`, which is not in {describe}"
+                    )),
+                }
             }
+        });
+        let read: Vec<_> = futures::stream::iter(gets)
+            .buffer_unordered(SEGMENT_REQUESTS)
+            .try_collect()
+            .await?;
+        let mut out: HashMap<(String, u32), SegmentData> = HashMap::new();
+        for (component, instance, name, data) in read {
+            out.entry((component, instance))
+                .or_default()
+                .insert(name, data);
         }
         Ok(out)
     }
