@@ -232,6 +232,7 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
         "put-before-rename",
         "put-before-dir-fsync",
         "after-sink-commit-before-checkpoint",
+        "put-new-before-dir-fsync",
         "after-segments-before-checkpoint",
         "after-checkpoint-before-source-commit",
         "after-checkpoint-before-prune",

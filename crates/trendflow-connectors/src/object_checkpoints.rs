@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use trendflow_core::BoxFuture;
@@ -59,6 +59,18 @@ impl CheckpointStore for ObjectStoreCheckpoints {
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("writing {}/{name}: {e}", self.describe))
+        })
+    }
+
+    /// Each object is a request: several at a time.
+    fn put_new<'a>(&'a self, objects: Vec<(String, Vec<u8>)>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            futures::stream::iter(objects)
+                .map(|(name, data)| async move { self.put(&name, data).await })
+                .buffer_unordered(16)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(|_| ())
         })
     }
 

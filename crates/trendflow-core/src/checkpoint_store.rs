@@ -22,6 +22,18 @@ pub trait CheckpointStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, StoreResult<()>> {
         self.put(name, parts.concat())
     }
+    /// Writes objects no checkpoint lists yet (state segments), durably once it returns but
+    /// not atomically one by one: a crash may leave part of one, which no checkpoint lists
+    /// and the next clean-up deletes. Without temporary names, a local directory syncs each
+    /// file and then the directory once, not twice a file as [`Self::put`] must.
+    fn put_new<'a>(&'a self, objects: Vec<(String, Vec<u8>)>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            for (name, data) in objects {
+                self.put(&name, data).await?;
+            }
+            Ok(())
+        })
+    }
     /// Reads an object; `None` when it does not exist.
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>>;
     /// Names of the objects directly under `dir`, relative to it, sorted.

@@ -146,19 +146,11 @@ impl Checkpointer {
         new_segments: Vec<NewSegment>,
     ) -> Result<usize, String> {
         let mut size: usize = new_segments.iter().map(|s| s.data.len()).sum();
-        // Several at a time: on object storage each is a request (a restart reads them the
-        // same way); a local directory writes them one after the other anyway.
-        let puts = new_segments.into_iter().map(|s| {
-            let store = Arc::clone(&self.store);
-            async move {
-                let object = segment_object(&s.component, s.instance, &s.name);
-                store.put(&object, s.data).await
-            }
-        });
-        futures::stream::iter(puts)
-            .buffer_unordered(SEGMENT_REQUESTS)
-            .try_collect::<Vec<()>>()
-            .await?;
+        let objects = new_segments
+            .into_iter()
+            .map(|s| (segment_object(&s.component, s.instance, &s.name), s.data))
+            .collect();
+        self.store.put_new(objects).await?;
         failpoint::check("after-segments-before-checkpoint")?;
         let name = Self::state_name(c.epoch);
         let epoch = c.epoch;

@@ -143,6 +143,34 @@ impl CheckpointStore for LocalDirStore {
         Box::pin(async move { r })
     }
 
+    fn put_new<'a>(&'a self, objects: Vec<(String, Vec<u8>)>) -> BoxFuture<'a, StoreResult<()>> {
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut r = Ok(());
+        for (name, data) in &objects {
+            let target = self.path(name);
+            let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::File::create(&target))
+                .and_then(|mut f| {
+                    f.write_all(data)?;
+                    f.sync_all()
+                });
+            if let Err(e) = written {
+                r = Err(format!("writing {}: {e}", target.display()));
+                break;
+            }
+            dirs.insert(dir);
+        }
+        if r.is_ok() {
+            r = failpoint::check("put-new-before-dir-fsync").and_then(|()| {
+                dirs.iter().try_for_each(|d| {
+                    sync_dir(d).map_err(|e| format!("syncing {}: {e}", d.display()))
+                })
+            });
+        }
+        Box::pin(async move { r })
+    }
+
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<u8>>>> {
         let r = match std::fs::read(self.path(name)) {
             Ok(v) => Ok(Some(v)),
@@ -243,6 +271,28 @@ mod tests {
         );
         assert_eq!(get("state/3.ckpt").await.unwrap(), None);
         assert_eq!(store.list("state").await.unwrap(), ["1.ckpt", "2.ckpt"]);
+    }
+
+    #[tokio::test]
+    async fn new_objects_are_written_under_their_names_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path());
+        let objects = vec![
+            ("segments/a.0.x".to_string(), b"x".to_vec()),
+            ("segments/a.0.y".to_string(), b"yy".to_vec()),
+            ("other/z".to_string(), Vec::new()),
+        ];
+        store.put_new(objects).await.unwrap();
+        assert_eq!(store.list("segments").await.unwrap(), ["a.0.x", "a.0.y"]);
+        assert_eq!(store.get("segments/a.0.y").await.unwrap().unwrap(), b"yy");
+        assert_eq!(store.get("other/z").await.unwrap().unwrap(), b"");
+        // No temporary names: nothing else in the directory.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("segments"))
+                .unwrap()
+                .count(),
+            2
+        );
     }
 
     #[tokio::test]
