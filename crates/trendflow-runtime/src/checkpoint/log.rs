@@ -43,8 +43,8 @@ pub struct NewSegment {
     pub data: Vec<u8>,
 }
 
-/// Segments written or read at once. A window count with 24h windows sliding every minute
-/// has 1,440, each a request on object storage.
+/// Segments read at once by a restart (`CheckpointStore::put_new` writes them). A window count
+/// with 24h windows sliding every minute has 1,440, each a request on object storage.
 const SEGMENT_REQUESTS: usize = 16;
 
 /// The store object of segment `name` of a component instance.
