@@ -490,8 +490,12 @@ impl RunningPipeline {
         // Sources last, so every mailbox they feed exists; they start ticking at once. Their
         // own mailbox only carries ticks, stop and commit notices (one per epoch): unbounded,
         // so a tick a source sends itself is never lost behind commit notices.
-        // Without a sink no epoch is ever committed: nothing to wait for.
-        let in_flight = (!sinks.is_empty()).then_some(crate::source_actor::MAX_EPOCHS_IN_FLIGHT);
+        // A checkpoint needs every sink's commit of the epoch. With one source every sink gets
+        // every barrier, and ends with the stream; with several (each with its own epochs, on
+        // branches that may end or idle apart) a commit may never come, and a source held
+        // back for it would stall: they are not held. Without a sink nothing is committed.
+        let in_flight = (sources.len() == 1 && !sinks.is_empty())
+            .then_some(crate::source_actor::MAX_EPOCHS_IN_FLIGHT);
         let source_refs = sources
             .into_iter()
             .map(|(_, mut actor)| {

@@ -57,7 +57,8 @@ pub(crate) struct SourceActor {
 /// Epochs a source may have read and not yet seen checkpointed. The mailboxes bound the data in
 /// flight, not the epochs: each epoch's snapshots wait in the runner until its checkpoint is
 /// written, so when checkpoints are the slower part (Q2 over 1M tweets, 24h/1min windows, 101
-/// epochs of 29 MB of new rows each) they piled up to 1.6 GB of RSS.
+/// epochs of 29 MB of new rows each) they piled up to 1.6 GB of RSS. Only the source of a
+/// pipeline with one source is held so (see where it is set, in run.rs).
 pub(crate) const MAX_EPOCHS_IN_FLIGHT: u64 = 4;
 
 /// The source actor's part of a checkpoint: its own flag, then the source's state.

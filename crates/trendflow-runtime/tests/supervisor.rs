@@ -471,3 +471,56 @@ async fn a_source_reads_no_further_than_four_epochs_past_the_last_checkpoint() {
     // The 20 epochs, and the last one without data.
     assert_eq!(*recorded.lock().unwrap(), 21);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_one_ending_early_each_run_to_their_end() {
+    // Two branches, each with its own source and sink: `short` ends after 2 epochs, and its
+    // sink with it, so no later epoch gets every sink's commit (no checkpoint). `long` must
+    // still read its 20 epochs: it is not held back for checkpoints that cannot come.
+    let branch = |name: &str, epochs: u64, published: &Arc<Mutex<(u64, u64)>>| {
+        vec![
+            NodeSpec {
+                name: format!("{name}-src"),
+                body: NodeBody::Source {
+                    source: Box::new(Numbers { epochs }),
+                    trigger: Trigger::AvailableNow,
+                    options: Default::default(),
+                },
+                inputs: vec![],
+                mailbox: 4,
+            },
+            NodeSpec {
+                name: format!("{name}-sum"),
+                body: NodeBody::Sink(Box::new(Sum {
+                    pending: (0, 0),
+                    committed: (0, 0),
+                    published: published.clone(),
+                })),
+                inputs: vec![format!("{name}-src")],
+                mailbox: 4,
+            },
+        ]
+    };
+    let (short, long) = (Arc::new(Mutex::new((0, 0))), Arc::new(Mutex::new((0, 0))));
+    let mut nodes = branch("short", 2, &short);
+    nodes.extend(branch("long", 20, &long));
+    let graph = PipelineGraph {
+        name: "two".into(),
+        nodes,
+        dead_letters: None,
+        metrics: Metrics::new(),
+    };
+    let sup = Supervisor::new(
+        graph,
+        Box::new(|| Err("no restart".into())),
+        RestartPolicy::default(),
+        memory(),
+    );
+    // A guard against a hang, not a measure: the run takes milliseconds.
+    tokio::time::timeout(Duration::from_secs(60), sup.run(|_| {}))
+        .await
+        .expect("the run stalled")
+        .unwrap();
+    assert_eq!(*short.lock().unwrap(), (19 * 20 / 2, 20));
+    assert_eq!(*long.lock().unwrap(), TOTAL);
+}
