@@ -6,8 +6,8 @@
 //! an epoch's rows are written once, not again in every later checkpoint. The newest two
 //! batches are merged as `state_segment::merges` says (up to 65,536 rows); larger batches are
 //! not: the table drops rows from its oldest end, so a segment is written once and deleted once
-//! the table dropped all its rows (merged into larger ones, Q2 over 1M tweets in 101 epochs
-//! rewrote its whole 47 MB table every 12-22 epochs).
+//! the table dropped all its rows. (Merged without that bound, into ever larger batches, Q2
+//! over 1M tweets in 101 epochs rewrote its whole 47 MB table every 12-22 epochs.)
 
 use std::collections::VecDeque;
 use std::sync::Arc;

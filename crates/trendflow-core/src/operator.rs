@@ -203,8 +203,9 @@ pub trait Sink: Send + 'static {
 
     /// The segments the state of the last [`Self::snapshot`] refers to
     /// ([`crate::state_segment`]): each with its bytes the first time it is listed, by name
-    /// after that. Called right after `snapshot`. Most sinks keep their whole state in the
-    /// snapshot and list none.
+    /// after that. The runtime calls it right after `snapshot`, with nothing in between, and
+    /// components may rely on it (the snapshot names the segments this call hands over). Most
+    /// sinks keep their whole state in the snapshot and list none.
     fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
         Ok(Vec::new())
     }

@@ -646,8 +646,17 @@ impl RunningPipeline {
                         {
                             break Err(PipelineError::Checkpoint(e));
                         }
-                        let (mut components, new_segments) =
+                        let (mut components, mut new_segments) =
                             snapshots.remove(&epoch).unwrap_or_default();
+                        // Snapshots of earlier epochs no checkpoint will have (epochs whose
+                        // numbers drifted apart between sources): their components handed
+                        // over new segments and will list them by name from now on, so they
+                        // are written with this checkpoint.
+                        while let Some(entry) = snapshots.first_entry()
+                            && *entry.key() < epoch
+                        {
+                            new_segments.extend(entry.remove().1);
+                        }
                         components
                             .sort_by(|a, b| (&a.name, a.instance).cmp(&(&b.name, b.instance)));
                         let checkpoint = Checkpoint {

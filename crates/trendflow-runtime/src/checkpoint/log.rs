@@ -165,29 +165,36 @@ impl Checkpointer {
         Ok(size)
     }
 
-    /// The segment objects checkpoint `epoch` lists; none when it cannot be read (a torn
-    /// checkpoint is never restored from, so what it lists need not be kept).
-    async fn listed_by(&self, epoch: Epoch) -> Result<Vec<String>, String> {
+    /// The segment objects checkpoint `epoch` lists: none when it is torn (it is never
+    /// restored from, so what it lists need not be kept); `None` when it is of a format this
+    /// build cannot read (what it lists is unknown).
+    async fn listed_by(&self, epoch: Epoch) -> Result<Option<Vec<String>>, String> {
         if let Some(l) = self.listed.lock().unwrap().get(&epoch) {
-            return Ok(l.clone());
+            return Ok(Some(l.clone()));
         }
         let listed = match self.store.get(&Self::state_name(epoch)).await? {
-            Some(bytes) => Checkpoint::decode(&bytes)
-                .map(|c| segment_objects(&c))
-                .unwrap_or_default(),
+            Some(bytes) => match Checkpoint::decode(&bytes) {
+                Ok(c) => segment_objects(&c),
+                Err(FormatError::Corrupt) => Vec::new(),
+                Err(FormatError::Version(_)) => return Ok(None),
+            },
             None => Vec::new(),
         };
         self.listed.lock().unwrap().insert(epoch, listed.clone());
-        Ok(listed)
+        Ok(Some(listed))
     }
 
     /// Deletes the segments no kept checkpoint lists: those of pruned checkpoints, and those
-    /// written for a checkpoint a crash cut short.
+    /// written for a checkpoint a crash cut short. Deletes nothing while a kept checkpoint is
+    /// of a format this build cannot read.
     async fn remove_unlisted_segments(&self) -> Result<(), String> {
         let epochs = self.checkpoint_epochs().await?;
         let mut listed = HashSet::new();
         for e in &epochs {
-            listed.extend(self.listed_by(*e).await?);
+            match self.listed_by(*e).await? {
+                Some(l) => listed.extend(l),
+                None => return Ok(()),
+            }
         }
         self.listed
             .lock()
@@ -479,5 +486,39 @@ mod tests {
             err.contains("checkpoint 4") && err.contains("segments/top_20tags_2F1.0.f"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn no_segment_is_deleted_while_a_kept_checkpoint_is_of_an_unknown_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalDirStore::new(dir.path()));
+        let c = Checkpointer::new(store.clone(), 3);
+        c.write_checkpoint(listing(0, &["a"]), vec![new("a")])
+            .await
+            .unwrap();
+        c.write_checkpoint(listing(1, &["b"]), vec![new("b")])
+            .await
+            .unwrap();
+        // Checkpoint 0 as a later build would write it (version 3), and a segment no
+        // checkpoint lists.
+        let mut bytes = listing(0, &["a"]).encode();
+        bytes[8] = 3;
+        let n = bytes.len() - 4;
+        let crc = trendflow_core::codec::crc32(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        store
+            .put("state/00000000000000000000.ckpt", bytes)
+            .await
+            .unwrap();
+        store
+            .put(&segment_object("top tags/1", 0, "z"), b"z".to_vec())
+            .await
+            .unwrap();
+        let restarted = Checkpointer::new(store.clone(), 3);
+        restarted
+            .write_checkpoint(listing(2, &["c"]), vec![new("c")])
+            .await
+            .unwrap();
+        assert_eq!(stored(&store).await.len(), 4, "{:?}", stored(&store).await);
     }
 }
