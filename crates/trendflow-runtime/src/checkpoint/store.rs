@@ -114,6 +114,52 @@ impl LocalDirStore {
     }
 }
 
+impl LocalDirStore {
+    /// Writes every file, then syncs them on several threads at once, then each directory:
+    /// synced one after the other, the 36 window slices and 16 table segments of Q2's first
+    /// checkpoint over 1M tweets took 250 ms (each sync waits for the disk on its own, where
+    /// concurrent ones share the journal's commits).
+    fn put_new_sync(&self, objects: &[(String, Vec<u8>)]) -> StoreResult<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut files = Vec::with_capacity(objects.len());
+        for (name, data) in objects {
+            let target = self.path(name);
+            let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+            let file = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::File::create(&target))
+                .and_then(|mut f| f.write_all(data).map(|()| f))
+                .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            files.push((target, file));
+            dirs.insert(dir);
+        }
+        let threads = files.len().clamp(1, SYNC_THREADS);
+        let per_thread = files.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let syncs: Vec<_> = files
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk.iter().try_for_each(|(path, f)| {
+                            f.sync_all()
+                                .map_err(|e| format!("syncing {}: {e}", path.display()))
+                        })
+                    })
+                })
+                .collect();
+            syncs.into_iter().try_for_each(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("a sync thread panicked".into()))
+            })
+        })?;
+        failpoint::check("put-new-before-dir-fsync")?;
+        dirs.iter()
+            .try_for_each(|d| sync_dir(d).map_err(|e| format!("syncing {}: {e}", d.display())))
+    }
+}
+
+/// Threads syncing new files at once.
+const SYNC_THREADS: usize = 8;
+
 /// Makes a rename or removal in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -144,30 +190,7 @@ impl CheckpointStore for LocalDirStore {
     }
 
     fn put_new<'a>(&'a self, objects: Vec<(String, Vec<u8>)>) -> BoxFuture<'a, StoreResult<()>> {
-        let mut dirs = std::collections::BTreeSet::new();
-        let mut r = Ok(());
-        for (name, data) in &objects {
-            let target = self.path(name);
-            let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-            let written = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::File::create(&target))
-                .and_then(|mut f| {
-                    f.write_all(data)?;
-                    f.sync_all()
-                });
-            if let Err(e) = written {
-                r = Err(format!("writing {}: {e}", target.display()));
-                break;
-            }
-            dirs.insert(dir);
-        }
-        if r.is_ok() {
-            r = failpoint::check("put-new-before-dir-fsync").and_then(|()| {
-                dirs.iter().try_for_each(|d| {
-                    sync_dir(d).map_err(|e| format!("syncing {}: {e}", d.display()))
-                })
-            });
-        }
+        let r = self.put_new_sync(&objects);
         Box::pin(async move { r })
     }
 
