@@ -661,6 +661,7 @@ impl Source for FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trendflow_core::state_segment::SegmentStore;
 
     #[test]
     fn globs() {
@@ -861,19 +862,8 @@ mod tests {
     /// A checkpoint of `src` that holds its first: its state and its segments' bytes.
     fn first_checkpoint(src: &mut FileSource) -> (Vec<u8>, SegmentData) {
         let state = src.snapshot().unwrap();
-        let segments = src
-            .snapshot_segments()
-            .unwrap()
-            .into_iter()
-            .map(|s| {
-                (
-                    s.name,
-                    s.data
-                        .expect("a first checkpoint has every segment's bytes"),
-                )
-            })
-            .collect();
-        (state, segments)
+        let segments = src.snapshot_segments().unwrap();
+        (state, SegmentStore::default().keep(segments))
     }
 
     #[tokio::test]

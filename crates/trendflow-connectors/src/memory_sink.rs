@@ -17,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter, crc32};
 use trendflow_core::metrics::Counter;
-use trendflow_core::state_segment::merges;
+use trendflow_core::state_segment::{self, merges};
 use trendflow_core::{
     Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema, SegmentData, Sink, StateSegment,
 };
@@ -402,9 +402,7 @@ impl Sink for MemorySink {
             for _ in 0..r.len().map_err(bad)? {
                 let name = r.str().map_err(bad)?.to_string();
                 let rows = r.u64().map_err(bad)? as usize;
-                let ipc = segments
-                    .remove(&name)
-                    .ok_or_else(|| err(format!("segment {name} is missing")))?;
+                let ipc = state_segment::take(&mut segments, &name).map_err(err)?;
                 let (arrow, parts) = read_ipc(&ipc).map_err(err)?;
                 let batch = datafusion::arrow::compute::concat_batches(&arrow, &parts)
                     .map_err(|e| err(e.to_string()))?;
@@ -449,6 +447,7 @@ const STATE_VERSION: u64 = 2;
 mod tests {
     use super::*;
     use trendflow_core::metrics::{Metrics, names};
+    use trendflow_core::state_segment::SegmentStore;
 
     /// Unwindowed append rows, count 1 each.
     fn append(epoch: Epoch, keys: &[&str]) -> Batch {
@@ -551,29 +550,10 @@ mod tests {
         }
     }
 
-    /// The segments a checkpoint store holds, by name; fails when a segment comes with its
-    /// bytes twice, or is listed without them before they came.
-    #[derive(Default)]
-    struct Store {
-        segments: SegmentData,
-    }
-
-    impl Store {
-        /// Takes a checkpoint of `sink`: its state, and the segments it lists.
-        fn checkpoint(&mut self, sink: &mut MemorySink) -> (Vec<u8>, SegmentData) {
-            let state = sink.snapshot().unwrap();
-            let mut listed = SegmentData::new();
-            for s in sink.snapshot_segments().unwrap() {
-                if let Some(data) = s.data {
-                    let again = self.segments.insert(s.name.clone(), data);
-                    assert!(again.is_none(), "segment {} given twice", s.name);
-                }
-                let data = self.segments.get(&s.name);
-                let data = data.unwrap_or_else(|| panic!("{} listed, never given", s.name));
-                listed.insert(s.name.clone(), data.clone());
-            }
-            (state, listed)
-        }
+    /// A checkpoint of `sink` kept in `store`: its state, and the segments it lists.
+    fn checkpoint(sink: &mut MemorySink, store: &mut SegmentStore) -> (Vec<u8>, SegmentData) {
+        let state = sink.snapshot().unwrap();
+        (state, store.keep(sink.snapshot_segments().unwrap()))
     }
 
     /// `n` unwindowed append rows, `#e<epoch>-<i>`.
@@ -590,7 +570,7 @@ mod tests {
         // replaced by its restored copy after every epoch.
         let reference_tables = MemoryTables::new();
         let mut reference = MemorySink::new("t", reference_tables.clone(), Some(40), false);
-        let mut store = Store::default();
+        let mut store = SegmentStore::default();
         let mut tables = MemoryTables::new();
         let mut sink = MemorySink::new("t", tables.clone(), Some(40), false);
         let mut most_segments = 0;
@@ -600,7 +580,7 @@ mod tests {
                 s.write(&batch).unwrap();
                 s.commit(epoch).unwrap();
             }
-            let (state, segments) = store.checkpoint(&mut sink);
+            let (state, segments) = checkpoint(&mut sink, &mut store);
             most_segments = most_segments.max(segments.len());
             tables = MemoryTables::new();
             sink = MemorySink::new("t", tables.clone(), Some(40), false);
@@ -619,13 +599,13 @@ mod tests {
 
     #[test]
     fn small_epochs_make_few_segments_and_large_ones_are_not_merged() {
-        let mut store = Store::default();
+        let mut store = SegmentStore::default();
         let mut sink = MemorySink::new("t", MemoryTables::new(), None, false);
         for epoch in 0..3000u64 {
             sink.write(&epoch_rows(epoch, 50)).unwrap();
             sink.commit(epoch).unwrap();
         }
-        let (_, segments) = store.checkpoint(&mut sink);
+        let (_, segments) = checkpoint(&mut sink, &mut store);
         // Epochs of 50 rows merge into segments of 100, 200... 51,200 rows; two of 51,200
         // would make more than 65,536 and stay apart. 150,000 rows: two of 51,200, then
         // 47,600 = 50 x 0b1110111000, one segment per bit set: 8.
@@ -661,11 +641,11 @@ mod tests {
 
     #[test]
     fn a_missing_segment_is_an_error_that_names_it() {
-        let mut store = Store::default();
+        let mut store = SegmentStore::default();
         let mut sink = MemorySink::new("t", MemoryTables::new(), None, false);
         sink.write(&append(0, &["#a"])).unwrap();
         sink.commit(0).unwrap();
-        let (state, _) = store.checkpoint(&mut sink);
+        let (state, _) = checkpoint(&mut sink, &mut store);
         let mut copy = MemorySink::new("t", MemoryTables::new(), None, false);
         let err = copy
             .restore_with_segments(&state, SegmentData::new())

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use trendflow_core::codec::{StateReader, StateWriter, crc32};
-use trendflow_core::state_segment::merges;
+use trendflow_core::state_segment::{self, merges};
 use trendflow_core::{Epoch, OperatorError, SegmentData, StateSegment};
 
 /// One segment: files taken in an epoch, or in several merged.
@@ -133,9 +133,7 @@ impl SeenFiles {
             let name = r.str().map_err(bad)?.to_string();
             let files = r.u64().map_err(bad)? as usize;
             let newest_mtime = r.i64().map_err(bad)?;
-            let bytes = data
-                .remove(&name)
-                .ok_or_else(|| err(format!("segment {name} is missing")))?;
+            let bytes = state_segment::take(data, &name).map_err(err)?;
             let mut s = StateReader::new(&bytes);
             if s.u64().map_err(bad)? != SEGMENT_VERSION {
                 return Err(err(format!("segment {name}: unknown version")));
@@ -203,24 +201,13 @@ const SEGMENT_VERSION: u64 = 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trendflow_core::state_segment::SegmentStore;
 
-    /// Checkpoints `seen` into `store` (every segment's bytes, by name); returns the state's
-    /// list and the segments it names.
-    fn checkpoint(seen: &mut SeenFiles, store: &mut SegmentData) -> (Vec<u8>, SegmentData) {
+    /// A checkpoint of `seen` kept in `store`: the state's list, and the segments it names.
+    fn checkpoint(seen: &mut SeenFiles, store: &mut SegmentStore) -> (Vec<u8>, SegmentData) {
         let mut w = StateWriter::new();
         seen.write_list(&mut w);
-        let mut listed = SegmentData::new();
-        for s in seen.snapshot_segments() {
-            if let Some(data) = s.data {
-                assert!(
-                    store.insert(s.name.clone(), data).is_none(),
-                    "{} twice",
-                    s.name
-                );
-            }
-            listed.insert(s.name.clone(), store[&s.name].clone());
-        }
-        (w.finish(), listed)
+        (w.finish(), store.keep(seen.snapshot_segments()))
     }
 
     fn restored(state: &[u8], mut listed: SegmentData, threshold: Option<i64>) -> SeenFiles {
@@ -239,7 +226,7 @@ mod tests {
     #[test]
     fn restored_at_every_epoch_it_remembers_what_one_never_restored_does() {
         // Files of increasing modification times, 1 to 9 an epoch, forgotten past 300 ms.
-        let mut store = SegmentData::new();
+        let mut store = SegmentStore::default();
         let (mut reference, mut seen) = (SeenFiles::default(), SeenFiles::default());
         let mut mtime = 0;
         let mut most_segments = 0;
@@ -280,7 +267,7 @@ mod tests {
     #[test]
     fn a_state_from_before_segments_becomes_one_segment_saved_once() {
         let mut seen = SeenFiles::from_files(vec![("a".into(), 1), ("b".into(), 2)]);
-        let mut store = SegmentData::new();
+        let mut store = SegmentStore::default();
         let (state, listed) = checkpoint(&mut seen, &mut store);
         assert_eq!(listed.len(), 1);
         let (_, again) = checkpoint(&mut seen, &mut store);

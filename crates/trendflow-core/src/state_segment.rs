@@ -43,6 +43,38 @@ impl StateSegment {
 /// The segments of a restored state, by name.
 pub type SegmentData = HashMap<String, Vec<u8>>;
 
+/// Takes segment `name` out of a restored state's segments.
+pub fn take(segments: &mut SegmentData, name: &str) -> Result<Vec<u8>, String> {
+    segments
+        .remove(name)
+        .ok_or_else(|| format!("segment {name} is missing"))
+}
+
+/// Keeps segments as a checkpoint store does, for tests of components that list them.
+#[derive(Debug, Default)]
+pub struct SegmentStore {
+    pub segments: SegmentData,
+}
+
+impl SegmentStore {
+    /// Keeps what a snapshot lists, and returns the listed segments' bytes, as a restore from
+    /// that checkpoint gets them. Panics when a segment comes with its bytes a second time, or
+    /// is listed by name before its bytes came: the component broke the contract.
+    pub fn keep(&mut self, listed: Vec<StateSegment>) -> SegmentData {
+        let mut out = SegmentData::new();
+        for s in listed {
+            if let Some(data) = s.data {
+                let again = self.segments.insert(s.name.clone(), data);
+                assert!(again.is_none(), "segment {} given twice", s.name);
+            }
+            let data = self.segments.get(&s.name);
+            let data = data.unwrap_or_else(|| panic!("segment {} listed, never given", s.name));
+            out.insert(s.name, data.clone());
+        }
+        out
+    }
+}
+
 /// The most items (rows, files) a merge of two segments makes.
 pub const MERGED_MAX: usize = 1 << 16;
 

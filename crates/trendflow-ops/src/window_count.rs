@@ -21,6 +21,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
 use trendflow_core::metrics::{Counter, Gauge, Metrics, names};
+use trendflow_core::state_segment;
 use trendflow_core::time::format_iso_utc;
 use trendflow_core::{
     Batch, DeadLetter, Emitter, Epoch, EventTime, Operator, OperatorError, Reason, ResultRow,
@@ -815,9 +816,7 @@ impl Operator for WindowedCount {
             for _ in 0..r.u64().map_err(bad)? {
                 let start = r.i64().map_err(bad)?;
                 let name = r.str().map_err(bad)?.to_string();
-                let data = segments
-                    .remove(&name)
-                    .ok_or_else(|| err(format!("segment {name} is missing")))?;
+                let data = state_segment::take(&mut segments, &name).map_err(err)?;
                 let mut s = StateReader::new(&data);
                 if s.u64().map_err(bad)? != SLICE_VERSION {
                     return Err(err(format!("segment {name}: unknown version")));
@@ -954,6 +953,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap as Map;
     use trendflow_core::TokenBatch;
+    use trendflow_core::state_segment::SegmentStore;
 
     /// The naive reference: one counter per (window, key), Spark's rule applied per window.
     struct Naive {
@@ -1118,26 +1118,10 @@ mod tests {
         }
     }
 
-    /// A checkpoint of `op`: its state, and the segments it lists, kept in `store` as a
-    /// checkpoint store keeps them (fails when a segment is given twice, or listed before it
-    /// was given).
-    fn checkpoint(op: &mut WindowedCount, store: &mut SegmentData) -> (Vec<u8>, SegmentData) {
+    /// A checkpoint of `op` kept in `store`: its state, and the segments it lists.
+    fn checkpoint(op: &mut WindowedCount, store: &mut SegmentStore) -> (Vec<u8>, SegmentData) {
         let state = op.snapshot().unwrap();
-        let mut listed = SegmentData::new();
-        for s in op.snapshot_segments().unwrap() {
-            if let Some(data) = s.data {
-                assert!(
-                    store.insert(s.name.clone(), data).is_none(),
-                    "{} given twice",
-                    s.name
-                );
-            }
-            let data = store
-                .get(&s.name)
-                .unwrap_or_else(|| panic!("{} never given", s.name));
-            listed.insert(s.name.clone(), data.clone());
-        }
-        (state, listed)
+        (state, store.keep(op.snapshot_segments().unwrap()))
     }
 
     #[test]
@@ -1257,7 +1241,7 @@ mod tests {
             let whole = run(&mut make(), &b, 0);
             // A checkpoint after every epoch; the last one restored.
             let mut first = make();
-            let mut store = SegmentData::new();
+            let mut store = SegmentStore::default();
             let mut rows = Vec::new();
             let mut last = checkpoint(&mut first, &mut store);
             for (i, batch) in b[..cut].iter().enumerate() {
@@ -1447,7 +1431,7 @@ mod tests {
         let bytes = |keys: usize, rows: usize| (keys + rows * STATE_ROW_OVERHEAD_BYTES) as i64;
         assert_eq!(value(names::STATE_BYTES), bytes(2 + 3 + 2 + 4, 4));
         assert_eq!(value(names::EVENT_TIME_MAX_MS), 500);
-        let (saved, segments) = checkpoint(&mut op, &mut SegmentData::new());
+        let (saved, segments) = checkpoint(&mut op, &mut SegmentStore::default());
         run_fast(&mut op, 1, &[], PART_ROWS);
         assert_eq!(op.state_rows(), 1);
         assert_eq!(value(names::STATE_ROWS_EVICTED), 3);
@@ -1503,7 +1487,7 @@ mod tests {
             .unwrap();
         op.on_barrier(0, &mut out).unwrap();
         // Restart from a checkpoint: the result must not change.
-        let (state, segments) = checkpoint(&mut op, &mut SegmentData::new());
+        let (state, segments) = checkpoint(&mut op, &mut SegmentStore::default());
         let mut op = make();
         op.restore_with_segments(&state, segments).unwrap();
         let mut close = TokenBatch::default();
