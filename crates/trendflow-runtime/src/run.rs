@@ -239,15 +239,9 @@ impl Restore {
         }
     }
 
-    fn take(&mut self, name: &str, instance: u32) -> Option<Vec<u8>> {
-        self.states
-            .remove(&(name.to_string(), instance))
-            .map(|s| s.state)
-    }
-
-    /// [`Self::take`] with the state segments it lists.
-    fn take_with_segments(&mut self, name: &str, instance: u32) -> Option<(Vec<u8>, SegmentData)> {
-        let state = self.take(name, instance)?;
+    /// The state of a component instance, with the state segments it lists.
+    fn take(&mut self, name: &str, instance: u32) -> Option<(Vec<u8>, SegmentData)> {
+        let state = self.states.remove(&(name.to_string(), instance))?.state;
         let segments = self
             .segments
             .remove(&(name.to_string(), instance))
@@ -395,7 +389,7 @@ impl RunningPipeline {
                     options,
                 } => {
                     let mut had_data = false;
-                    if let Some((state, segments)) = restore.take_with_segments(&node_name, 0) {
+                    if let Some((state, segments)) = restore.take(&node_name, 0) {
                         let (flag, inner) = crate::source_actor::decode_source_state(&state)
                             .map_err(|e| restore_err(&node_name, e))?;
                         source
@@ -431,9 +425,7 @@ impl RunningPipeline {
                     for k in 0..parallelism.max(1) {
                         let outputs = make_outputs(&refs, k);
                         let mut op = factory();
-                        if let Some((state, segments)) =
-                            restore.take_with_segments(&node_name, k as u32)
-                        {
+                        if let Some((state, segments)) = restore.take(&node_name, k as u32) {
                             op.restore_with_segments(&state, segments)
                                 .map_err(|e| restore_err(&node_name, e.to_string()))?;
                         }
@@ -459,7 +451,7 @@ impl RunningPipeline {
                     }
                 }
                 NodeBody::Sink(mut sink) => {
-                    if let Some((state, segments)) = restore.take_with_segments(&node_name, 0) {
+                    if let Some((state, segments)) = restore.take(&node_name, 0) {
                         sink.restore_with_segments(&state, segments)
                             .map_err(|e| restore_err(&node_name, e.to_string()))?;
                     }

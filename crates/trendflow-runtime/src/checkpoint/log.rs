@@ -160,8 +160,8 @@ impl Checkpointer {
         self.store.put_parts(&name, parts).await?;
         self.listed.lock().unwrap().insert(epoch, listed);
         failpoint::check("after-checkpoint-before-prune")?;
-        self.prune().await?;
-        self.remove_unlisted_segments().await?;
+        let kept = self.prune().await?;
+        self.remove_unlisted_segments(&kept).await?;
         Ok(size)
     }
 
@@ -187,10 +187,9 @@ impl Checkpointer {
     /// Deletes the segments no kept checkpoint lists: those of pruned checkpoints, and those
     /// written for a checkpoint a crash cut short. Deletes nothing while a kept checkpoint is
     /// of a format this build cannot read.
-    async fn remove_unlisted_segments(&self) -> Result<(), String> {
-        let epochs = self.checkpoint_epochs().await?;
+    async fn remove_unlisted_segments(&self, kept: &[Epoch]) -> Result<(), String> {
         let mut listed = HashSet::new();
-        for e in &epochs {
+        for e in kept {
             match self.listed_by(*e).await? {
                 Some(l) => listed.extend(l),
                 None => return Ok(()),
@@ -199,7 +198,7 @@ impl Checkpointer {
         self.listed
             .lock()
             .unwrap()
-            .retain(|e, _| epochs.binary_search(e).is_ok());
+            .retain(|e, _| kept.binary_search(e).is_ok());
         for name in self.store.list("segments").await? {
             let object = format!("segments/{name}");
             if !listed.contains(&object) {
@@ -263,11 +262,12 @@ impl Checkpointer {
     }
 
     /// Keeps the newest `keep` checkpoints and the offset entries after the oldest of them
-    /// (a fall-back to it replays them). Nothing grows with the length of the run.
-    pub async fn prune(&self) -> Result<(), String> {
-        let epochs = self.checkpoint_epochs().await?;
+    /// (a fall-back to it replays them). Nothing grows with the length of the run. Returns
+    /// the epochs of the checkpoints kept.
+    pub async fn prune(&self) -> Result<Vec<Epoch>, String> {
+        let mut epochs = self.checkpoint_epochs().await?;
         if epochs.len() <= self.keep {
-            return Ok(());
+            return Ok(epochs);
         }
         let oldest_kept = epochs[epochs.len() - self.keep];
         for (i, e) in epochs[..epochs.len() - self.keep].iter().enumerate() {
@@ -284,7 +284,7 @@ impl Checkpointer {
                 }
             }
         }
-        Ok(())
+        Ok(epochs.split_off(epochs.len() - self.keep))
     }
 
     /// Sources with an offset log. Source names are recorded in `sources`, one object each,
