@@ -142,6 +142,9 @@ pub struct FileSink {
     last_row: Option<(Option<Window>, Arc<str>)>,
     csv: CsvWriter,
     append_only: bool,
+    /// Complete-mode input: every epoch brings the whole table, so the table is left out of
+    /// the checkpoints (the file holds it as last committed, and the next epoch replaces it).
+    complete: bool,
     log_started: bool,
     dirty: bool,
     /// Length of the file after the last commit (appending layouts): a restart truncates the
@@ -169,6 +172,7 @@ impl FileSink {
             epoch_rows: Vec::new(),
             last_row: None,
             append_only: false,
+            complete: false,
             log_started: false,
             dirty: true,
             committed_len: 0,
@@ -449,6 +453,10 @@ fn format_checking(
     ordered
 }
 
+/// The state's layout: version 2 adds whether the input is in complete mode (and then leaves
+/// the table out); version 1 is still read.
+const STATE_VERSION: u64 = 2;
+
 /// The order of a result table's rows: by window, then key.
 fn row_order(a: &trendflow_core::ResultRow, b: &trendflow_core::ResultRow) -> std::cmp::Ordering {
     a.as_ref().table_order(&b.as_ref())
@@ -474,7 +482,8 @@ impl Sink for FileSink {
                 }
             }
             Layout::Table => {
-                if rows.mode == OutputMode::Complete {
+                self.complete = rows.mode == OutputMode::Complete;
+                if self.complete {
                     self.table.clear();
                 }
                 for r in &rows.rows {
@@ -522,15 +531,19 @@ impl Sink for FileSink {
         ))
     }
 
-    /// Appending layouts: the committed length. Rewritten tables: the table itself.
+    /// Appending layouts: the committed length. Rewritten tables: the table itself, unless
+    /// every epoch brings it whole (complete mode): Q1's table of 136k hashtags was 1.6 MB in
+    /// every checkpoint.
     fn snapshot(&self) -> Result<Vec<u8>, OperatorError> {
         let mut w = StateWriter::new();
-        w.u64(1)
+        w.u64(STATE_VERSION)
             .bool(self.append_only)
             .bool(self.log_started)
             .u64(self.committed_len)
-            .u64(self.table.len() as u64);
-        for ((window, key), count) in &self.table {
+            .bool(self.complete);
+        let table = if self.complete { 0 } else { self.table.len() };
+        w.u64(table as u64);
+        for ((window, key), count) in self.table.iter().take(table) {
             w.opt_i64(window.map(|w| w.start))
                 .opt_i64(window.map(|w| w.end))
                 .str(key)
@@ -544,12 +557,14 @@ impl Sink for FileSink {
             OperatorError::new(format!("file sink state: {e}"))
         };
         let mut r = StateReader::new(state);
-        if r.u64().map_err(bad)? != 1 {
+        let version = r.u64().map_err(bad)?;
+        if version != 1 && version != STATE_VERSION {
             return Err(OperatorError::new("file sink state: unknown version"));
         }
         self.append_only = r.bool().map_err(bad)?;
         self.log_started = r.bool().map_err(bad)?;
         self.committed_len = r.u64().map_err(bad)?;
+        self.complete = version == STATE_VERSION && r.bool().map_err(bad)?;
         self.table.clear();
         for _ in 0..r.u64().map_err(bad)? {
             let start = r.opt_i64().map_err(bad)?;
@@ -562,7 +577,10 @@ impl Sink for FileSink {
         self.epoch_rows.clear();
         self.last_row = None;
         self.truncate_pending(0);
-        self.dirty = true;
+        // A table from the state is written again (the file may hold a later epoch's, not
+        // checkpointed); a complete-mode table is not in the state: the file keeps the last
+        // one committed until the next epoch brings the table again.
+        self.dirty = !self.complete;
         let appending = self.options.layout == Layout::Log || self.append_only;
         if appending && self.log_started {
             let path = &self.options.path;
@@ -626,6 +644,90 @@ mod tests {
             epoch: 0,
             rows,
         }))
+    }
+
+    /// A whole-stream count's table of `(key, count)`, in `mode`.
+    fn table(mode: OutputMode, rows: &[(&str, i64)]) -> Batch {
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema::word_count(false)),
+            mode,
+            epoch: 0,
+            rows: rows
+                .iter()
+                .map(|(k, c)| ResultRow {
+                    window: None,
+                    key: (*k).into(),
+                    count: *c,
+                })
+                .collect(),
+        }))
+    }
+
+    #[test]
+    fn a_complete_table_is_left_out_of_the_state_and_the_file_keeps_it_across_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q1.csv");
+        let mut s = sink(&path, false);
+        s.write(&table(OutputMode::Complete, &[("#b", 1), ("#a", 2)]))
+            .unwrap();
+        s.commit(0).unwrap();
+        let first = "word,count\n#a,2\n#b,1\n";
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        let state = s.snapshot().unwrap();
+        assert!(!String::from_utf8_lossy(&state).contains("#a"), "no table");
+
+        // Restored and stopped before any epoch: the file is the table committed.
+        let mut restored = sink(&path, false);
+        restored.restore(&state).unwrap();
+        restored.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+
+        // The next epoch brings the whole table again.
+        let mut restored = sink(&path, false);
+        restored.restore(&state).unwrap();
+        restored
+            .write(&table(
+                OutputMode::Complete,
+                &[("#a", 3), ("#c", 1), ("#b", 1)],
+            ))
+            .unwrap();
+        restored.commit(1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "word,count\n#a,3\n#b,1\n#c,1\n"
+        );
+    }
+
+    #[test]
+    fn an_update_table_is_kept_in_the_state_and_a_version_1_state_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q1.csv");
+        let mut s = sink(&path, false);
+        s.write(&table(OutputMode::Update, &[("#a", 2), ("#b", 1)]))
+            .unwrap();
+        s.commit(0).unwrap();
+        let state = s.snapshot().unwrap();
+        // Version 1, as written before complete tables were left out: the same table.
+        let mut v1 = StateWriter::new();
+        v1.u64(1).bool(false).bool(false).u64(0).u64(2);
+        for (key, count) in [("#a", 2), ("#b", 1)] {
+            v1.opt_i64(None).opt_i64(None).str(key).i64(count);
+        }
+        for state in [state, v1.finish()] {
+            // The file holds a later epoch's table, not checkpointed: the restore writes the
+            // state's table back, and the update adds to it.
+            std::fs::write(&path, "word,count\n#a,9\n").unwrap();
+            let mut restored = sink(&path, false);
+            restored.restore(&state).unwrap();
+            restored
+                .write(&table(OutputMode::Update, &[("#c", 1)]))
+                .unwrap();
+            restored.commit(1).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                "word,count\n#a,2\n#b,1\n#c,1\n"
+            );
+        }
     }
 
     #[test]
