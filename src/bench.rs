@@ -760,8 +760,10 @@ pub async fn main(args: BenchArgs) -> i32 {
         plan.push(format!("plain:q2:{w}:{s}"));
         plan.push(format!("plain-sinks:q2:{w}:{s}"));
     }
-    if args.epochs > 0 && args.queries.iter().any(|q| q == "q2") {
-        plan.push(format!("actors-epochs:q2:{most_parsers}:{}", args.epochs));
+    if args.epochs > 0 {
+        for q in &args.queries {
+            plan.push(format!("actors-epochs:{q}:{most_parsers}:{}", args.epochs));
+        }
     }
     let exe = std::env::current_exe().expect("own executable");
     // Each measurement is a process of its own: the bar counts them (done, rate, time left).
@@ -958,13 +960,14 @@ pub async fn main(args: BenchArgs) -> i32 {
             }
         }
     }
-    // A stream's run: many epochs, each closing windows, committing and writing a checkpoint.
-    if args.epochs > 0 {
-        let one = actors_label("q2", most_parsers);
+    // A stream's run: many epochs, each closing windows (Q2) or emitting the whole table (Q1),
+    // committing and writing a checkpoint.
+    for q in args.queries.iter().filter(|_| args.epochs > 0) {
+        let one = actors_label(q, most_parsers);
         let many = epochs_label(&one, args.epochs);
         if let (Some(a), Some(b)) = (measure(&one), measure(&many)) {
             println!(
-                "q2 in {} epochs, checkpoints on disk: {:.2}x the time of one epoch, {:.1} MB of checkpoints written ({:.2} MB an epoch), peak RSS {:.0} MB",
+                "{q} in {} epochs, checkpoints on disk: {:.2}x the time of one epoch, {:.1} MB of checkpoints written ({:.2} MB an epoch), peak RSS {:.0} MB",
                 b.epochs,
                 b.seconds / a.seconds,
                 b.checkpoint_mb,

@@ -537,7 +537,7 @@ fn bench_measures_every_run_over_the_same_tweets() {
             "--dir",
             dir.to_str().unwrap(),
             "--queries",
-            "q2",
+            "q1,q2",
             "--parsers",
             "2",
             "--runs",
@@ -575,6 +575,10 @@ fn bench_measures_every_run_over_the_same_tweets() {
         labels,
         [
             "json scan only, 1 thread",
+            "q1 actors, 2 parsers",
+            "q1 actors, 2 parsers, 100 epochs, checkpoints on disk",
+            "q1 plain loop + sinks, 1 core",
+            "q1 plain loop, 1 thread",
             "q2 actors, 2 parsers",
             "q2 actors, 2 parsers, 100 epochs, checkpoints on disk",
             "q2 actors, 2 parsers, 24h/1m",
@@ -592,7 +596,7 @@ fn bench_measures_every_run_over_the_same_tweets() {
     assert!(kept > 2900 && kept <= 3000, "{runs:?}");
     assert_eq!(runs["q2 actors, 2 parsers"], kept);
     for (label, tweets) in &runs {
-        if label.starts_with("q2 ") {
+        if label.starts_with("q1 ") || label.starts_with("q2 ") {
             assert_eq!(*tweets, kept, "{label}: {runs:?}");
         }
     }
@@ -634,20 +638,25 @@ fn bench_measures_every_run_over_the_same_tweets() {
     assert!(rows["q2 actors, 2 parsers, 24h/1m"] > rows["q2 actors, 2 parsers"]);
     // Fewer files than 100 epochs: one epoch a file, each with its checkpoint on disk.
     let epochs = field("epochs");
-    let stream = "q2 actors, 2 parsers, 100 epochs, checkpoints on disk";
     let files = std::fs::read_dir(&dir).unwrap().count() as u64;
     assert!(files > 1, "{files} files");
-    // One epoch per file, and the last one without data that closes the windows.
-    assert_eq!(epochs[stream], files + 1, "{epochs:?}");
-    let checkpoint_mb = doc["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["run"] == stream)
-        .and_then(|r| r["checkpoint_mb"].as_f64())
-        .unwrap();
-    assert!(checkpoint_mb > 0.0, "{json}");
-    assert!(out.contains("q2 in "), "{out}");
+    for q in ["q1", "q2"] {
+        let stream = format!("{q} actors, 2 parsers, 100 epochs, checkpoints on disk");
+        // One epoch per file, and the last one without data (Q2's closes the windows).
+        assert_eq!(epochs[&stream], files + 1, "{epochs:?}");
+        let checkpoint_mb = doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run"] == stream.as_str())
+            .and_then(|r| r["checkpoint_mb"].as_f64())
+            .unwrap();
+        assert!(checkpoint_mb > 0.0, "{json}");
+        assert!(
+            out.contains(&format!("{q} in {} epochs, ", files + 1)),
+            "{out}"
+        );
+    }
     assert!(
         out.contains("q2 CSV written and synced alone on this disk (best of 3): 3h every 5m "),
         "{out}"
