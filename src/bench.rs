@@ -46,8 +46,8 @@ pub struct BenchArgs {
     /// same rounds: issue 5 wants 24h windows sliding every minute within 1.2x of 3h/5min.
     #[arg(long, default_value = "24h/1m")]
     pub sliding: String,
-    /// Q2 also read in this many epochs (the files split evenly) with checkpoints on disk, as
-    /// a stream runs: what each epoch and its checkpoint cost (0: skip).
+    /// Each query also read in this many epochs (the files split evenly) with checkpoints on
+    /// disk, as a stream runs: what each epoch and its checkpoint cost (0: skip).
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
     /// Print the results as JSON too.
