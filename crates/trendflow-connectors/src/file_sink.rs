@@ -233,7 +233,14 @@ impl FileSink {
             f.write_all(contents.as_bytes())?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable before the checkpoint of this epoch is: a complete-mode table
+        // is not in the checkpoint, and after a power loss the file must not be an older one.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
     }
 
     fn flush_table(&mut self) -> Result<(), OperatorError> {
