@@ -353,6 +353,70 @@ mod tests {
     }
 
     #[test]
+    fn epochs_of_fewer_and_fewer_new_keys_make_at_most_64_segments() {
+        // Each epoch's segment is smaller than the one before: none merges, none is stale.
+        let mut store = SegmentStore::default();
+        let mut reference = KeyCount::new(OutputMode::Update, "word", "count");
+        let mut op = KeyCount::new(OutputMode::Update, "word", "count");
+        let mut most = 0;
+        for e in 0..200u64 {
+            let words: Vec<String> = (0..200 - e).map(|i| format!("#e{e}-{i}")).collect();
+            assert_eq!(epoch(&mut op, e, &words), epoch(&mut reference, e, &words));
+            let (state, listed) = checkpoint(&mut op, &mut store);
+            most = most.max(listed.len());
+            op = KeyCount::new(OutputMode::Update, "word", "count");
+            op.restore_with_segments(&state, listed).unwrap();
+        }
+        assert!((60..=64).contains(&most), "{most} segments");
+        assert_eq!(op.counts.len(), reference.counts.len());
+    }
+
+    #[test]
+    fn a_restart_from_an_older_checkpoint_replays_its_epochs_into_the_same_segments() {
+        // The store keeps every segment given; a replayed epoch may give a name again, with
+        // the same bytes only (the runtime overwrites it; other bytes would corrupt the
+        // checkpoints that list it).
+        let mut stored: std::collections::HashMap<String, Vec<u8>> = Default::default();
+        let mut keep = |listed: Vec<StateSegment>| -> SegmentData {
+            listed
+                .into_iter()
+                .map(|s| {
+                    if let Some(data) = s.data {
+                        let before = stored.insert(s.name.clone(), data.clone());
+                        assert!(
+                            before.is_none_or(|b| b == data),
+                            "{} given other bytes",
+                            s.name
+                        );
+                    }
+                    let data = stored[&s.name].clone();
+                    (s.name, data)
+                })
+                .collect()
+        };
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let inputs: Vec<Vec<String>> = (0..60).map(|e| words_of(e, &mut rng)).collect();
+        let mut op = KeyCount::new(OutputMode::Complete, "word", "count");
+        let mut checkpoints = Vec::new();
+        let mut rows = Vec::new();
+        for (e, words) in inputs.iter().enumerate() {
+            rows.push(epoch(&mut op, e as u64, words));
+            let state = op.snapshot().unwrap();
+            checkpoints.push((state, keep(op.snapshot_segments().unwrap())));
+        }
+        for from in [0, 17, 40] {
+            let (state, listed) = checkpoints[from].clone();
+            let mut replay = KeyCount::new(OutputMode::Complete, "word", "count");
+            replay.restore_with_segments(&state, listed).unwrap();
+            for (e, words) in inputs.iter().enumerate().skip(from + 1) {
+                assert_eq!(epoch(&mut replay, e as u64, words), rows[e], "from {from}");
+                replay.snapshot().unwrap();
+                keep(replay.snapshot_segments().unwrap());
+            }
+        }
+    }
+
+    #[test]
     fn a_checkpoint_writes_the_counts_that_changed_since_the_last_one() {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut op = KeyCount::new(OutputMode::Complete, "word", "count");

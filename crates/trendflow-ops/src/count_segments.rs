@@ -7,9 +7,9 @@
 //! (3.0 MB at the end) into every checkpoint, where an epoch changes a few thousand. Segments
 //! are merged as `state_segment::merges` says. A key's count only grows, so of a key found in
 //! several segments the largest count is the current one, whatever the order they are read in.
-//! Once the segments hold more entries than twice the keys plus one merged segment's worth,
-//! they are replaced by one segment of every key: stale entries stay under half of what a
-//! restart reads, and each change is written a bounded number of times.
+//! Once the segments hold more entries than twice the keys plus one merged segment's worth, or
+//! number 64, they are replaced by one segment of every key: stale entries stay under half of
+//! what a restart reads, and each change is written a bounded number of times.
 
 use std::sync::Arc;
 
@@ -63,7 +63,9 @@ impl CountSegments {
             number += 1;
             format!("{epoch:020}-{}", number - 1)
         };
-        if self.entries() + changed.len() > 2 * keys + MERGED_MAX {
+        if self.entries() + changed.len() > 2 * keys + MERGED_MAX
+            || self.segments.len() >= MAX_SEGMENTS
+        {
             self.segments.clear();
             self.segments.push(segment(name(), all()));
             return;
@@ -194,6 +196,11 @@ fn segment(name: String, data: Vec<(Arc<str>, i64)>) -> Segment {
         saved: false,
     }
 }
+
+/// The most segments kept. Epochs whose changes shrink one after the other never merge (the
+/// newer must hold as many keys as the older) and leave no stale entries to trigger the
+/// replacement; a restart reads every segment, one request each on object storage.
+const MAX_SEGMENTS: usize = 64;
 
 /// A segment's bytes: `u64` this version, `u64` n, n x (`str` key, `i64` count).
 const SEGMENT_VERSION: u64 = 1;
