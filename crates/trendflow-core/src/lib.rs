@@ -11,6 +11,7 @@ pub mod codec;
 pub mod deadletter;
 pub mod duration;
 pub mod failpoint;
+pub mod keyed_segments;
 pub mod message;
 pub mod metrics;
 pub mod operator;

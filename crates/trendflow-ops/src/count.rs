@@ -5,12 +5,11 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{DecodeError, StateReader, StateWriter};
+use trendflow_core::keyed_segments::{KeyedSegments, RowChange};
 use trendflow_core::{
     Batch, Emitter, Epoch, Operator, OperatorError, ResultRow, RowBatch, RowSchema, SegmentData,
     StateSegment,
 };
-
-use crate::count_segments::CountSegments;
 
 /// `groupBy(word).count()`: complete mode re-emits the whole table each epoch, update mode
 /// the rows that changed.
@@ -38,7 +37,7 @@ pub struct KeyCount {
     counts: FxHashMap<Arc<str>, Tally>,
     touched: FxHashSet<Arc<str>>,
     /// The counts as the checkpoints keep them.
-    segments: CountSegments,
+    segments: KeyedSegments,
 }
 
 /// A key's count, and whether it changed since it was last put in a state segment.
@@ -59,7 +58,7 @@ impl KeyCount {
             }),
             counts: FxHashMap::default(),
             touched: FxHashSet::default(),
-            segments: CountSegments::default(),
+            segments: KeyedSegments::default(),
         }
     }
 }
@@ -184,22 +183,30 @@ impl Operator for KeyCount {
                             unsaved: false,
                         },
                     );
-                    all.push((k, count));
+                    all.push(((None, k), Some(count)));
                 }
                 // Saved as segments from the next checkpoint on, every key in the first.
                 all.sort_unstable();
-                self.segments = CountSegments::default();
+                self.segments = KeyedSegments::default();
                 self.segments.add_whole(all);
             }
             SEGMENTED_LAYOUT => {
                 let counts = &mut self.counts;
-                self.segments = CountSegments::restore(&mut r, &mut segments, |k, count| {
-                    let t = counts.entry(k.clone()).or_insert(Tally {
-                        count,
-                        unsaved: false,
-                    });
-                    t.count = t.count.max(count);
-                })?;
+                self.segments =
+                    KeyedSegments::restore(&mut r, &mut segments, |(_, k), count| match count {
+                        Some(count) => {
+                            counts.insert(
+                                k,
+                                Tally {
+                                    count,
+                                    unsaved: false,
+                                },
+                            );
+                        }
+                        None => {
+                            counts.remove(&k);
+                        }
+                    })?;
                 if self.counts.len() as u64 != keys {
                     return Err(OperatorError::new(format!(
                         "count state: its segments hold {} keys, the state lists {keys}",
@@ -216,20 +223,22 @@ impl Operator for KeyCount {
 impl KeyCount {
     /// Puts the counts epoch `epoch` changed in a new state segment.
     fn save_changed(&mut self, epoch: Epoch) {
-        let mut changed: Vec<(Arc<str>, i64)> = self
+        let mut changed: Vec<RowChange> = self
             .counts
             .iter_mut()
             .filter(|(_, t)| t.unsaved)
             .map(|(k, t)| {
                 t.unsaved = false;
-                (k.clone(), t.count)
+                ((None, k.clone()), Some(t.count))
             })
             .collect();
         changed.sort_unstable();
         let counts = &self.counts;
         self.segments.add_epoch(epoch, changed, counts.len(), || {
-            let mut all: Vec<(Arc<str>, i64)> =
-                counts.iter().map(|(k, t)| (k.clone(), t.count)).collect();
+            let mut all: Vec<RowChange> = counts
+                .iter()
+                .map(|(k, t)| ((None, k.clone()), Some(t.count)))
+                .collect();
             all.sort_unstable();
             all
         });
@@ -237,7 +246,8 @@ impl KeyCount {
 }
 
 /// The state's layouts: every key and count in the state (before state segments), or the
-/// list of the segments that hold them (`count_segments`). Both begin with the number of keys.
+/// list of the segments that hold them (`trendflow_core::keyed_segments`). Both begin with the
+/// number of keys.
 const WHOLE_LAYOUT: u64 = 1;
 const SEGMENTED_LAYOUT: u64 = 2;
 
@@ -431,7 +441,11 @@ mod tests {
                     assert_eq!(r.u64().unwrap(), 1);
                     let n = r.len().unwrap();
                     (0..n)
-                        .map(|_| (r.str().unwrap().to_string(), r.i64().unwrap()))
+                        .map(|_| {
+                            assert_eq!((r.opt_i64().unwrap(), r.opt_i64().unwrap()), (None, None));
+                            let key = r.str().unwrap().to_string();
+                            (key, r.opt_i64().unwrap().expect("a count"))
+                        })
                         .collect()
                 })
                 .collect()

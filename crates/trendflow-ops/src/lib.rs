@@ -5,7 +5,6 @@
 //! runtime run it in an actor.
 
 pub mod count;
-mod count_segments;
 pub mod entities;
 pub mod extract;
 pub mod fast_json;
