@@ -114,6 +114,17 @@ const TOP_ROWS: usize = 3000;
 /// The memory table `top` as the newest checkpoint in `checkpoint` restores it, its rows in
 /// table order in one batch, and how many state segments it came from.
 fn restored_memory_table(checkpoint: &Path) -> (RecordBatch, usize) {
+    restored_table(checkpoint, "top", Some(TOP_ROWS), false)
+}
+
+/// A memory table as the newest checkpoint in `checkpoint` restores it (its sink built as the
+/// fixture builds it), in one batch, and how many state segments it came from.
+fn restored_table(
+    checkpoint: &Path,
+    name: &str,
+    max_rows: Option<usize>,
+    sort_by_count: bool,
+) -> (RecordBatch, usize) {
     use trendflow_connectors::memory_sink::MemorySink;
     use trendflow_core::Sink;
     use trendflow_runtime::checkpoint::{Checkpointer, LocalDirStore};
@@ -131,17 +142,17 @@ fn restored_memory_table(checkpoint: &Path) -> (RecordBatch, usize) {
     let state = latest
         .components
         .iter()
-        .find(|c| c.name == "top")
+        .find(|c| c.name == name)
         .expect("the memory table's state");
     let tables = MemoryTables::new();
-    let mut sink = MemorySink::new("top", tables.clone(), Some(TOP_ROWS), false);
+    let mut sink = MemorySink::new(name, tables.clone(), max_rows, sort_by_count);
     sink.restore_with_segments(
         &state.state,
-        segments.remove(&("top".to_string(), 0)).unwrap_or_default(),
+        segments.remove(&(name.to_string(), 0)).unwrap_or_default(),
     )
     .unwrap();
-    let batches = tables.batches("top").unwrap_or_default();
-    let schema = batches.first().expect("rows in `top`").schema();
+    let batches = tables.batches(name).unwrap_or_default();
+    let schema = batches.first().expect("rows in the table").schema();
     let table = datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap();
     (table, state.segments.len())
 }
@@ -227,6 +238,11 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
     // epochs' rows, some merged).
     assert_eq!(want_top.num_rows(), TOP_ROWS, "rows kept by `top`");
     assert!(segments > 1, "{segments} segments");
+    // The complete-mode table of tweet ids: its changes from epoch to epoch, as segments.
+    let id_memory = |ckpt: &Path| restored_table(ckpt, "id_memory", None, true);
+    let (want_ids, segments) = id_memory(&ckpt);
+    assert_eq!(want_ids.num_rows(), want.ids.len(), "rows of `id_memory`");
+    assert!(segments > 1, "{segments} segments");
     let points = [
         "put-after-temp-write",
         "put-before-rename",
@@ -251,6 +267,10 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
             assert!(
                 restored_memory_table(&ckpt).0 == want_top,
                 "{name}: the memory table differs"
+            );
+            assert!(
+                id_memory(&ckpt).0 == want_ids,
+                "{name}: the complete memory table differs"
             );
         }
     }
@@ -425,9 +445,10 @@ fn a_new_branch_starts_empty_and_the_others_keep_their_state() {
     let hashtags_only = full
         .replace("  ids:\n    type: tokenize\n    inputs: [parse]\n    mode: ids\n", "")
         .replace("  id_counts:\n    type: count\n    inputs: [ids]\n    output_mode: complete\n    key_column: id\n", "")
-        .replace("  id_table:\n    type: file\n    inputs: [id_counts]\n    path: out/ids.csv\n", "");
+        .replace("  id_table:\n    type: file\n    inputs: [id_counts]\n    path: out/ids.csv\n", "")
+        .replace("  id_memory:\n    type: memory\n    inputs: [id_counts]\n    sort_by_count: true\n", "");
     assert!(
-        !hashtags_only.contains("id_table"),
+        !hashtags_only.contains("id_table") && !hashtags_only.contains("id_memory"),
         "fixture changed: update this test"
     );
     let short_config = case.path("hashtags-only.yaml");

@@ -8,6 +8,10 @@
 //! not: the table drops rows from its oldest end, so a segment is written once and deleted once
 //! the table dropped all its rows. (Merged without that bound, into ever larger batches, Q2
 //! over 1M tweets in 101 epochs rewrote its whole 47 MB table every 12-22 epochs.)
+//!
+//! A complete-mode table is replaced whole at each epoch, but few of its rows change: its
+//! checkpoint keeps the rows that changed from epoch to epoch
+//! (trendflow_core::keyed_segments), and a restore rebuilds the table from them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,10 +20,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use trendflow_core::batch::OutputMode;
 use trendflow_core::codec::{StateReader, StateWriter, crc32};
+use trendflow_core::keyed_segments::{KeyedSegments, RowChange, RowKey};
 use trendflow_core::metrics::Counter;
 use trendflow_core::state_segment::{self, merges};
 use trendflow_core::{
-    Batch, Epoch, OperatorError, ResultRow, RowBatch, RowSchema, SegmentData, Sink, StateSegment,
+    Batch, Epoch, OperatorError, ResultRow, RowBatch, RowRef, RowSchema, SegmentData, Sink,
+    StateSegment,
 };
 use trendflow_sql::tables::{arrow_schema, read_ipc, to_record_batch, write_ipc};
 use trendflow_sql::{MemoryTables, TableMode};
@@ -55,6 +61,11 @@ pub struct MemorySink {
     dropped_from_oldest: usize,
     /// The number of the next segment named in this epoch.
     next_segment: usize,
+    /// Complete mode: the committed table's rows by (window, key), and their changes from
+    /// epoch to epoch as state segments. The table is replaced whole at each epoch, but few of
+    /// its rows change (Q1's 136k hashtags, 2.1 MB as Arrow IPC, were in every checkpoint).
+    complete_rows: Vec<(RowKey, i64)>,
+    complete_segments: KeyedSegments,
 }
 
 /// One batch of the table as a state segment.
@@ -89,6 +100,8 @@ impl MemorySink {
             segments: VecDeque::new(),
             dropped_from_oldest: 0,
             next_segment: 0,
+            complete_rows: Vec::new(),
+            complete_segments: KeyedSegments::default(),
         }
     }
 
@@ -165,6 +178,53 @@ impl MemorySink {
         Ok(())
     }
 
+    /// Follows a complete table's commit: its changed rows become a segment (the table's
+    /// batches are not segments in complete mode).
+    fn follow_complete_commit(&mut self, epoch: Epoch, changes: Vec<RowChange>) {
+        self.segments.clear();
+        self.dropped_from_oldest = 0;
+        let rows = &self.complete_rows;
+        self.complete_segments
+            .add_epoch(epoch, changes, rows.len(), || {
+                let mut all: Vec<RowChange> =
+                    rows.iter().map(|(k, c)| (k.clone(), Some(*c))).collect();
+                all.sort_unstable();
+                all
+            });
+    }
+
+    /// A complete table put back from its rows, as the commit that made it built it: in the
+    /// order the producers emit (window, then key) or by count, then without its first rows
+    /// beyond `max_rows`, as the table drops them.
+    fn restore_complete_table(&self, schema: &RowSchema) {
+        let mut rows: Vec<ResultRow> = self
+            .complete_rows
+            .iter()
+            .map(|((window, key), count)| ResultRow {
+                window: *window,
+                key: key.clone(),
+                count: *count,
+            })
+            .collect();
+        if self.sort_by_count {
+            rows.sort_by(by_count);
+        } else {
+            rows.sort_unstable_by(|a, b| (a.window, &a.key).cmp(&(b.window, &b.key)));
+        }
+        let mut batch = to_record_batch(schema, rows.iter().map(ResultRow::as_ref));
+        if let Some(max) = self.max_rows
+            && batch.num_rows() > max
+        {
+            batch = batch.slice(batch.num_rows() - max, max);
+        }
+        self.tables.replace(
+            &self.table,
+            arrow_schema(schema),
+            vec![batch],
+            self.max_rows,
+        );
+    }
+
     /// A name no other segment of this table was given: the epoch, then a number.
     fn segment_name(&mut self, epoch: Epoch) -> String {
         let name = format!("{epoch:020}-{}", self.next_segment);
@@ -189,6 +249,62 @@ impl MemorySink {
             self.trimmed += dropped;
         }
     }
+}
+
+/// A table sorted by count: largest first, then by window and key.
+fn by_count(a: &ResultRow, b: &ResultRow) -> std::cmp::Ordering {
+    b.count
+        .cmp(&a.count)
+        .then_with(|| a.window.cmp(&b.window))
+        .then_with(|| a.key.cmp(&b.key))
+}
+
+/// The rows of a complete table that differ from `last` (new counts, and rows gone, sorted);
+/// `last` becomes the new table. Both sorted by (window, key): the counts emit their tables
+/// in that order, so this is a walk of both, with no hashing and no new handle on a key that
+/// was there before (another order is sorted first; a row given twice counts as its last).
+fn complete_changes<'a>(
+    last: &mut Vec<(RowKey, i64)>,
+    table: impl Iterator<Item = RowRef<'a>>,
+) -> Vec<RowChange> {
+    let mut table: Vec<RowRef<'a>> = table.collect();
+    let order = |a: &RowRef<'_>, b: &RowRef<'_>| (a.window, a.key).cmp(&(b.window, b.key));
+    if !table.is_sorted_by(|a, b| order(a, b).is_lt()) {
+        table.reverse();
+        // Stable: of rows given twice, the last one given comes first and stays.
+        table.sort_by(order);
+        table.dedup_by(|later, kept| order(later, kept).is_eq());
+    }
+    let mut now = Vec::with_capacity(table.len());
+    let mut changes = Vec::new();
+    let mut old = std::mem::take(last).into_iter().peekable();
+    for r in table {
+        // Rows of the last table before this one are gone.
+        while let Some(((w, k), _)) = old.peek()
+            && (*w, k).cmp(&(r.window, r.key)).is_lt()
+        {
+            let (key, _) = old.next().expect("peeked");
+            changes.push((key, None));
+        }
+        let key = match old.next_if(|((w, k), _)| (*w, k) == (r.window, r.key)) {
+            Some((key, count)) => {
+                if count != r.count {
+                    changes.push((key.clone(), Some(r.count)));
+                }
+                key
+            }
+            None => {
+                let key = (r.window, r.key.clone());
+                changes.push((key.clone(), Some(r.count)));
+                key
+            }
+        };
+        now.push((key, r.count));
+    }
+    changes.extend(old.map(|(key, _)| (key, None)));
+    changes.sort_unstable();
+    *last = now;
+    changes
 }
 
 /// The epoch's batches (each from its first kept row) as Arrow, in order; on two threads when
@@ -268,16 +384,26 @@ impl Sink for MemorySink {
         if table_mode == TableMode::Append && self.pending_rows == 0 && self.unsorted.is_empty() {
             return Ok(());
         }
+        let complete = table_mode == TableMode::Replace;
+        let mut changes = Vec::new();
         let batches: Vec<RecordBatch> = if self.sort_by_count {
             let mut rows = std::mem::take(&mut self.unsorted);
-            rows.sort_by(|a, b| {
-                b.count
-                    .cmp(&a.count)
-                    .then_with(|| a.window.cmp(&b.window))
-                    .then_with(|| a.key.cmp(&b.key))
-            });
+            if complete {
+                // In the order they came (by window and key), before the sort by count.
+                changes =
+                    complete_changes(&mut self.complete_rows, rows.iter().map(ResultRow::as_ref));
+            }
+            rows.sort_by(by_count);
             vec![to_record_batch(schema, rows.iter().map(ResultRow::as_ref))]
         } else {
+            if complete {
+                changes = complete_changes(
+                    &mut self.complete_rows,
+                    self.pending
+                        .iter()
+                        .flat_map(|(b, from)| b.rows.range(*from, b.rows.len())),
+                );
+            }
             to_arrow(self.pending.drain(..).collect(), self.pending_rows)
         };
         self.pending_rows = 0;
@@ -288,7 +414,11 @@ impl Sink for MemorySink {
             arrow_schema(schema),
             batches.clone(),
         );
-        self.follow_commit(epoch, table_mode, &batches, from_table)?;
+        if complete {
+            self.follow_complete_commit(epoch, changes);
+        } else {
+            self.follow_commit(epoch, table_mode, &batches, from_table)?;
+        }
         let evicted = trimmed + from_table;
         if evicted > 0
             && let Some(c) = &self.evicted
@@ -317,13 +447,23 @@ impl Sink for MemorySink {
             w.u64(STATE_VERSION).bool(false);
             return Ok(w.finish());
         };
-        w.u64(STATE_VERSION)
-            .bool(true)
-            .bool(schema.windowed)
-            .str(&schema.key_column)
-            .str(&schema.value_column)
-            .u64(mode as u64)
-            .u64(self.dropped_from_oldest as u64)
+        let complete = mode == OutputMode::Complete;
+        w.u64(if complete {
+            COMPLETE_VERSION
+        } else {
+            STATE_VERSION
+        })
+        .bool(true)
+        .bool(schema.windowed)
+        .str(&schema.key_column)
+        .str(&schema.value_column)
+        .u64(mode as u64);
+        if complete {
+            w.u64(self.complete_rows.len() as u64);
+            self.complete_segments.write_list(&mut w);
+            return Ok(w.finish());
+        }
+        w.u64(self.dropped_from_oldest as u64)
             .u64(self.segments.len() as u64);
         for s in &self.segments {
             w.str(&s.name).u64(s.rows as u64);
@@ -333,6 +473,9 @@ impl Sink for MemorySink {
 
     /// Each batch of the table, as Arrow IPC the first time.
     fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
+        if self.mode == Some(OutputMode::Complete) {
+            return Ok(self.complete_segments.snapshot_segments());
+        }
         let mut out = Vec::with_capacity(self.segments.len());
         for s in &mut self.segments {
             match s.unsaved.take() {
@@ -360,13 +503,15 @@ impl Sink for MemorySink {
         let bad = |e: trendflow_core::codec::DecodeError| err(e.to_string());
         let mut r = StateReader::new(state);
         let version = r.u64().map_err(bad)?;
-        if !(1..=STATE_VERSION).contains(&version) {
+        if !(1..=COMPLETE_VERSION).contains(&version) {
             return Err(err(format!("unknown version {version}")));
         }
         self.clear_pending();
         self.trimmed = 0;
         self.segments.clear();
         self.dropped_from_oldest = 0;
+        self.complete_rows.clear();
+        self.complete_segments = KeyedSegments::default();
         if !r.bool().map_err(bad)? {
             return r.end().map_err(bad);
         }
@@ -380,7 +525,27 @@ impl Sink for MemorySink {
             1 => OutputMode::Update,
             _ => OutputMode::Complete,
         });
-        if version == 1 {
+        if version == COMPLETE_VERSION {
+            let rows = r.u64().map_err(bad)?;
+            let mut table = std::collections::BTreeMap::new();
+            self.complete_segments =
+                KeyedSegments::restore(&mut r, &mut segments, |key, count| match count {
+                    Some(c) => {
+                        table.insert(key, c);
+                    }
+                    None => {
+                        table.remove(&key);
+                    }
+                })?;
+            self.complete_rows = table.into_iter().collect();
+            if self.complete_rows.len() as u64 != rows {
+                return Err(err(format!(
+                    "its segments hold {} rows, the state lists {rows}",
+                    self.complete_rows.len()
+                )));
+            }
+            self.restore_complete_table(&schema);
+        } else if version == 1 {
             // The whole table in the state, from a build before segments: its batches become
             // segments, saved by the next checkpoint. Named after the bytes, so another
             // version 1 state restored later cannot give other bytes the same name.
@@ -442,6 +607,9 @@ impl Sink for MemorySink {
 
 /// 1: the table's IPC stream in the state; 2: its batches as segments, listed in the state.
 const STATE_VERSION: u64 = 2;
+/// A complete-mode table: its rows' changes from epoch to epoch as segments
+/// (`trendflow_core::keyed_segments`), listed in the state after the number of rows.
+const COMPLETE_VERSION: u64 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -610,6 +778,151 @@ mod tests {
         // would make more than 65,536 and stay apart. 150,000 rows: two of 51,200, then
         // 47,600 = 50 x 0b1110111000, one segment per bit set: 8.
         assert_eq!(segments.len(), 8);
+    }
+
+    /// A complete table of unwindowed rows, in key order (as the counts emit them).
+    fn complete(epoch: Epoch, rows: &[(String, i64)]) -> Batch {
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema::word_count(false)),
+            mode: OutputMode::Complete,
+            epoch,
+            rows: rows
+                .iter()
+                .map(|(k, c)| ResultRow {
+                    window: None,
+                    key: k.as_str().into(),
+                    count: *c,
+                })
+                .collect(),
+        }))
+    }
+
+    /// The rows of table `t`, in table order.
+    fn rows_of(tables: &MemoryTables) -> Vec<(String, i64)> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        let ipc = tables.export("t").unwrap().unwrap();
+        let reader =
+            datafusion::arrow::ipc::reader::StreamReader::try_new(ipc.as_slice(), None).unwrap();
+        let mut counts = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name("count").unwrap();
+            let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
+            counts.extend((0..col.len()).map(|i| col.value(i)));
+        }
+        keys_of(tables).into_iter().zip(counts).collect()
+    }
+
+    /// Epoch `epoch`'s complete table: keys come and go, a fifth of the counts change.
+    fn complete_table(epoch: u64) -> Vec<(String, i64)> {
+        (0..120u64)
+            .filter(|i| !(i + epoch).is_multiple_of(7))
+            .map(|i| (format!("#k{i:03}"), (i % 13 + (epoch + i % 5) / 5) as i64))
+            .collect()
+    }
+
+    /// Rows in the segments given with their bytes (not those listed by name only).
+    fn rows_written(listed: &[StateSegment]) -> Vec<usize> {
+        listed
+            .iter()
+            .filter_map(|s| s.data.as_ref())
+            .map(|d| {
+                let mut r = StateReader::new(d);
+                r.u64().unwrap();
+                r.len().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_table_restored_at_every_epoch_is_the_table_of_one_never_restored() {
+        for sort_by_count in [false, true] {
+            for bound in [None, Some(50)] {
+                let (reference, restored) = (MemoryTables::new(), MemoryTables::new());
+                let mut never = MemorySink::new("t", reference.clone(), bound, sort_by_count);
+                let mut sink = MemorySink::new("t", restored.clone(), bound, sort_by_count);
+                let mut store = SegmentStore::default();
+                for epoch in 0..60 {
+                    let table = complete_table(epoch);
+                    for s in [&mut never, &mut sink] {
+                        s.write(&complete(epoch, &table)).unwrap();
+                        s.commit(epoch).unwrap();
+                    }
+                    let (state, listed) = checkpoint(&mut sink, &mut store);
+                    sink = MemorySink::new("t", restored.clone(), bound, sort_by_count);
+                    sink.restore_with_segments(&state, listed).unwrap();
+                    assert_eq!(
+                        rows_of(&restored),
+                        rows_of(&reference),
+                        "sorted {sort_by_count}, bound {bound:?}, epoch {epoch}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_complete_checkpoint_writes_the_rows_that_changed_or_left() {
+        let tables = MemoryTables::new();
+        let mut sink = MemorySink::new("t", tables.clone(), None, true);
+        let rows = |r: &[(&str, i64)]| -> Vec<(String, i64)> {
+            r.iter().map(|(k, c)| (k.to_string(), *c)).collect()
+        };
+        let mut written = Vec::new();
+        for (epoch, table) in [
+            rows(&[("#a", 1), ("#b", 1), ("#c", 1)]),
+            rows(&[("#a", 2), ("#b", 1), ("#c", 1)]),
+            rows(&[("#a", 2), ("#b", 1)]),
+            rows(&[("#a", 2), ("#b", 1)]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sink.write(&complete(epoch as u64, &table)).unwrap();
+            sink.commit(epoch as u64).unwrap();
+            sink.snapshot().unwrap();
+            written.push(rows_written(&sink.snapshot_segments().unwrap()));
+        }
+        // Every row; #a's new count; #c gone, merged with the one before; nothing.
+        assert_eq!(written, [vec![3], vec![1], vec![2], vec![]]);
+        assert_eq!(rows_of(&tables), rows(&[("#a", 2), ("#b", 1)]));
+    }
+
+    #[test]
+    fn a_complete_table_checkpointed_as_batches_is_restored_and_saved_as_rows() {
+        // Version 2 kept a complete table as its batches, as it keeps an append table.
+        let tables = MemoryTables::new();
+        let mut old = MemorySink::new("t", tables.clone(), None, false);
+        let first = complete_table(0);
+        old.write(&complete(0, &first)).unwrap();
+        old.commit(0).unwrap();
+        let schema = RowSchema::word_count(false);
+        let mut w = StateWriter::new();
+        w.u64(2)
+            .bool(true)
+            .bool(schema.windowed)
+            .str(&schema.key_column)
+            .str(&schema.value_column)
+            .u64(OutputMode::Complete as u64)
+            .u64(0)
+            .u64(1)
+            .str("00000000000000000000-0")
+            .u64(first.len() as u64);
+        let segments = SegmentData::from([(
+            "00000000000000000000-0".to_string(),
+            tables.export("t").unwrap().unwrap(),
+        )]);
+        let restored = MemoryTables::new();
+        let mut sink = MemorySink::new("t", restored.clone(), None, false);
+        sink.restore_with_segments(&w.finish(), segments).unwrap();
+        assert_eq!(rows_of(&restored), first);
+        let next = complete_table(1);
+        sink.write(&complete(1, &next)).unwrap();
+        sink.commit(1).unwrap();
+        assert_eq!(rows_of(&restored), next);
+        sink.snapshot().unwrap();
+        let listed = sink.snapshot_segments().unwrap();
+        assert_eq!(rows_written(&listed), [next.len()], "every row, once");
     }
 
     #[test]
