@@ -239,8 +239,9 @@ fn segment(name: String, data: Vec<RowChange>) -> Segment {
 }
 
 /// A segment's bytes: `u64` this version, `u64` n, n x (`opt_i64` window start, `opt_i64`
-/// window end, `str` key, `opt_i64` count or none for a removal).
-const SEGMENT_VERSION: u64 = 1;
+/// window end, `str` key, `opt_i64` count or none for a removal). (Version 1, `str` key and
+/// `i64` count, was written by a build of a few hours that no release had.)
+const SEGMENT_VERSION: u64 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -438,7 +438,7 @@ mod tests {
                 .filter_map(|s| s.data)
                 .map(|data| {
                     let mut r = StateReader::new(&data);
-                    assert_eq!(r.u64().unwrap(), 1);
+                    assert_eq!(r.u64().unwrap(), 2, "the segment's version");
                     let n = r.len().unwrap();
                     (0..n)
                         .map(|_| {
