@@ -238,10 +238,31 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
     // epochs' rows, some merged).
     assert_eq!(want_top.num_rows(), TOP_ROWS, "rows kept by `top`");
     assert!(segments > 1, "{segments} segments");
-    // The complete-mode table of tweet ids: its changes from epoch to epoch, as segments.
+    // Complete-mode tables, kept as their changes from epoch to epoch: of tweet ids (every
+    // one the reference counted, once), and of words (counts that change).
     let id_memory = |ckpt: &Path| restored_table(ckpt, "id_memory", None, true);
     let (want_ids, segments) = id_memory(&ckpt);
-    assert_eq!(want_ids.num_rows(), want.ids.len(), "rows of `id_memory`");
+    let ids: Vec<String> = {
+        use datafusion::arrow::array::{Array, StringArray};
+        let col = want_ids.column(0);
+        let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+        let mut ids: Vec<String> = (0..col.len()).map(|i| col.value(i).to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids,
+        want.ids.keys().cloned().collect::<Vec<_>>(),
+        "`id_memory`"
+    );
+    assert!(segments > 1, "{segments} segments");
+    let word_memory = |ckpt: &Path| restored_table(ckpt, "word_memory", None, true);
+    let (want_words, segments) = word_memory(&ckpt);
+    assert!(
+        want_words.num_rows() > 100,
+        "{} words",
+        want_words.num_rows()
+    );
     assert!(segments > 1, "{segments} segments");
     let points = [
         "put-after-temp-write",
@@ -270,7 +291,11 @@ fn a_crash_at_every_step_of_the_commit_protocol_is_recovered() {
             );
             assert!(
                 id_memory(&ckpt).0 == want_ids,
-                "{name}: the complete memory table differs"
+                "{name}: the complete memory table of ids differs"
+            );
+            assert!(
+                word_memory(&ckpt).0 == want_words,
+                "{name}: the complete memory table of words differs"
             );
         }
     }

@@ -66,6 +66,10 @@ pub struct MemorySink {
     /// its rows change (Q1's 136k hashtags, 2.1 MB as Arrow IPC, were in every checkpoint).
     complete_rows: Vec<(RowKey, i64)>,
     complete_segments: KeyedSegments,
+    /// The committed table is complete and kept as changed rows (`complete_segments`), not as
+    /// batches (`segments`): only when its rows came strictly in (window, key) order, the
+    /// order a restore rebuilds (a windowed count's top-k comes largest count first).
+    keyed: bool,
 }
 
 /// One batch of the table as a state segment.
@@ -102,6 +106,7 @@ impl MemorySink {
             next_segment: 0,
             complete_rows: Vec::new(),
             complete_segments: KeyedSegments::default(),
+            keyed: false,
         }
     }
 
@@ -181,6 +186,11 @@ impl MemorySink {
     /// Follows a complete table's commit: its changed rows become a segment (the table's
     /// batches are not segments in complete mode).
     fn follow_complete_commit(&mut self, epoch: Epoch, changes: Vec<RowChange>) {
+        if !self.keyed {
+            // The last table was kept as batches (or nothing was kept): every row is new.
+            self.complete_segments = KeyedSegments::default();
+        }
+        self.keyed = true;
         self.segments.clear();
         self.dropped_from_oldest = 0;
         let rows = &self.complete_rows;
@@ -191,6 +201,30 @@ impl MemorySink {
                 all.sort_unstable();
                 all
             });
+    }
+
+    /// The committed complete table, as batch segments: rows are appended to it next.
+    fn batches_from_table(&mut self, epoch: Epoch) {
+        self.segments.clear();
+        self.dropped_from_oldest = 0;
+        for (i, batch) in self
+            .tables
+            .batches(&self.table)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .enumerate()
+        {
+            self.segments.push_back(TableSegment {
+                // Apart from the names `follow_commit` gives in this epoch.
+                name: format!("{epoch:020}-complete-{i}"),
+                rows: batch.num_rows(),
+                unsaved: Some(batch),
+            });
+        }
+        self.keyed = false;
+        self.complete_rows.clear();
+        self.complete_segments = KeyedSegments::default();
     }
 
     /// A complete table put back from its rows, as the commit that made it built it: in the
@@ -260,20 +294,17 @@ fn by_count(a: &ResultRow, b: &ResultRow) -> std::cmp::Ordering {
 }
 
 /// The rows of a complete table that differ from `last` (new counts, and rows gone, sorted);
-/// `last` becomes the new table. Both sorted by (window, key): the counts emit their tables
-/// in that order, so this is a walk of both, with no hashing and no new handle on a key that
-/// was there before (another order is sorted first; a row given twice counts as its last).
+/// `last` becomes the new table. Both sorted by (window, key), as the counts emit their tables
+/// (but a top-k): a walk of both, with no hashing and no new handle on a key that was there
+/// before. `None`, and `last` emptied, when the table is not strictly in that order.
 fn complete_changes<'a>(
     last: &mut Vec<(RowKey, i64)>,
     table: impl Iterator<Item = RowRef<'a>>,
-) -> Vec<RowChange> {
-    let mut table: Vec<RowRef<'a>> = table.collect();
-    let order = |a: &RowRef<'_>, b: &RowRef<'_>| (a.window, a.key).cmp(&(b.window, b.key));
-    if !table.is_sorted_by(|a, b| order(a, b).is_lt()) {
-        table.reverse();
-        // Stable: of rows given twice, the last one given comes first and stays.
-        table.sort_by(order);
-        table.dedup_by(|later, kept| order(later, kept).is_eq());
+) -> Option<Vec<RowChange>> {
+    let table: Vec<RowRef<'a>> = table.collect();
+    if !table.is_sorted_by(|a, b| (a.window, a.key) < (b.window, b.key)) {
+        last.clear();
+        return None;
     }
     let mut now = Vec::with_capacity(table.len());
     let mut changes = Vec::new();
@@ -304,7 +335,7 @@ fn complete_changes<'a>(
     changes.extend(old.map(|(key, _)| (key, None)));
     changes.sort_unstable();
     *last = now;
-    changes
+    Some(changes)
 }
 
 /// The epoch's batches (each from its first kept row) as Arrow, in order; on two threads when
@@ -373,6 +404,11 @@ impl Sink for MemorySink {
     }
 
     fn commit(&mut self, epoch: Epoch) -> Result<(), OperatorError> {
+        if self.keyed && self.mode != Some(OutputMode::Complete) {
+            // Rows appended to a complete table (a sink whose inputs mix modes): the table
+            // so far becomes batches again, as the appended rows will be.
+            self.batches_from_table(epoch);
+        }
         let (Some(schema), Some(mode)) = (&self.schema, self.mode) else {
             return Ok(());
         };
@@ -385,7 +421,7 @@ impl Sink for MemorySink {
             return Ok(());
         }
         let complete = table_mode == TableMode::Replace;
-        let mut changes = Vec::new();
+        let mut changes = None;
         let batches: Vec<RecordBatch> = if self.sort_by_count {
             let mut rows = std::mem::take(&mut self.unsorted);
             if complete {
@@ -414,10 +450,17 @@ impl Sink for MemorySink {
             arrow_schema(schema),
             batches.clone(),
         );
-        if complete {
-            self.follow_complete_commit(epoch, changes);
-        } else {
-            self.follow_commit(epoch, table_mode, &batches, from_table)?;
+        match changes {
+            Some(changes) => self.follow_complete_commit(epoch, changes),
+            None => {
+                if complete {
+                    // Not in (window, key) order: kept as its batches.
+                    self.keyed = false;
+                    self.complete_rows.clear();
+                    self.complete_segments = KeyedSegments::default();
+                }
+                self.follow_commit(epoch, table_mode, &batches, from_table)?;
+            }
         }
         let evicted = trimmed + from_table;
         if evicted > 0
@@ -447,7 +490,7 @@ impl Sink for MemorySink {
             w.u64(STATE_VERSION).bool(false);
             return Ok(w.finish());
         };
-        let complete = mode == OutputMode::Complete;
+        let complete = mode == OutputMode::Complete && self.keyed;
         w.u64(if complete {
             COMPLETE_VERSION
         } else {
@@ -473,7 +516,7 @@ impl Sink for MemorySink {
 
     /// Each batch of the table, as Arrow IPC the first time.
     fn snapshot_segments(&mut self) -> Result<Vec<StateSegment>, OperatorError> {
-        if self.mode == Some(OutputMode::Complete) {
+        if self.mode == Some(OutputMode::Complete) && self.keyed {
             return Ok(self.complete_segments.snapshot_segments());
         }
         let mut out = Vec::with_capacity(self.segments.len());
@@ -512,6 +555,7 @@ impl Sink for MemorySink {
         self.dropped_from_oldest = 0;
         self.complete_rows.clear();
         self.complete_segments = KeyedSegments::default();
+        self.keyed = version == COMPLETE_VERSION;
         if !r.bool().map_err(bad)? {
             return r.end().map_err(bad);
         }
@@ -857,6 +901,64 @@ mod tests {
                         "sorted {sort_by_count}, bound {bound:?}, epoch {epoch}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Windowed rows of epoch `epoch` in `mode`: each window's rows largest count first, as a
+    /// top-k gives them, or in (window, key) order.
+    fn windowed(epoch: Epoch, mode: OutputMode, top_k_order: bool) -> Batch {
+        let mut rows: Vec<ResultRow> = (0..4i64)
+            .flat_map(|w| {
+                (0..6i64).map(move |i| ResultRow {
+                    window: Some(trendflow_core::Window {
+                        start: w * 10,
+                        end: w * 10 + 10,
+                    }),
+                    key: format!("#k{i}").into(),
+                    count: (i * 7 + w + epoch as i64 / 3) % 11,
+                })
+            })
+            .collect();
+        if top_k_order {
+            rows.sort_by(|a, b| (a.window, b.count, &a.key).cmp(&(b.window, a.count, &b.key)));
+        }
+        Batch::Rows(Arc::new(RowBatch {
+            schema: Arc::new(RowSchema::word_count(true)),
+            mode,
+            epoch,
+            rows: rows.into(),
+        }))
+    }
+
+    #[test]
+    fn a_complete_table_out_of_key_order_or_appended_to_is_restored_as_it_was() {
+        for bound in [None, Some(10)] {
+            let (reference, restored) = (MemoryTables::new(), MemoryTables::new());
+            let mut never = MemorySink::new("t", reference.clone(), bound, false);
+            let mut sink = MemorySink::new("t", restored.clone(), bound, false);
+            let mut store = SegmentStore::default();
+            for epoch in 0..12 {
+                // Tables in top-k order (kept as batches), tables in key order (kept as
+                // rows), and rows appended to a complete table (a sink with inputs in both
+                // modes).
+                let batch = match epoch % 4 {
+                    0 | 1 => windowed(epoch, OutputMode::Complete, true),
+                    2 => windowed(epoch, OutputMode::Complete, false),
+                    _ => windowed(epoch, OutputMode::Append, false),
+                };
+                for s in [&mut never, &mut sink] {
+                    s.write(&batch).unwrap();
+                    s.commit(epoch).unwrap();
+                }
+                let (state, listed) = checkpoint(&mut sink, &mut store);
+                sink = MemorySink::new("t", restored.clone(), bound, false);
+                sink.restore_with_segments(&state, listed).unwrap();
+                assert_eq!(
+                    rows_of(&restored),
+                    rows_of(&reference),
+                    "bound {bound:?}, epoch {epoch}"
+                );
             }
         }
     }
