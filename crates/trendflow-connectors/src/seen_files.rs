@@ -11,20 +11,16 @@
 use std::collections::{HashMap, VecDeque};
 
 use trendflow_core::codec::{StateReader, StateWriter, crc32};
-use trendflow_core::state_segment::{self, merges};
+use trendflow_core::state_segment::{self, MergingSegment, merges};
 use trendflow_core::{Epoch, OperatorError, SegmentData, StateSegment};
 
 /// One segment: files taken in an epoch, or in several merged.
 #[derive(Debug)]
 struct Segment {
-    name: String,
-    /// Files in the segment, including those forgotten since.
-    files: usize,
+    /// Its files (including those forgotten since) and name.
+    files: MergingSegment<(String, i64)>,
     /// The newest modification time among them: once older than the age bound, all are.
     newest_mtime: i64,
-    /// The files, while the segment may still be merged or is not yet saved.
-    entries: Option<Vec<(String, i64)>>,
-    saved: bool,
 }
 
 /// The record of files taken: path -> modification time.
@@ -63,14 +59,14 @@ impl SeenFiles {
         };
         self.segments.push_back(segment(name(), taken));
         while let [.., older, newer] = self.segments.make_contiguous()
-            && merges(older.files, newer.files)
+            && merges(older.files.items, newer.files.items)
         {
             let newer = self.segments.pop_back().expect("two segments");
             let older = self.segments.pop_back().expect("two segments");
             let files = &self.files;
             let remembered: Vec<(String, i64)> = [older, newer]
                 .into_iter()
-                .flat_map(|s| s.entries.expect("a segment that merges keeps its files"))
+                .flat_map(|s| s.files.into_items())
                 .filter(|(path, _)| files.contains_key(path))
                 .collect();
             self.segments.push_back(segment(name(), remembered));
@@ -88,7 +84,9 @@ impl SeenFiles {
     pub fn write_list(&self, w: &mut StateWriter) {
         w.u64(self.segments.len() as u64);
         for s in &self.segments {
-            w.str(&s.name).u64(s.files as u64).i64(s.newest_mtime);
+            w.str(&s.files.name)
+                .u64(s.files.items as u64)
+                .i64(s.newest_mtime);
         }
     }
 
@@ -97,24 +95,14 @@ impl SeenFiles {
         self.segments
             .iter_mut()
             .map(|s| {
-                if s.saved {
-                    return StateSegment::stored(s.name.clone());
-                }
-                s.saved = true;
-                let entries = s
-                    .entries
-                    .as_ref()
-                    .expect("an unsaved segment keeps its files");
-                let mut w = StateWriter::new();
-                w.u64(SEGMENT_VERSION).u64(entries.len() as u64);
-                for (path, mtime) in entries {
-                    w.str(path).i64(*mtime);
-                }
-                if !merges(s.files, s.files) {
-                    // Too large to merge with a newer one of its size or more: not needed.
-                    s.entries = None;
-                }
-                StateSegment::new(s.name.clone(), w.finish())
+                s.files.hand_over(|entries| {
+                    let mut w = StateWriter::new();
+                    w.u64(SEGMENT_VERSION).u64(entries.len() as u64);
+                    for (path, mtime) in entries {
+                        w.str(path).i64(*mtime);
+                    }
+                    w.finish()
+                })
             })
             .collect()
     }
@@ -155,11 +143,8 @@ impl SeenFiles {
                 }
             }
             seen.segments.push_back(Segment {
-                name,
-                files,
+                files: MergingSegment::restored(name, files, entries),
                 newest_mtime,
-                entries: merges(files, files).then_some(entries),
-                saved: true,
             });
         }
         Ok(seen)
@@ -187,11 +172,8 @@ impl SeenFiles {
 
 fn segment(name: String, entries: Vec<(String, i64)>) -> Segment {
     Segment {
-        name,
-        files: entries.len(),
         newest_mtime: entries.iter().map(|(_, m)| *m).max().unwrap_or(i64::MIN),
-        entries: Some(entries),
-        saved: false,
+        files: MergingSegment::new(name, entries),
     }
 }
 

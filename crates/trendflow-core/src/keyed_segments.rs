@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::codec::{DecodeError, StateReader, StateWriter, crc32};
-use crate::state_segment::{self, MERGED_MAX, SegmentData, StateSegment, merges};
+use crate::state_segment::{self, MERGED_MAX, MergingSegment, SegmentData, StateSegment, merges};
 use crate::{Epoch, OperatorError, Window};
 
 /// A row of a table of counts: its window (none for a count over the whole stream) and key.
@@ -32,15 +32,7 @@ pub type RowChange = (RowKey, Option<i64>);
 pub const MAX_SEGMENTS: usize = 64;
 
 /// One segment: rows with their counts (or removals) when it was made.
-#[derive(Debug)]
-struct Segment {
-    name: String,
-    /// Rows in it (some may have newer values in newer segments since).
-    entries: usize,
-    /// The rows, while the segment may still be merged or is not yet saved.
-    data: Option<Vec<RowChange>>,
-    saved: bool,
-}
+type Segment = MergingSegment<RowChange>;
 
 #[derive(Debug, Default)]
 pub struct KeyedSegments {
@@ -50,7 +42,7 @@ pub struct KeyedSegments {
 impl KeyedSegments {
     /// Entries in all segments: what a restart reads.
     pub fn entries(&self) -> usize {
-        self.segments.iter().map(|s| s.entries).sum()
+        self.segments.iter().map(|s| s.items).sum()
     }
 
     /// The number of segments.
@@ -88,24 +80,23 @@ impl KeyedSegments {
             self.segments.clear();
             let all = all();
             if !all.is_empty() {
-                self.segments.push(segment(name(), all));
+                self.segments.push(Segment::new(name(), all));
             }
             return;
         }
-        self.segments.push(segment(name(), changed));
+        self.segments.push(Segment::new(name(), changed));
         while let [.., older, newer] = &self.segments[..]
-            && merges(older.entries, newer.entries)
+            && merges(older.items, newer.items)
         {
             let newer = self.segments.pop().expect("two segments");
             let older = self.segments.pop().expect("two segments");
             let oldest = self.segments.is_empty();
-            let rows = |s: Segment| s.data.expect("a segment that merges keeps its rows");
-            let mut merged = merge_sorted(rows(older), rows(newer));
+            let mut merged = merge_sorted(older.into_items(), newer.into_items());
             if oldest {
                 // A removal matters only while an older segment may still hold the row.
                 merged.retain(|(_, value)| value.is_some());
             }
-            self.segments.push(segment(name(), merged));
+            self.segments.push(Segment::new(name(), merged));
         }
     }
 
@@ -126,14 +117,14 @@ impl KeyedSegments {
             tag.extend_from_slice(&count.unwrap_or(i64::MIN).to_le_bytes());
         }
         let name = format!("unsegmented-{:08x}-{}", crc32(&tag), all.len());
-        self.segments.push(segment(name, all));
+        self.segments.push(Segment::new(name, all));
     }
 
     /// The segments, oldest first, as a state lists them: name and rows.
     pub fn write_list(&self, w: &mut StateWriter) {
         w.u64(self.segments.len() as u64);
         for s in &self.segments {
-            w.str(&s.name).u64(s.entries as u64);
+            w.str(&s.name).u64(s.items as u64);
         }
     }
 
@@ -142,24 +133,17 @@ impl KeyedSegments {
         self.segments
             .iter_mut()
             .map(|s| {
-                if s.saved {
-                    return StateSegment::stored(s.name.clone());
-                }
-                s.saved = true;
-                let data = s.data.as_ref().expect("an unsaved segment keeps its rows");
-                let mut w = StateWriter::new();
-                w.u64(SEGMENT_VERSION).u64(data.len() as u64);
-                for ((window, key), value) in data {
-                    w.opt_i64(window.map(|w| w.start))
-                        .opt_i64(window.map(|w| w.end))
-                        .str(key)
-                        .opt_i64(*value);
-                }
-                if !merges(s.entries, s.entries) {
-                    // Too large to merge with a newer one of its size or more: not needed.
-                    s.data = None;
-                }
-                StateSegment::new(s.name.clone(), w.finish())
+                s.hand_over(|data| {
+                    let mut w = StateWriter::new();
+                    w.u64(SEGMENT_VERSION).u64(data.len() as u64);
+                    for ((window, key), value) in data {
+                        w.opt_i64(window.map(|w| w.start))
+                            .opt_i64(window.map(|w| w.end))
+                            .str(key)
+                            .opt_i64(*value);
+                    }
+                    w.finish()
+                })
             })
             .collect()
     }
@@ -189,7 +173,7 @@ impl KeyedSegments {
                     "segment {name} holds {n} rows, the state lists {entries}"
                 )));
             }
-            let keep = merges(entries, entries);
+            let keep = Segment::keeps(entries);
             let mut rows = Vec::with_capacity(if keep { n } else { 0 });
             for _ in 0..n {
                 let (start, end) = (s.opt_i64().map_err(bad)?, s.opt_i64().map_err(bad)?);
@@ -202,12 +186,9 @@ impl KeyedSegments {
                 apply((window, key), value);
             }
             s.end().map_err(bad)?;
-            restored.segments.push(Segment {
-                name,
-                entries,
-                data: keep.then_some(rows),
-                saved: true,
-            });
+            restored
+                .segments
+                .push(Segment::restored(name, entries, rows));
         }
         Ok(restored)
     }
@@ -227,15 +208,6 @@ fn merge_sorted(older: Vec<RowChange>, newer: Vec<RowChange>) -> Vec<RowChange> 
     }
     merged.extend(older);
     merged
-}
-
-fn segment(name: String, data: Vec<RowChange>) -> Segment {
-    Segment {
-        name,
-        entries: data.len(),
-        data: Some(data),
-        saved: false,
-    }
 }
 
 /// A segment's bytes: `u64` this version, `u64` n, n x (`opt_i64` window start, `opt_i64`

@@ -89,6 +89,70 @@ pub fn merges(older: usize, newer: usize) -> bool {
     newer >= older && older + newer <= MERGED_MAX
 }
 
+/// A segment of items (rows, files) that merges as [`merges`] says: made of `items` items,
+/// which it keeps while it may still be merged or is not yet handed over.
+#[derive(Debug)]
+pub struct MergingSegment<T> {
+    pub name: String,
+    /// Items it was made of (some may be stale or dropped since).
+    pub items: usize,
+    data: Option<Vec<T>>,
+    saved: bool,
+}
+
+impl<T> MergingSegment<T> {
+    /// A new segment, handed over by the next snapshot.
+    pub fn new(name: String, data: Vec<T>) -> Self {
+        MergingSegment {
+            name,
+            items: data.len(),
+            data: Some(data),
+            saved: false,
+        }
+    }
+
+    /// A segment a restore read, of `items` items: saved, keeping `data` (its items, read
+    /// only when [`Self::keeps`] says so) if it may still merge.
+    pub fn restored(name: String, items: usize, data: Vec<T>) -> Self {
+        MergingSegment {
+            name,
+            items,
+            data: merges(items, items).then_some(data),
+            saved: true,
+        }
+    }
+
+    /// Whether a restore needs its items to build it again (see [`Self::restored`]).
+    pub fn keeps(items: usize) -> bool {
+        merges(items, items)
+    }
+
+    /// Its items, to merge it with a newer one (which [`merges`] allows only while it keeps
+    /// them).
+    pub fn into_items(self) -> Vec<T> {
+        self.data.expect("a segment that merges keeps its items")
+    }
+
+    /// The segment as a snapshot lists it: with its bytes (`encode` of its items) the first
+    /// time, by name after that. A segment too large to merge with a newer one of its size or
+    /// more stops keeping its items then.
+    pub fn hand_over(&mut self, encode: impl FnOnce(&[T]) -> Vec<u8>) -> StateSegment {
+        if self.saved {
+            return StateSegment::stored(self.name.clone());
+        }
+        self.saved = true;
+        let data = self
+            .data
+            .as_ref()
+            .expect("an unsaved segment keeps its items");
+        let bytes = encode(data);
+        if !merges(self.items, self.items) {
+            self.data = None;
+        }
+        StateSegment::new(self.name.clone(), bytes)
+    }
+}
+
 /// Whether `name` can name a segment (it becomes part of an object's name in the store).
 pub fn is_valid_segment_name(name: &str) -> bool {
     !name.is_empty()
